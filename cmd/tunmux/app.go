@@ -1,0 +1,199 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tunmux/tunmux/dataplane"
+	"github.com/tunmux/tunmux/maps"
+	"github.com/tunmux/tunmux/netdev"
+	"github.com/tunmux/tunmux/render"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitFailed   = 1
+	exitInvalid  = 2
+	exitNotFound = 3
+)
+
+// app holds the global flags and the output writers of one invocation.
+type app struct {
+	out, errw   io.Writer
+	bpffs       string
+	output      string
+	netns       string
+	lockTimeout time.Duration
+	printer     render.Printer
+}
+
+// usageError is bad command-line syntax (unknown flag, wrong arguments): exit 2.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+// run executes one tunmux command line and returns its exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	a := &app{out: stdout, errw: stderr}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "tunmux: %s\n", indentJoined(err))
+	return exitCode(err)
+}
+
+// exitCode maps an error to the documented exit codes.
+func exitCode(err error) int {
+	var u usageError
+	switch {
+	case errors.As(err, &u), errors.Is(err, maps.ErrInvalid):
+		return exitInvalid
+	case errors.Is(err, maps.ErrNotFound):
+		return exitNotFound
+	}
+	return exitFailed
+}
+
+// indentJoined prints joined errors one per line.
+func indentJoined(err error) string {
+	msg := err.Error()
+	if !strings.Contains(msg, "\n") {
+		return msg
+	}
+	lines := strings.Split(msg, "\n")
+	return fmt.Sprintf("%d problems:\n  %s", len(lines), strings.Join(lines, "\n  "))
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "tunmux",
+		Short: "Load eBPF tunnel dataplanes and manage their pinned state",
+		Long: `tunmux loads eBPF tunnel dataplanes (XDP and TC programs) into the kernel, pins
+their programs, maps and links under a bpffs root, and manages their entries
+with short-lived commands. There is no daemon: all state lives in bpffs.
+
+Dataplanes: ` + strings.Join(dataplane.Names(), ", ") + `.
+
+A first tunnel (see 'tunmux tunnel add --help' for every flag):
+  tunmux load encap
+  tunmux attach encap veth-wl        # frames from the workload arrive here
+  tunmux attach decap eth0           # tunnelled frames arrive here
+  tunmux tunnel add --inner-src 10.0.0.1 --inner-dst 10.0.0.2 --proto vxlan --vni 100 \
+      --outer-src 192.168.1.1 --outer-dst 192.168.1.2 --dst-mac 02:00:00:00:00:02 \
+      --underlay eth0 --overlay veth-wl
+
+Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not found.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.setup()
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.bpffs, "bpffs", "", "bpffs root of tunmux's pinned state (env "+maps.RootEnv+", default "+maps.DefaultRootPath+")")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table|json")
+	pf.StringVar(&a.netns, "netns", "", "resolve and attach interfaces inside this named network namespace (ip netns), keeping the host bpffs")
+	pf.DurationVar(&a.lockTimeout, "lock-timeout", maps.DefaultLockTimeout, "how long a mutating command waits for the lock on the bpffs root")
+
+	root.AddCommand(
+		a.loadCommand(), a.unloadCommand(), a.attachCommand(), a.detachCommand(),
+		a.tunnelCommand(), a.devmapCommand(), a.statsCommand(), a.statusCommand(),
+	)
+	wrapArgs(root)
+	return root
+}
+
+// wrapArgs makes argument-count errors usage errors (exit 2) everywhere.
+func wrapArgs(c *cobra.Command) {
+	if c.Args != nil {
+		check := c.Args
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return usageError{fmt.Errorf("%s: %w (usage: %s)", cmd.CommandPath(), err, cmd.UseLine())}
+			}
+			return nil
+		}
+	}
+	if c.HasSubCommands() && c.RunE == nil {
+		// A group called without a subcommand (or with an unknown one).
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q for %s; see '%s --help'", args[0], cmd.CommandPath(), cmd.CommandPath())}
+			}
+			return nil
+		}
+		c.RunE = func(cmd *cobra.Command, _ []string) error {
+			return usageError{fmt.Errorf("%s needs a subcommand; see '%s --help'", cmd.CommandPath(), cmd.CommandPath())}
+		}
+	}
+	for _, sub := range c.Commands() {
+		wrapArgs(sub)
+	}
+}
+
+// setup validates the global flags.
+func (a *app) setup() error {
+	f, err := render.ParseFormat(a.output)
+	if err != nil {
+		return err
+	}
+	a.printer = render.Printer{W: a.out, Format: f}
+	if a.lockTimeout < 0 {
+		return maps.Invalid("--lock-timeout", a.lockTimeout.String(), "is negative", "a duration like 5s or 500ms")
+	}
+	if _, err := maps.OpenRoot(maps.RootPath(a.bpffs), false); err != nil {
+		return err
+	}
+	if a.netns != "" {
+		if strings.ContainsAny(a.netns, "/\x00") || a.netns == "." || a.netns == ".." || !netdev.NamespaceExists(a.netns) {
+			return maps.Invalid("--netns", a.netns, "no such network namespace", "a name listed by 'ip netns list'")
+		}
+	}
+	return nil
+}
+
+// root opens the bpffs root for reading (it need not exist).
+func (a *app) root() *maps.Root {
+	r, _ := maps.OpenRoot(maps.RootPath(a.bpffs), false)
+	return r
+}
+
+// mutate runs fn holding the lock on the root. With create, the root (and
+// the bpffs mount) is created when missing; otherwise a missing root means
+// nothing is loaded.
+func (a *app) mutate(create bool, dp *dataplane.Dataplane, fn func(*maps.Lock) error) error {
+	root, err := maps.OpenRoot(maps.RootPath(a.bpffs), create)
+	if err != nil {
+		return err
+	}
+	if !root.Exists() {
+		return fmt.Errorf("%s under %s: %w (run 'tunmux load %s')", dp.Name, root.Path, maps.ErrNotLoaded, dp.Name)
+	}
+	lock, err := root.Lock(a.lockTimeout)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	return fn(lock)
+}
+
+// warn prints a warning to standard error.
+func (a *app) warn(msgs ...string) {
+	for _, m := range msgs {
+		fmt.Fprintf(a.errw, "tunmux: warning: %s\n", m)
+	}
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tunmux/tunmux/dataplane"
+	"github.com/tunmux/tunmux/maps"
+	"github.com/tunmux/tunmux/netdev"
+)
+
+func programHelp() string {
+	var names []string
+	progs := dataplane.Attachable()
+	for name := range progs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, name := range names {
+		p, _ := progs[name].Program(name)
+		fmt.Fprintf(&b, "  %-10s (%s, %s) %s\n", name, progs[name].Name, p.Hook, p.Role)
+	}
+	return b.String()
+}
+
+// programArg resolves the PROGRAM argument to its dataplane.
+func programArg(name string) (*dataplane.Dataplane, error) {
+	dp, ok := dataplane.Attachable()[name]
+	if !ok {
+		var names []string
+		for n := range dataplane.Attachable() {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, maps.Invalid("PROGRAM", name, "is not an attachable program", strings.Join(names, "|"))
+	}
+	return dp, nil
+}
+
+func (a *app) attachCommand() *cobra.Command {
+	var mode string
+	cmd := &cobra.Command{
+		Use:   "attach PROGRAM IFACE",
+		Short: "Attach a program to an interface with a pinned link",
+		Long: `Attach a loaded dataplane's program to an interface. The attachment is a
+bpf_link pinned under <bpffs>/<dataplane>/link_<program>_<netns>_<ifindex>, so
+it outlives this command; 'tunmux detach' or 'tunmux unload' removes it.
+Attaching the same program again is a no-op. One XDP program owns an
+interface's XDP slot: if another holds it, the error names the owner.
+
+Programs:
+` + programHelp() + `
+XDP modes: native (default; on a veth it turns TSO off at the peer) or generic
+(works on any device, slower).`,
+		Example: `  tunmux attach encap veth-wl
+  tunmux attach decap eth0
+  tunmux --netns node1 attach decap ul0 --mode generic`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dp, err := programArg(args[0])
+			if err != nil {
+				return err
+			}
+			if _, err := dataplane.ParseMode(mode); err != nil {
+				return err
+			}
+			if err := maps.ValidateIfaceName("IFACE", args[1]); err != nil {
+				return err
+			}
+			var res dataplane.AttachResult
+			err = a.mutate(false, dp, func(lock *maps.Lock) error {
+				l, err := dataplane.Open(lock.Root(), dp)
+				if err != nil {
+					return err
+				}
+				defer l.Close()
+				res, err = l.Attach(lock, args[0], args[1], dataplane.AttachOptions{Netns: a.netns, Mode: mode})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(attachView(res))
+		},
+	}
+	cmd.Flags().StringVar(&mode, "mode", "native", "XDP attach mode: native|generic")
+	return cmd
+}
+
+type attachView dataplane.AttachResult
+
+func (v attachView) Text() string {
+	where := netdev.Describe(v.Netns, v.Interface)
+	if v.Already {
+		return fmt.Sprintf("%s was already attached to %s (%s), nothing changed", v.Program, where, v.Hook)
+	}
+	return fmt.Sprintf("attached %s to %s (ifindex %d, %s %s, link %d)", v.Program, where, v.Ifindex, v.Hook, v.Mode, v.LinkID)
+}
+
+func (a *app) detachCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "detach PROGRAM IFACE",
+		Short: "Detach a program from an interface",
+		Long: `Detach a program from an interface by removing its pinned link. Exits 3 if
+the program is not attached there.
+
+Programs:
+` + programHelp(),
+		Example: `  tunmux detach encap veth-wl`,
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dp, err := programArg(args[0])
+			if err != nil {
+				return err
+			}
+			if err := maps.ValidateIfaceName("IFACE", args[1]); err != nil {
+				return err
+			}
+			var res dataplane.DetachResult
+			err = a.mutate(false, dp, func(lock *maps.Lock) error {
+				l, err := dataplane.Open(lock.Root(), dp)
+				if err != nil {
+					return err
+				}
+				defer l.Close()
+				res, err = l.Detach(lock, args[0], args[1], a.netns)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(detachView(res))
+		},
+	}
+}
+
+type detachView dataplane.DetachResult
+
+func (v detachView) Text() string {
+	return fmt.Sprintf("detached %s from %s", v.Program, netdev.Describe(v.Netns, v.Interface))
+}

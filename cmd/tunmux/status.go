@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tunmux/tunmux/dataplane"
+	"github.com/tunmux/tunmux/render"
+)
+
+func (a *app) statusCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show everything pinned: dataplanes, programs, maps, links, slots",
+		Long: `Show everything tunmux has pinned under the bpffs root: each dataplane with its
+schema and load parameters, its programs (id, tag), its maps (entries /
+capacity), its links (program, interface, hook, mode, attached or defunct) and,
+for encap, its redirect slots and how each target accepts redirected frames.`,
+		Example: "  tunmux status\n  tunmux status -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := dataplane.ReadStatus(a.root())
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(statusView(st))
+		},
+	}
+}
+
+type statusView dataplane.Status
+
+func (s statusView) Text() string {
+	var b strings.Builder
+	if len(s.Dataplanes) == 0 {
+		fmt.Fprintf(&b, "nothing loaded under %s\n", s.Root)
+		return b.String()
+	}
+	for i, d := range s.Dataplanes {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "%s: %s", d.Name, d.State)
+		if d.Meta != nil {
+			fmt.Fprintf(&b, " (schema %d, capacity %d, loaded %s by tunmux %s)", d.Meta.Schema, d.Meta.MaxEntries,
+				d.Meta.LoadedAt.Format("2006-01-02 15:04:05Z"), d.Meta.Version)
+		}
+		fmt.Fprintf(&b, " at %s\n", d.Path)
+		if d.Error != "" {
+			fmt.Fprintf(&b, "  problem: %s\n", d.Error)
+		}
+		section := func(title string, header []string, rows [][]string) {
+			if len(rows) == 0 {
+				return
+			}
+			fmt.Fprintf(&b, "\n%s\n", title)
+			_ = render.WriteTable(&b, header, rows)
+		}
+		var rows [][]string
+		for _, p := range d.Programs {
+			rows = append(rows, []string{p.Name, fmt.Sprint(p.ID), p.Type, p.Tag})
+		}
+		section("programs", []string{"name", "id", "type", "tag"}, rows)
+		rows = nil
+		for _, l := range d.Links {
+			rows = append(rows, []string{l.Program, l.Where(), fmt.Sprint(l.Ifindex), l.Hook, l.Mode, fmt.Sprint(l.LinkID), l.State})
+		}
+		section("links", []string{"program", "interface", "ifindex", "hook", "mode", "link", "state"}, rows)
+		rows = nil
+		for _, m := range d.Maps {
+			rows = append(rows, []string{m.Name, fmt.Sprint(m.ID), m.Type, fmt.Sprintf("%d/%d", m.Entries, m.Capacity)})
+		}
+		section("maps", []string{"name", "id", "type", "entries"}, rows)
+		if len(d.Slots) > 0 {
+			t := slotTable(d.Slots)
+			section("redirect slots", t.Header(), t.Rows())
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/tunmux/tunmux/dataplane"
+	"github.com/tunmux/tunmux/maps"
+)
+
+func (a *app) tunnelCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tunnel",
+		Short: "Add, update, get, delete and list encap tunnels",
+		Long: `Tunnels of the encap dataplane. A tunnel is keyed by the inner IPv4 pair that
+the local workload sends (--inner-src, --inner-dst) and serves both directions:
+  encap: frames from inner-src to inner-dst (IPv4, and ARP between the two)
+         get the tunnel's headers and leave on --underlay;
+  decap: frames from inner-dst to inner-src that arrive with the tunnel's
+         protocol, port, VNI or VLAN id and outer destination = --outer-src are
+         stripped and leave on --overlay.
+Each tunnel holds a redirect slot for its --underlay and --overlay (see
+'tunmux devmap list'); a slot lives as long as a tunnel or 'devmap add' holds it.`,
+	}
+	cmd.AddCommand(a.tunnelPutCommand("add"), a.tunnelPutCommand("update"),
+		a.tunnelKeyCommand("get"), a.tunnelKeyCommand("del"), a.tunnelListCommand())
+	return cmd
+}
+
+// keyFlags adds --inner-src and --inner-dst.
+func keyFlags(fs *pflag.FlagSet, args *maps.TunnelArgs) {
+	fs.StringVar(&args.InnerSrc, "inner-src", "", "inner IPv4 source, as the local workload sends it (key)")
+	fs.StringVar(&args.InnerDst, "inner-dst", "", "inner IPv4 destination, as the local workload sends it (key)")
+}
+
+func (a *app) tunnelPutCommand(verb string) *cobra.Command {
+	var (
+		args    maps.TunnelArgs
+		replace bool
+	)
+	cmd := &cobra.Command{
+		Use:  verb + " --inner-src IP --inner-dst IP [flags]",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			mode := maps.Add
+			switch {
+			case verb == "update":
+				mode = maps.Update
+			case replace:
+				mode = maps.Upsert
+			}
+			var res dataplane.TunnelResult
+			err := a.mutate(false, dataplane.EncapDataplane, func(lock *maps.Lock) error {
+				e, err := dataplane.OpenEncap(lock.Root())
+				if err != nil {
+					return err
+				}
+				defer e.Close()
+				res, err = e.PutTunnel(lock, args, mode, a.netns)
+				return err
+			})
+			a.warn(res.Warnings...)
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(tunnelDetail(res.Tunnel))
+		},
+	}
+	if verb == "add" {
+		cmd.Short = "Add a tunnel (fails if its key exists, unless --replace)"
+		cmd.Example = `  # GENEVE, VNI 100, from this node (192.168.1.1) to its peer (192.168.1.2)
+  tunmux tunnel add --inner-src 10.0.0.1 --inner-dst 10.0.0.2 --proto geneve --vni 100 \
+      --outer-src 192.168.1.1 --outer-dst 192.168.1.2 --dst-mac 02:00:00:00:00:02 \
+      --underlay eth0 --overlay veth-wl
+  # 802.1Q tag 100: no outer IP or MAC flags
+  tunmux tunnel add --inner-src 10.0.0.1 --inner-dst 10.0.0.2 --proto vlan --vlan-id 100 \
+      --underlay eth0 --overlay veth-wl`
+		cmd.Flags().BoolVar(&replace, "replace", false, "replace the tunnel if its key exists (the flags describe the whole tunnel)")
+	} else {
+		cmd.Short = "Change fields of an existing tunnel (fails if its key is missing)"
+		cmd.Long = `Change an existing tunnel: the flags given replace those fields, the others
+are kept. Changing --proto to vlan drops the outer fields; changing it from vlan
+to geneve or vxlan needs --vni, --outer-src, --outer-dst and --dst-mac.`
+		cmd.Example = `  tunmux tunnel update --inner-src 10.0.0.1 --inner-dst 10.0.0.2 --vni 200`
+	}
+	fs := cmd.Flags()
+	keyFlags(fs, &args)
+	fs.StringVar(&args.Proto, "proto", "", "tunnel protocol: geneve|vxlan|vlan")
+	fs.StringVar(&args.VNI, "vni", "", "virtual network identifier, geneve and vxlan: 0..16777215")
+	fs.StringVar(&args.VlanID, "vlan-id", "", "802.1Q VLAN id, vlan: 1..4094")
+	fs.StringVar(&args.OuterSrc, "outer-src", "", "outer IPv4 source: this node's underlay address (geneve, vxlan)")
+	fs.StringVar(&args.OuterDst, "outer-dst", "", "outer IPv4 destination: the peer node's underlay address (geneve, vxlan)")
+	fs.StringVar(&args.SrcMAC, "src-mac", "", "outer Ethernet source (geneve, vxlan; default: the underlay's MAC)")
+	fs.StringVar(&args.DstMAC, "dst-mac", "", "outer Ethernet destination: the next hop towards --outer-dst (geneve, vxlan)")
+	fs.StringVar(&args.InnerDstMAC, "inner-dst-mac", "", "rewrite the inner destination MAC of unicast frames on encap (optional)")
+	fs.StringVar(&args.SrcPort, "src-port", "", "outer UDP source port 1..65535 (geneve, vxlan; default: derived per inner flow, as the kernel's vxlan does)")
+	fs.StringVar(&args.Underlay, "underlay", "", "interface where encapsulated frames leave")
+	fs.StringVar(&args.Overlay, "overlay", "", "interface where decapsulated frames go")
+	return cmd
+}
+
+func (a *app) tunnelKeyCommand(verb string) *cobra.Command {
+	var args maps.TunnelArgs
+	cmd := &cobra.Command{
+		Use:  verb + " --inner-src IP --inner-dst IP",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			key, err := maps.ParseTunnelKey(args.InnerSrc, args.InnerDst)
+			if err != nil {
+				return err
+			}
+			var t maps.Tunnel
+			if verb == "get" {
+				e, err := dataplane.OpenEncap(a.root())
+				if err != nil {
+					return err
+				}
+				defer e.Close()
+				if t, err = e.State.GetTunnel(key); err != nil {
+					return err
+				}
+				return a.printer.Print(tunnelDetail(t))
+			}
+			err = a.mutate(false, dataplane.EncapDataplane, func(lock *maps.Lock) error {
+				e, err := dataplane.OpenEncap(lock.Root())
+				if err != nil {
+					return err
+				}
+				defer e.Close()
+				t, err = e.DeleteTunnel(lock, key)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(deletedTunnel(t))
+		},
+	}
+	if verb == "get" {
+		cmd.Short = "Show one tunnel (exit 3 if there is none)"
+		cmd.Example = `  tunmux tunnel get --inner-src 10.0.0.1 --inner-dst 10.0.0.2 -o json`
+	} else {
+		cmd.Short = "Delete a tunnel and release the slots only it held (exit 3 if there is none)"
+		cmd.Example = `  tunmux tunnel del --inner-src 10.0.0.1 --inner-dst 10.0.0.2`
+	}
+	keyFlags(cmd.Flags(), &args)
+	return cmd
+}
+
+func (a *app) tunnelListCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List every tunnel",
+		Example: `  tunmux tunnel list -o json`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			e, err := dataplane.OpenEncap(a.root())
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			ts, err := e.State.ListTunnels()
+			if err != nil {
+				return err
+			}
+			if ts == nil {
+				ts = []maps.Tunnel{}
+			}
+			return a.printer.Print(tunnelTable(ts))
+		},
+	}
+}
+
+type tunnelTable []maps.Tunnel
+
+func (t tunnelTable) Header() []string {
+	return []string{"inner-src", "inner-dst", "proto", "id", "outer-src", "outer-dst", "dst-mac", "src-port", "underlay", "overlay"}
+}
+
+func (t tunnelTable) Rows() [][]string {
+	rows := make([][]string, 0, len(t))
+	for _, x := range t {
+		outerSrc, outerDst, dstMAC := "-", "-", "-"
+		if x.Proto.UsesUDP() {
+			outerSrc, outerDst, dstMAC = x.OuterSrc.String(), x.OuterDst.String(), x.DstMAC.String()
+		}
+		rows = append(rows, []string{x.InnerSrc.String(), x.InnerDst.String(), x.Proto.String(), x.ID(),
+			outerSrc, outerDst, dstMAC, x.SrcPortString(), x.Underlay, x.Overlay})
+	}
+	return rows
+}
+
+// tunnelDetail prints one tunnel as field: value lines.
+type tunnelDetail maps.Tunnel
+
+func (t tunnelDetail) MarshalJSON() ([]byte, error) { return maps.Tunnel(t).MarshalJSON() }
+
+func (t tunnelDetail) Text() string {
+	x := maps.Tunnel(t)
+	lines := [][2]string{
+		{"inner-src", x.InnerSrc.String()}, {"inner-dst", x.InnerDst.String()},
+		{"proto", x.Proto.String()}, {"id", x.ID()},
+	}
+	if x.Proto.UsesUDP() {
+		lines = append(lines, [][2]string{
+			{"outer-src", x.OuterSrc.String()}, {"outer-dst", x.OuterDst.String()},
+			{"src-mac", x.SrcMAC.String()}, {"dst-mac", x.DstMAC.String()}, {"src-port", x.SrcPortString()},
+		}...)
+	}
+	if x.InnerDstMAC != nil {
+		lines = append(lines, [2]string{"inner-dst-mac", x.InnerDstMAC.String()})
+	}
+	lines = append(lines,
+		[2]string{"underlay", fmt.Sprintf("%s (ifindex %d)", x.Underlay, x.UnderlayIndex)},
+		[2]string{"overlay", fmt.Sprintf("%s (ifindex %d)", x.Overlay, x.OverlayIndex)})
+	var b strings.Builder
+	for _, l := range lines {
+		fmt.Fprintf(&b, "%-14s %s\n", l[0]+":", l[1])
+	}
+	return b.String()
+}
+
+type deletedTunnel maps.Tunnel
+
+func (t deletedTunnel) MarshalJSON() ([]byte, error) { return maps.Tunnel(t).MarshalJSON() }
+
+func (t deletedTunnel) Text() string {
+	return fmt.Sprintf("deleted tunnel %s (%s %s)", maps.Tunnel(t).TunnelKey, maps.Tunnel(t).Proto, maps.Tunnel(t).ID())
+}

@@ -1,0 +1,289 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/tunmux/tunmux/maps"
+	"github.com/tunmux/tunmux/netdev"
+)
+
+// LinkPinName is the pin name of the link of prog on (netns inode, ifindex).
+func LinkPinName(prog string, netns uint64, ifindex int) string {
+	return fmt.Sprintf("%s%s_%d_%d", maps.LinkPrefix, prog, netns, ifindex)
+}
+
+// linkPins lists the link pins of prog in dir.
+func linkPins(dir, prog string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", dir, err)
+	}
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), maps.LinkPrefix+prog+"_") {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// AttachOptions are the parameters of Attach.
+type AttachOptions struct {
+	Netns string // network namespace of the interface; "" for the caller's
+	Mode  string // XDP: "native" (default) or "generic"
+}
+
+// AttachResult describes an attachment.
+type AttachResult struct {
+	Dataplane string `json:"dataplane"`
+	Program   string `json:"program"`
+	Interface string `json:"interface"`
+	Ifindex   int    `json:"ifindex"`
+	Netns     string `json:"netns"`
+	Hook      string `json:"hook"`
+	Mode      string `json:"mode"`
+	LinkID    uint32 `json:"link_id"`
+	Pin       string `json:"pin"`
+	// Already is true when the program was attached there before this call.
+	Already bool `json:"already"`
+}
+
+// ParseMode validates --mode.
+func ParseMode(mode string) (uint32, error) {
+	switch mode {
+	case "", "native":
+		return maps.ModeNative, nil
+	case "generic":
+		return maps.ModeGeneric, nil
+	}
+	return 0, maps.Invalid("--mode", mode, "unknown XDP mode", "native|generic")
+}
+
+// Attach attaches program prog of the dataplane to iface with a pinned
+// bpf_link that outlives this process. Attaching the same program again
+// in the same mode is a no-op; an XDP slot held by any other program is an
+// error that names its owner.
+func (l *Loaded) Attach(lock *maps.Lock, prog, iface string, opts AttachOptions) (AttachResult, error) {
+	p, ok := l.DP.Program(prog)
+	if !ok || !p.Attachable {
+		return AttachResult{}, maps.Invalid("PROGRAM", prog, "is not an attachable program of "+l.DP.Name, attachableNames(l.DP))
+	}
+	mode, err := ParseMode(opts.Mode)
+	if err != nil {
+		return AttachResult{}, err
+	}
+	if err := maps.ValidateIfaceName("IFACE", iface); err != nil {
+		return AttachResult{}, err
+	}
+	res := AttachResult{Dataplane: l.DP.Name, Program: prog, Interface: iface, Netns: opts.Netns, Hook: p.Hook.String(), Mode: maps.ModeName(mode)}
+	err = netdev.Do(opts.Netns, func() error {
+		ifc, err := lookupArg("IFACE", iface, opts.Netns)
+		if err != nil {
+			return err
+		}
+		ino, err := netdev.CurrentInode()
+		if err != nil {
+			return err
+		}
+		res.Ifindex = ifc.Index
+		pin := filepath.Join(l.Dir, LinkPinName(prog, ino, ifc.Index))
+		res.Pin = pin
+		if ifc.XDPProgID != 0 {
+			owner := DescribeXDPOwner(l.Root, ifc.XDPProgID)
+			if _, err := os.Stat(pin); err == nil && owner.Dataplane == l.DP.Name && owner.Program == prog {
+				rec, err := maps.GetAttachment(l.Maps["attachments"], ino, uint32(ifc.Index), p.Hook)
+				if err == nil && rec.Mode != mode {
+					return fmt.Errorf("%s is already attached to %s in %s mode: %w; detach it first to change the mode",
+						prog, iface, maps.ModeName(rec.Mode), maps.ErrInUse)
+				}
+				res.Already = true
+				return nil
+			}
+			return fmt.Errorf("the XDP slot of %s is owned by %s: %w; detach that first", iface, owner, maps.ErrInUse)
+		}
+		bpfProg, err := l.Program(prog)
+		if err != nil {
+			return err
+		}
+		defer bpfProg.Close()
+		flags := link.XDPDriverMode
+		if mode == maps.ModeGeneric {
+			flags = link.XDPGenericMode
+		}
+		lk, err := link.AttachXDP(link.XDPOptions{Program: bpfProg, Interface: ifc.Index, Flags: flags})
+		if err != nil {
+			return attachError(err, prog, iface, mode)
+		}
+		defer lk.Close()
+		if err := lk.Pin(pin); err != nil {
+			return fmt.Errorf("pin link %s: %w", pin, err)
+		}
+		info, err := lk.Info()
+		if err == nil {
+			res.LinkID = uint32(info.ID)
+		}
+		rec := maps.Attachment{
+			Netns: ino, Ifindex: uint32(ifc.Index), Hook: p.Hook, Program: prog, Ifname: ifc.Name,
+			NetnsName: nsDisplayName(opts.Netns), Mode: mode, LinkID: res.LinkID, AttachedAt: time.Now(),
+		}
+		if err := maps.PutAttachment(lock, l.Maps["attachments"], rec); err != nil {
+			_ = lk.Unpin()
+			return err
+		}
+		return nil
+	})
+	return res, err
+}
+
+func attachError(err error, prog, iface string, mode uint32) error {
+	switch {
+	case errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST):
+		return fmt.Errorf("attach %s to %s: another XDP program holds the interface (attached without a bpf_link, e.g. by ip link): %w", prog, iface, maps.ErrInUse)
+	case mode == maps.ModeNative && (errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ERANGE)):
+		return fmt.Errorf("attach %s to %s in native mode: %w (the driver may lack native XDP, or on a veth the peer's MTU may be too large; try --mode generic)", prog, iface, err)
+	}
+	return fmt.Errorf("attach %s to %s: %w", prog, iface, err)
+}
+
+// DetachResult describes a detachment.
+type DetachResult struct {
+	Dataplane string `json:"dataplane"`
+	Program   string `json:"program"`
+	Interface string `json:"interface"`
+	Ifindex   int    `json:"ifindex"`
+	Netns     string `json:"netns"`
+}
+
+// Detach removes the pinned link of prog on iface, which detaches it. It
+// fails with maps.ErrNotFound if prog is not attached there.
+func (l *Loaded) Detach(lock *maps.Lock, prog, iface, netnsName string) (DetachResult, error) {
+	p, ok := l.DP.Program(prog)
+	if !ok || !p.Attachable {
+		return DetachResult{}, maps.Invalid("PROGRAM", prog, "is not an attachable program of "+l.DP.Name, attachableNames(l.DP))
+	}
+	if err := maps.ValidateIfaceName("IFACE", iface); err != nil {
+		return DetachResult{}, err
+	}
+	res := DetachResult{Dataplane: l.DP.Name, Program: prog, Interface: iface, Netns: netnsName}
+	err := netdev.Do(netnsName, func() error {
+		ifc, err := lookupArg("IFACE", iface, netnsName)
+		if err != nil {
+			return err
+		}
+		ino, err := netdev.CurrentInode()
+		if err != nil {
+			return err
+		}
+		res.Ifindex = ifc.Index
+		pin := filepath.Join(l.Dir, LinkPinName(prog, ino, ifc.Index))
+		lk, err := link.LoadPinnedLink(pin, nil)
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s is not attached to %s: %w", prog, netdev.Describe(netnsName, iface), maps.ErrNotFound)
+		}
+		if err != nil {
+			// A link whose interface went away cannot be opened as XDP; drop the pin.
+			if rmErr := os.Remove(pin); rmErr != nil {
+				return fmt.Errorf("open link %s: %w", pin, err)
+			}
+		} else {
+			if err := lk.Unpin(); err != nil {
+				lk.Close()
+				return fmt.Errorf("unpin %s: %w", pin, err)
+			}
+			lk.Close()
+		}
+		return maps.DeleteAttachment(lock, l.Maps["attachments"], ino, uint32(ifc.Index), p.Hook)
+	})
+	return res, err
+}
+
+// Owner describes the program holding an interface's XDP slot.
+type Owner struct {
+	ProgID    uint32
+	ProgName  string
+	Dataplane string // "" when it is not a tunmux program under this root
+	Program   string
+}
+
+func (o Owner) String() string {
+	if o.Dataplane != "" {
+		return fmt.Sprintf("tunmux %s (program %s, id %d)", o.Dataplane, o.Program, o.ProgID)
+	}
+	name := o.ProgName
+	if name == "" {
+		name = "?"
+	}
+	return fmt.Sprintf("program %q (id %d), not a tunmux program under this root", name, o.ProgID)
+}
+
+// DescribeXDPOwner finds which pinned program under root has id progID.
+func DescribeXDPOwner(root *maps.Root, progID uint32) Owner {
+	o := Owner{ProgID: progID}
+	if p, err := ebpf.NewProgramFromID(ebpf.ProgramID(progID)); err == nil {
+		if info, err := p.Info(); err == nil {
+			o.ProgName = info.Name
+		}
+		p.Close()
+	}
+	dps, _ := root.Dataplanes()
+	for _, dp := range dps {
+		pins, _ := root.Pins(dp, maps.ProgPrefix)
+		for _, pin := range pins {
+			p, err := ebpf.LoadPinnedProgram(filepath.Join(root.Dir(dp), pin), nil)
+			if err != nil {
+				continue
+			}
+			info, err := p.Info()
+			p.Close()
+			if err != nil {
+				continue
+			}
+			if id, ok := info.ID(); ok && uint32(id) == progID {
+				o.Dataplane, o.Program = dp, strings.TrimPrefix(pin, maps.ProgPrefix)
+			}
+		}
+	}
+	return o
+}
+
+func attachableNames(dp *Dataplane) string {
+	var names []string
+	for _, p := range dp.Programs {
+		if p.Attachable {
+			names = append(names, p.Name)
+		}
+	}
+	return strings.Join(names, "|")
+}
+
+// lookupArg resolves an interface named by a flag or argument; a missing
+// interface is invalid input.
+func lookupArg(flag, name, netnsName string) (netdev.Iface, error) {
+	ifc, err := netdev.Lookup(name)
+	if errors.Is(err, netdev.ErrNoInterface) {
+		where := "this network namespace"
+		if netnsName != "" {
+			where = "network namespace " + netnsName
+		}
+		return ifc, maps.Invalid(flag, name, "no such interface in "+where, "an existing interface (see ip link)")
+	}
+	return ifc, err
+}
+
+// nsDisplayName names the current namespace for records: the --netns given,
+// else its `ip netns` name if it has one.
+func nsDisplayName(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return netdev.NameOfCurrent()
+}

@@ -1,0 +1,110 @@
+package dataplane
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/tunmux/tunmux/maps"
+	"github.com/tunmux/tunmux/progs/encap"
+)
+
+// Program is one BPF program of a dataplane.
+type Program struct {
+	Name string    // pin name (prog_<Name>) and, if Attachable, the attach verb
+	Hook maps.Hook // where it attaches
+	// Attachable programs are attached by `tunmux attach <Name> IFACE`;
+	// others are used by tunmux itself.
+	Attachable bool
+	// Role explains, for --help, what arrives on the interface it is attached to.
+	Role string
+}
+
+// Dataplane describes one dataplane: its programs, its maps and its schema.
+type Dataplane struct {
+	Name    string
+	Summary string
+	// Schema is the layout version of its maps, kept in map_meta.
+	Schema uint32
+	// MainMap is the map that --max-entries sizes.
+	MainMap           string
+	DefaultMaxEntries uint32
+	Programs          []Program
+	loadSpec          func() (*ebpf.CollectionSpec, error)
+}
+
+// Spec returns a fresh copy of the dataplane's collection spec.
+func (d *Dataplane) Spec() (*ebpf.CollectionSpec, error) {
+	spec, err := d.loadSpec()
+	if err != nil {
+		return nil, fmt.Errorf("%s: read embedded BPF object: %w", d.Name, err)
+	}
+	return spec, nil
+}
+
+// Program returns the program called name.
+func (d *Dataplane) Program(name string) (Program, bool) {
+	for _, p := range d.Programs {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Program{}, false
+}
+
+// EncapDataplane is the encap dataplane: per-flow GENEVE, VXLAN and VLAN
+// push and pop at XDP with devmap redirect.
+var EncapDataplane = &Dataplane{
+	Name:              "encap",
+	Summary:           "per-flow GENEVE, VXLAN and 802.1Q push/pop at XDP with devmap redirect",
+	Schema:            maps.EncapSchema,
+	MainMap:           "tunnels",
+	DefaultMaxEntries: 1024,
+	Programs: []Program{
+		{Name: "encap", Hook: maps.HookXDP, Attachable: true, Role: "frames from workloads arrive here and are encapsulated"},
+		{Name: "decap", Hook: maps.HookXDP, Attachable: true, Role: "tunnelled frames arrive here and are decapsulated"},
+		{Name: "redirect", Hook: maps.HookXDP, Attachable: true, Role: "frames arriving here leave through the interface's devmap slot (devmap add IN OUT)"},
+		{Name: "pass", Hook: maps.HookXDP, Role: "passes every frame (for interfaces that must run an XDP program)"},
+	},
+	loadSpec: encap.LoadEncap,
+}
+
+var registry = []*Dataplane{EncapDataplane}
+
+// All returns every dataplane tunmux knows.
+func All() []*Dataplane { return registry }
+
+// Names returns the names of every dataplane, sorted.
+func Names() []string {
+	var names []string
+	for _, d := range registry {
+		names = append(names, d.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Lookup returns the dataplane called name, or an *maps.InvalidError.
+func Lookup(name string) (*Dataplane, error) {
+	for _, d := range registry {
+		if d.Name == name {
+			return d, nil
+		}
+	}
+	return nil, maps.Invalid("DATAPLANE", name, "unknown dataplane", strings.Join(Names(), "|"))
+}
+
+// Attachable returns the attachable programs of every dataplane, by name.
+func Attachable() map[string]*Dataplane {
+	out := map[string]*Dataplane{}
+	for _, d := range registry {
+		for _, p := range d.Programs {
+			if p.Attachable {
+				out[p.Name] = d
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,336 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/tunmux/tunmux/maps"
+)
+
+// MaxMaxEntries bounds --max-entries.
+const MaxMaxEntries = 1 << 24
+
+// LoadOptions are the parameters of Load.
+type LoadOptions struct {
+	// MaxEntries sizes the main map; 0 keeps the pinned size, or uses the
+	// dataplane's default on a first load.
+	MaxEntries uint32
+	// Version is recorded in map_meta on a first load.
+	Version string
+}
+
+// LoadResult says what Load did.
+type LoadResult struct {
+	Dataplane  string   `json:"dataplane"`
+	Path       string   `json:"path"`
+	Created    []string `json:"created"`  // pins created by this load
+	Upgraded   []string `json:"upgraded"` // programs replaced by this build's code, links moved over
+	MaxEntries uint32   `json:"max_entries"`
+	Schema     uint32   `json:"schema"`
+}
+
+// Changed reports whether the load created or replaced anything.
+func (r LoadResult) Changed() bool { return len(r.Created) > 0 || len(r.Upgraded) > 0 }
+
+// Load loads dp under the locked root, idempotently: compatible pins are
+// reused, missing ones created, programs whose code changed are replaced and
+// their links moved to the new code. If a pinned map is incompatible (type,
+// key or value size, capacity, flags, schema), it returns an error wrapping
+// maps.ErrIncompatible that names each difference, and changes nothing.
+func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) {
+	if opts.MaxEntries > MaxMaxEntries {
+		return LoadResult{}, maps.Invalid("--max-entries", fmt.Sprint(opts.MaxEntries), "is too large", fmt.Sprintf("1..%d", MaxMaxEntries))
+	}
+	root := lock.Root()
+	dir := root.Dir(dp.Name)
+	res := LoadResult{Dataplane: dp.Name, Path: dir, Schema: dp.Schema, Created: []string{}, Upgraded: []string{}}
+
+	spec, err := dp.Spec()
+	if err != nil {
+		return res, err
+	}
+	main := spec.Maps[dp.MainMap]
+	switch {
+	case opts.MaxEntries != 0:
+		main.MaxEntries = opts.MaxEntries
+	default:
+		main.MaxEntries = dp.DefaultMaxEntries
+		if m, err := ebpf.LoadPinnedMap(maps.MapPin(dir, dp.MainMap), nil); err == nil {
+			main.MaxEntries = m.MaxEntries()
+			m.Close()
+		}
+	}
+	res.MaxEntries = main.MaxEntries
+
+	existing, missing, err := maps.OpenMaps(dir, spec)
+	if err != nil {
+		return res, fmt.Errorf("load %s: %w; to start over run 'tunmux unload %s' (this deletes its entries)%s",
+			dp.Name, err, dp.Name, capacityHint(err, dp))
+	}
+	defer closeAll(existing)
+	if m, ok := existing["meta"]; ok {
+		meta, err := maps.ReadMeta(m)
+		if err != nil {
+			return res, err
+		}
+		if meta.Schema != 0 && meta.Schema != dp.Schema {
+			return res, fmt.Errorf("load %s: pinned state has schema %d, this tunmux uses schema %d: %w; run 'tunmux unload %s' with the tunmux that loaded it, then load again",
+				dp.Name, meta.Schema, dp.Schema, maps.ErrIncompatible, dp.Name)
+		}
+	}
+
+	// Everything is checked; now build what is missing, unpinned.
+	all := map[string]*ebpf.Map{}
+	for name, m := range existing {
+		all[name] = m
+	}
+	created := map[string]*ebpf.Map{}
+	defer closeAll(created)
+	for _, name := range missing {
+		m, err := ebpf.NewMap(spec.Maps[name])
+		if err != nil {
+			return res, fmt.Errorf("create map %s: %w", name, err)
+		}
+		created[name] = m
+		all[name] = m
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: all})
+	if err != nil {
+		return res, fmt.Errorf("load %s programs: %w", dp.Name, err)
+	}
+	defer coll.Close()
+
+	// Pin: maps first, then programs, then the meta record (last, so that a
+	// load cut short is completed by the next one).
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return res, fmt.Errorf("create %s: %w", dir, err)
+	}
+	for _, name := range sortedKeys(created) {
+		if err := created[name].Pin(maps.MapPin(dir, name)); err != nil {
+			return res, fmt.Errorf("pin map %s: %w", name, err)
+		}
+		res.Created = append(res.Created, maps.MapPrefix+name)
+	}
+	for _, p := range dp.Programs {
+		prog := coll.Programs[p.Name]
+		if prog == nil {
+			return res, fmt.Errorf("program %s is missing from the %s object", p.Name, dp.Name)
+		}
+		upgraded, createdPin, err := pinProgram(dir, dp, p.Name, prog)
+		if err != nil {
+			return res, err
+		}
+		if createdPin {
+			res.Created = append(res.Created, maps.ProgPrefix+p.Name)
+		}
+		if upgraded {
+			res.Upgraded = append(res.Upgraded, p.Name)
+		}
+	}
+	meta, err := maps.ReadMeta(all["meta"])
+	if err != nil {
+		return res, err
+	}
+	if meta.Schema == 0 {
+		meta = maps.Meta{Schema: dp.Schema, MaxEntries: res.MaxEntries, LoadedAt: time.Now(), Version: opts.Version}
+		if err := maps.WriteMeta(lock, all["meta"], meta); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// pinProgram pins prog as prog_<name>. If a program is pinned there already
+// with the same code, nothing changes; with other code, the pin is replaced
+// and every link of that program is updated to the new code.
+func pinProgram(dir string, dp *Dataplane, name string, prog *ebpf.Program) (upgraded, created bool, err error) {
+	path := maps.ProgPin(dir, name)
+	old, err := ebpf.LoadPinnedProgram(path, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := prog.Pin(path); err != nil {
+			return false, false, fmt.Errorf("pin program %s: %w", name, err)
+		}
+		return false, true, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("open pinned program %s: %w", path, err)
+	}
+	defer old.Close()
+	oldInfo, err1 := old.Info()
+	newInfo, err2 := prog.Info()
+	if err1 != nil || err2 != nil {
+		return false, false, fmt.Errorf("inspect program %s: %w", name, errors.Join(err1, err2))
+	}
+	if oldInfo.Tag == newInfo.Tag {
+		return false, false, nil
+	}
+	links, err := linkPins(dir, name)
+	if err != nil {
+		return false, false, err
+	}
+	for _, lp := range links {
+		l, err := link.LoadPinnedLink(filepath.Join(dir, lp), nil)
+		if err != nil {
+			continue // a defunct link has nothing to upgrade
+		}
+		err = l.Update(prog)
+		l.Close()
+		if err != nil {
+			return false, false, fmt.Errorf("move link %s to the new %s program: %w", lp, name, err)
+		}
+	}
+	tmp := path + ".new"
+	_ = os.Remove(tmp)
+	if err := prog.Pin(tmp); err != nil {
+		return false, false, fmt.Errorf("pin program %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return false, false, fmt.Errorf("replace pinned program %s: %w", name, err)
+	}
+	return true, false, nil
+}
+
+// UnloadResult says what Unload did.
+type UnloadResult struct {
+	Dataplane string   `json:"dataplane"`
+	Path      string   `json:"path"`
+	Detached  []string `json:"detached"` // link pins removed (their attachments end)
+	Removed   []string `json:"removed"`  // other pins removed
+}
+
+// Unload detaches every link of dp and removes its pins and folder. It is
+// idempotent: a dataplane that is not loaded is not an error.
+func Unload(lock *maps.Lock, dp *Dataplane) (UnloadResult, error) {
+	dir := lock.Root().Dir(dp.Name)
+	res := UnloadResult{Dataplane: dp.Name, Path: dir, Detached: []string{}, Removed: []string{}}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return res, nil
+	}
+	if err != nil {
+		return res, fmt.Errorf("read %s: %w", dir, err)
+	}
+	// Links first, so traffic stops being handled before the state goes.
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), maps.LinkPrefix) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if l, err := link.LoadPinnedLink(path, nil); err == nil {
+			_ = l.Unpin()
+			l.Close()
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return res, fmt.Errorf("remove %s: %w", path, err)
+		}
+		res.Detached = append(res.Detached, e.Name())
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), maps.LinkPrefix) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if err := os.RemoveAll(path); err != nil {
+			return res, fmt.Errorf("remove %s: %w", path, err)
+		}
+		res.Removed = append(res.Removed, e.Name())
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return res, fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return res, nil
+}
+
+// Loaded is an open handle on a loaded dataplane's pinned maps.
+type Loaded struct {
+	DP   *Dataplane
+	Root *maps.Root
+	Dir  string
+	Maps map[string]*ebpf.Map
+	Meta maps.Meta
+	spec *ebpf.CollectionSpec
+}
+
+// Open opens the pinned state of dp under root. It fails with an error
+// wrapping maps.ErrNotLoaded when dp is not (completely) loaded, and with
+// maps.ErrIncompatible when the pins do not match this tunmux.
+func Open(root *maps.Root, dp *Dataplane) (*Loaded, error) {
+	dir := root.Dir(dp.Name)
+	notLoaded := fmt.Errorf("%s under %s: %w (run 'tunmux load %s')", dp.Name, root.Path, maps.ErrNotLoaded, dp.Name)
+	if _, err := os.Stat(dir); err != nil {
+		return nil, notLoaded
+	}
+	spec, err := dp.Spec()
+	if err != nil {
+		return nil, err
+	}
+	// Accept the pinned capacity of the main map.
+	if m, err := ebpf.LoadPinnedMap(maps.MapPin(dir, dp.MainMap), nil); err == nil {
+		spec.Maps[dp.MainMap].MaxEntries = m.MaxEntries()
+		m.Close()
+	}
+	open, missing, err := maps.OpenMaps(dir, spec)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dp.Name, err)
+	}
+	if len(missing) > 0 {
+		closeAll(open)
+		return nil, fmt.Errorf("%s under %s is missing %s: %w (run 'tunmux load %s' to complete it)",
+			dp.Name, root.Path, strings.Join(missing, ", "), maps.ErrNotLoaded, dp.Name)
+	}
+	meta, err := maps.ReadMeta(open["meta"])
+	if err != nil {
+		closeAll(open)
+		return nil, err
+	}
+	if meta.Schema != dp.Schema {
+		closeAll(open)
+		if meta.Schema == 0 {
+			return nil, fmt.Errorf("%s under %s: a load did not finish: %w (run 'tunmux load %s')", dp.Name, root.Path, maps.ErrNotLoaded, dp.Name)
+		}
+		return nil, fmt.Errorf("%s under %s has schema %d, this tunmux uses %d: %w", dp.Name, root.Path, meta.Schema, dp.Schema, maps.ErrIncompatible)
+	}
+	return &Loaded{DP: dp, Root: root, Dir: dir, Maps: open, Meta: meta, spec: spec}, nil
+}
+
+// Close closes the handle's maps (the pins stay).
+func (l *Loaded) Close() { closeAll(l.Maps) }
+
+// Program opens the pinned program called name.
+func (l *Loaded) Program(name string) (*ebpf.Program, error) {
+	p, err := ebpf.LoadPinnedProgram(maps.ProgPin(l.Dir, name), nil)
+	if err != nil {
+		return nil, fmt.Errorf("open pinned program %s of %s: %w (run 'tunmux load %s')", name, l.DP.Name, err, l.DP.Name)
+	}
+	return p, nil
+}
+
+func capacityHint(err error, dp *Dataplane) string {
+	if strings.Contains(err.Error(), "MaxEntries") {
+		return fmt.Sprintf(", or load with --max-entries equal to the pinned capacity of %s", dp.MainMap)
+	}
+	return ""
+}
+
+func closeAll(ms map[string]*ebpf.Map) {
+	for _, m := range ms {
+		m.Close()
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

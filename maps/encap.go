@@ -1,0 +1,348 @@
+package maps
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/tunmux/tunmux/progs/encap"
+)
+
+// EncapSchema is the layout version of the encap dataplane's maps. Raise it
+// when a map's meaning changes in a way the sizes do not show.
+const EncapSchema = 1
+
+// PutMode says whether a write may create, replace, or both.
+type PutMode int
+
+// Put modes.
+const (
+	Add    PutMode = iota // fail with ErrExists if the key is present
+	Update                // fail with ErrNotFound if the key is absent
+	Upsert                // either
+)
+
+func (m PutMode) flags() ebpf.MapUpdateFlags {
+	switch m {
+	case Add:
+		return ebpf.UpdateNoExist
+	case Update:
+		return ebpf.UpdateExist
+	}
+	return ebpf.UpdateAny
+}
+
+// EncapState is the pinned state of the encap dataplane: its tunnels and its
+// redirect slots (the devmap, and what userspace knows about each slot).
+type EncapState struct {
+	tunnels *ebpf.Map
+	devmap  *ebpf.Map
+	slots   *ebpf.Map
+}
+
+// NewEncapState wraps the encap dataplane's open maps, by name.
+func NewEncapState(ms map[string]*ebpf.Map) (*EncapState, error) {
+	s := &EncapState{tunnels: ms["tunnels"], devmap: ms["devmap"], slots: ms["slots"]}
+	if s.tunnels == nil || s.devmap == nil || s.slots == nil {
+		return nil, fmt.Errorf("encap state: tunnels, devmap and slots maps are required: %w", ErrNotLoaded)
+	}
+	return s, nil
+}
+
+// TunnelCapacity is the number of tunnels the map holds.
+func (s *EncapState) TunnelCapacity() uint32 { return s.tunnels.MaxEntries() }
+
+// GetTunnel returns the tunnel with key k, or an error wrapping ErrNotFound.
+func (s *EncapState) GetTunnel(k TunnelKey) (Tunnel, error) {
+	var v encap.EncapTunnel
+	kk := k.kernelKey()
+	if err := s.tunnels.Lookup(&kk, &v); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return Tunnel{}, fmt.Errorf("tunnel %s: %w", k, ErrNotFound)
+		}
+		return Tunnel{}, fmt.Errorf("look up tunnel %s: %w", k, err)
+	}
+	t := tunnelFromKernel(kk, v)
+	s.nameInterfaces(&t)
+	return t, nil
+}
+
+// ListTunnels returns every tunnel, sorted by inner source then destination.
+func (s *EncapState) ListTunnels() ([]Tunnel, error) {
+	var (
+		k   encap.EncapTunnelKey
+		v   encap.EncapTunnel
+		out []Tunnel
+	)
+	it := s.tunnels.Iterate()
+	for it.Next(&k, &v) {
+		out = append(out, tunnelFromKernel(k, v))
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list tunnels: %w", err)
+	}
+	names := s.slotNames()
+	for i := range out {
+		out[i].Underlay, out[i].Overlay = names(out[i].UnderlayIndex), names(out[i].OverlayIndex)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if c := out[i].InnerSrc.Compare(out[j].InnerSrc); c != 0 {
+			return c < 0
+		}
+		return out[i].InnerDst.Less(out[j].InnerDst)
+	})
+	return out, nil
+}
+
+// TunnelsUsing returns the tunnels whose underlay or overlay is ifindex.
+func (s *EncapState) TunnelsUsing(ifindex uint32) ([]Tunnel, error) {
+	all, err := s.ListTunnels()
+	if err != nil {
+		return nil, err
+	}
+	var out []Tunnel
+	for _, t := range all {
+		if t.UnderlayIndex == ifindex || t.OverlayIndex == ifindex {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// PutTunnel writes t (its interface indexes set). The slots it points to must
+// exist already: the datapath never sees a tunnel without its slots.
+func (s *EncapState) PutTunnel(_ *Lock, t Tunnel, mode PutMode) error {
+	k, v := t.kernelKey(), t.kernelValue()
+	if err := s.tunnels.Update(&k, &v, mode.flags()); err != nil {
+		switch {
+		case errors.Is(err, ebpf.ErrKeyExist):
+			return fmt.Errorf("tunnel %s: %w (use tunnel update, or add --replace)", t.TunnelKey, ErrExists)
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			return fmt.Errorf("tunnel %s: %w", t.TunnelKey, ErrNotFound)
+		case errors.Is(err, unix.E2BIG):
+			return fmt.Errorf("tunnel %s: the tunnel map is full (%d entries); load encap with a larger --max-entries: %w", t.TunnelKey, s.tunnels.MaxEntries(), err)
+		}
+		return fmt.Errorf("write tunnel %s: %w", t.TunnelKey, err)
+	}
+	return nil
+}
+
+// DeleteTunnel removes the tunnel with key k (ErrNotFound if absent).
+func (s *EncapState) DeleteTunnel(_ *Lock, k TunnelKey) error {
+	kk := k.kernelKey()
+	if err := s.tunnels.Delete(&kk); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("tunnel %s: %w", k, ErrNotFound)
+		}
+		return fmt.Errorf("delete tunnel %s: %w", k, err)
+	}
+	return nil
+}
+
+// Readiness says how a redirect target accepts XDP-redirected frames.
+type Readiness uint8
+
+// Readiness values, as stored in struct slot_info.
+const (
+	ReadyUnknown Readiness = iota
+	ReadyNotVeth           // not a veth: its driver receives redirected frames itself
+	ReadyGRO               // a veth whose peer has GRO on (tunmux turns it on)
+	ReadyPeerXDP           // a veth whose peer runs an XDP program
+	NotReady               // a veth whose peer could not be reached
+)
+
+func (r Readiness) String() string {
+	switch r {
+	case ReadyNotVeth:
+		return "ready (not a veth)"
+	case ReadyGRO:
+		return "ready (gro on veth peer)"
+	case ReadyPeerXDP:
+		return "ready (xdp on veth peer)"
+	case NotReady:
+		return "NOT READY (veth peer unreachable)"
+	}
+	return "unknown"
+}
+
+// MarshalText gives the stable JSON form: not-veth, gro, peer-xdp, not-ready, unknown.
+func (r Readiness) MarshalText() ([]byte, error) {
+	switch r {
+	case ReadyNotVeth:
+		return []byte("not-veth"), nil
+	case ReadyGRO:
+		return []byte("gro"), nil
+	case ReadyPeerXDP:
+		return []byte("peer-xdp"), nil
+	case NotReady:
+		return []byte("not-ready"), nil
+	}
+	return []byte("unknown"), nil
+}
+
+// Slot is one redirect slot: frames redirected through key In leave on Out.
+// Tunnels hold identity slots (In == Out) for their interfaces; `devmap add
+// IN OUT` holds plain ones.
+type Slot struct {
+	In        uint32    `json:"in_ifindex"`
+	InName    string    `json:"in"`
+	Out       uint32    `json:"out_ifindex"`
+	OutName   string    `json:"out"`
+	Netns     uint64    `json:"netns"`
+	Explicit  bool      `json:"explicit"`
+	Readiness Readiness `json:"readiness"`
+	Peer      string    `json:"peer"`
+	// Tunnels lists the tunnels holding this slot (filled by ListSlots).
+	Tunnels []string `json:"tunnels"`
+}
+
+// slotValue mirrors struct slot_info in encap.c.
+type slotValue struct {
+	Netns      uint64
+	InName     [16]byte
+	OutName    [16]byte
+	OutIfindex uint32
+	Explicit   uint8
+	Readiness  uint8
+	_          [2]byte
+	Peer       [64]byte
+}
+
+// devmapValue mirrors struct bpf_devmap_val (no devmap program).
+type devmapValue struct {
+	Ifindex uint32
+	ProgFD  int32
+}
+
+// GetSlot returns the slot keyed by ifindex in, or an error wrapping ErrNotFound.
+func (s *EncapState) GetSlot(in uint32) (Slot, error) {
+	var v slotValue
+	if err := checkValueSize(s.slots, v); err != nil {
+		return Slot{}, err
+	}
+	if err := s.slots.Lookup(&in, &v); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return Slot{}, fmt.Errorf("redirect slot for ifindex %d: %w", in, ErrNotFound)
+		}
+		return Slot{}, fmt.Errorf("look up slot %d: %w", in, err)
+	}
+	return slotFromValue(in, v), nil
+}
+
+func slotFromValue(in uint32, v slotValue) Slot {
+	return Slot{
+		In: in, InName: cString(v.InName[:]), Out: v.OutIfindex, OutName: cString(v.OutName[:]),
+		Netns: v.Netns, Explicit: v.Explicit != 0, Readiness: Readiness(v.Readiness), Peer: cString(v.Peer[:]),
+	}
+}
+
+// ListSlots returns every slot, sorted by key, with the tunnels holding it.
+func (s *EncapState) ListSlots() ([]Slot, error) {
+	var (
+		k   uint32
+		v   slotValue
+		out []Slot
+	)
+	if err := checkValueSize(s.slots, v); err != nil {
+		return nil, err
+	}
+	it := s.slots.Iterate()
+	for it.Next(&k, &v) {
+		out = append(out, slotFromValue(k, v))
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list slots: %w", err)
+	}
+	tunnels, err := s.ListTunnels()
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Tunnels = []string{}
+		for _, t := range tunnels {
+			if t.UnderlayIndex == out[i].In || t.OverlayIndex == out[i].In {
+				out[i].Tunnels = append(out[i].Tunnels, t.TunnelKey.String())
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].In < out[j].In })
+	return out, nil
+}
+
+// PutSlot writes a slot: its record first, then the devmap entry the
+// datapath reads. The calling thread must be in the namespace of its
+// interfaces, as the kernel resolves the devmap's ifindex there.
+func (s *EncapState) PutSlot(_ *Lock, slot Slot) error {
+	var v slotValue
+	if err := checkValueSize(s.slots, v); err != nil {
+		return err
+	}
+	v.Netns, v.OutIfindex, v.Readiness = slot.Netns, slot.Out, uint8(slot.Readiness)
+	if slot.Explicit {
+		v.Explicit = 1
+	}
+	putCString(v.InName[:], slot.InName)
+	putCString(v.OutName[:], slot.OutName)
+	putCString(v.Peer[:], slot.Peer)
+	if err := s.slots.Put(&slot.In, &v); err != nil {
+		return fmt.Errorf("record slot %s: %w", slot.InName, err)
+	}
+	dv := devmapValue{Ifindex: slot.Out}
+	if err := s.devmap.Put(&slot.In, &dv); err != nil {
+		return fmt.Errorf("write devmap slot %s -> %s: %w", slot.InName, slot.OutName, err)
+	}
+	return nil
+}
+
+// DeleteSlot removes a slot: the devmap entry first, then its record. A
+// missing slot is not an error.
+func (s *EncapState) DeleteSlot(_ *Lock, in uint32) error {
+	if err := s.devmap.Delete(&in); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete devmap slot %d: %w", in, err)
+	}
+	if err := s.slots.Delete(&in); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete slot record %d: %w", in, err)
+	}
+	return nil
+}
+
+// SlotLive reports whether the devmap still holds the slot (the kernel drops
+// the slots of an interface that goes away).
+func (s *EncapState) SlotLive(in uint32) bool {
+	var dv devmapValue
+	return s.devmap.Lookup(&in, &dv) == nil
+}
+
+// slotNames returns a function naming an ifindex from the slot records.
+func (s *EncapState) slotNames() func(uint32) string {
+	names := map[uint32]string{}
+	var (
+		k uint32
+		v slotValue
+	)
+	if checkValueSize(s.slots, v) == nil {
+		it := s.slots.Iterate()
+		for it.Next(&k, &v) {
+			names[k] = cString(v.InName[:])
+			if v.OutIfindex != k {
+				if _, ok := names[v.OutIfindex]; !ok {
+					names[v.OutIfindex] = cString(v.OutName[:])
+				}
+			}
+		}
+	}
+	return func(i uint32) string {
+		if n, ok := names[i]; ok && n != "" {
+			return n
+		}
+		return fmt.Sprintf("if%d", i)
+	}
+}
+
+func (s *EncapState) nameInterfaces(t *Tunnel) {
+	names := s.slotNames()
+	t.Underlay, t.Overlay = names(t.UnderlayIndex), names(t.OverlayIndex)
+}

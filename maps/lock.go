@@ -1,0 +1,58 @@
+package maps
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultLockTimeout is how long a mutating command waits for the lock.
+const DefaultLockTimeout = 5 * time.Second
+
+// Lock is the exclusive flock on a root folder. Every mutating command holds
+// one; functions that write pinned state take it as an argument.
+type Lock struct {
+	root *Root
+	f    *os.File
+}
+
+// Lock takes the exclusive lock on the root folder, waiting up to timeout.
+// On timeout it returns an error wrapping ErrLocked.
+func (r *Root) Lock(timeout time.Duration) (*Lock, error) {
+	f, err := os.Open(r.Path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s for locking: %w", r.Path, err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return &Lock{root: r, f: f}, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", r.Path, err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("waited %s for the lock on %s: %w; retry, or raise --lock-timeout", timeout, r.Path, ErrLocked)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Root returns the root this lock protects.
+func (l *Lock) Root() *Root { return l.root }
+
+// Release gives the lock up. It is safe to call more than once.
+func (l *Lock) Release() {
+	if l == nil || l.f == nil {
+		return
+	}
+	_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+	l.f.Close()
+	l.f = nil
+}

@@ -1,0 +1,268 @@
+// Package netdev finds and prepares network interfaces for tunmux: it runs
+// work inside a named network namespace on a locked OS thread (keeping the
+// host's bpffs, unlike `ip netns exec`), resolves interfaces by name, finds a
+// veth's peer in whatever namespace holds it, and turns GRO on so that a veth
+// accepts XDP-redirected frames.
+//
+// Everything here acts on the calling thread's network namespace; call it
+// inside Do.
+package netdev
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// ErrNoInterface: no interface has that name (or index).
+var ErrNoInterface = errors.New("no such interface")
+
+// ErrNoNamespace: no named network namespace has that name.
+var ErrNoNamespace = errors.New("no such network namespace")
+
+// NetnsDir is where `ip netns` keeps named namespaces.
+const NetnsDir = "/run/netns"
+
+// Do runs fn with the calling goroutine's OS thread inside the network
+// namespace name ("" runs fn here, in the current namespace). The thread is
+// discarded afterwards, so no other goroutine ever runs in that namespace.
+func Do(name string, fn func() error) error {
+	if name == "" {
+		return fn()
+	}
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("--netns %q: %w (see ip netns list)", name, ErrNoNamespace)
+		}
+		return fmt.Errorf("open network namespace %q: %w", name, err)
+	}
+	return DoHandle(h, fn)
+}
+
+// DoHandle is Do for an open namespace handle, which it closes.
+func DoHandle(h netns.NsHandle, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		defer h.Close()
+		// Never unlocked: the goroutine exits with the thread locked, and the
+		// runtime then ends the thread instead of reusing it elsewhere.
+		runtime.LockOSThread()
+		if err := netns.Set(h); err != nil {
+			errc <- fmt.Errorf("enter network namespace: %w", err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// NamespaceExists reports whether a named namespace exists.
+func NamespaceExists(name string) bool {
+	_, err := os.Stat(filepath.Join(NetnsDir, name))
+	return err == nil
+}
+
+// CurrentInode returns the inode of the calling thread's network namespace,
+// which names it uniquely while it exists.
+func CurrentInode() (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		return 0, fmt.Errorf("stat own network namespace: %w", err)
+	}
+	return st.Ino, nil
+}
+
+// Iface is what tunmux needs to know of an interface.
+type Iface struct {
+	Index int
+	Name  string
+	Kind  string // netlink kind: veth, bridge, vxlan, tuntap, device, ...
+	MAC   net.HardwareAddr
+	MTU   int
+	Up    bool
+	// For a veth: its peer's ifindex, and the peer namespace's id as seen
+	// from this namespace (-1: the same namespace).
+	PeerIndex   int
+	PeerNetnsID int
+	// The XDP program attached, if any.
+	XDPProgID uint32
+}
+
+// IsVeth reports whether the interface is a veth.
+func (i Iface) IsVeth() bool { return i.Kind == "veth" }
+
+// Lookup resolves an interface by name in the current namespace. A missing
+// interface is an error wrapping ErrNoInterface.
+func Lookup(name string) (Iface, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return Iface{}, fmt.Errorf("interface %q: %w", name, ErrNoInterface)
+		}
+		return Iface{}, fmt.Errorf("look up interface %q: %w", name, err)
+	}
+	return fromLink(l), nil
+}
+
+// ByIndex resolves an interface by index in the current namespace.
+func ByIndex(index int) (Iface, error) {
+	l, err := netlink.LinkByIndex(index)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) || errors.Is(err, unix.ENODEV) {
+			return Iface{}, fmt.Errorf("ifindex %d: %w", index, ErrNoInterface)
+		}
+		return Iface{}, fmt.Errorf("look up ifindex %d: %w", index, err)
+	}
+	return fromLink(l), nil
+}
+
+func fromLink(l netlink.Link) Iface {
+	a := l.Attrs()
+	i := Iface{
+		Index: a.Index, Name: a.Name, Kind: l.Type(), MAC: a.HardwareAddr, MTU: a.MTU,
+		Up: a.Flags&net.FlagUp != 0, PeerNetnsID: -1,
+	}
+	if i.Kind == "veth" {
+		i.PeerIndex = a.ParentIndex
+		i.PeerNetnsID = a.NetNsID
+	}
+	if a.Xdp != nil && a.Xdp.Attached {
+		i.XDPProgID = a.Xdp.ProgId
+	}
+	return i
+}
+
+// Namespace is an open network namespace found on this machine.
+type Namespace struct {
+	Handle netns.NsHandle
+	Name   string // the `ip netns` name, or "pid:N" for a process's namespace
+}
+
+// FindByID finds the namespace that the current namespace knows as nsid
+// (a veth's IFLA_LINK_NETNSID), among named namespaces and those of running
+// processes. The caller closes the returned handle.
+func FindByID(nsid int) (Namespace, error) {
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		return Namespace{}, fmt.Errorf("netlink: %w", err)
+	}
+	defer nl.Close()
+	seen := map[uint64]bool{}
+	try := func(path, name string) (Namespace, bool) {
+		var st unix.Stat_t
+		if unix.Stat(path, &st) != nil || seen[st.Ino] {
+			return Namespace{}, false
+		}
+		seen[st.Ino] = true
+		h, err := netns.GetFromPath(path)
+		if err != nil {
+			return Namespace{}, false
+		}
+		id, err := nl.GetNetNsIdByFd(int(h))
+		if err != nil || id != nsid {
+			h.Close()
+			return Namespace{}, false
+		}
+		return Namespace{Handle: h, Name: name}, true
+	}
+	if entries, err := os.ReadDir(NetnsDir); err == nil {
+		for _, e := range entries {
+			if ns, ok := try(filepath.Join(NetnsDir, e.Name()), e.Name()); ok {
+				return ns, nil
+			}
+		}
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		if _, err := strconv.Atoi(p.Name()); err != nil {
+			continue
+		}
+		if ns, ok := try(filepath.Join("/proc", p.Name(), "ns/net"), "pid:"+p.Name()); ok {
+			return ns, nil
+		}
+	}
+	return Namespace{}, fmt.Errorf("no namespace with id %d is named in %s or held by a process", nsid, NetnsDir)
+}
+
+// NameOfCurrent returns the `ip netns` name of the current namespace, or "".
+func NameOfCurrent() string {
+	self, err := CurrentInode()
+	if err != nil {
+		return ""
+	}
+	entries, err := os.ReadDir(NetnsDir)
+	if err != nil {
+		return ""
+	}
+	for _, e := range entries {
+		var st unix.Stat_t
+		if unix.Stat(filepath.Join(NetnsDir, e.Name()), &st) == nil && st.Ino == self {
+			return e.Name()
+		}
+	}
+	return ""
+}
+
+// ethtool commands and request layout (linux/ethtool.h).
+const (
+	ethtoolGGRO = 0x2b
+	ethtoolSGRO = 0x2c
+)
+
+type ethtoolValue struct {
+	cmd  uint32
+	data uint32
+}
+
+
+func ethtool(name string, v *ethtoolValue) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("ethtool socket: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := ethtoolIoctl(fd, name, v); err != nil {
+		return fmt.Errorf("ethtool on %s: %w", name, err)
+	}
+	return nil
+}
+
+// GRO reports whether generic receive offload is on.
+func GRO(name string) (bool, error) {
+	v := ethtoolValue{cmd: ethtoolGGRO}
+	if err := ethtool(name, &v); err != nil {
+		return false, err
+	}
+	return v.data != 0, nil
+}
+
+// SetGRO turns generic receive offload on or off. On a veth, GRO on gives
+// the device a NAPI context, which it needs to accept XDP-redirected frames
+// when it runs no XDP program itself.
+func SetGRO(name string, on bool) error {
+	v := ethtoolValue{cmd: ethtoolSGRO}
+	if on {
+		v.data = 1
+	}
+	return ethtool(name, &v)
+}
+
+// Describe names an interface for messages: "name" or "netns/name".
+func Describe(netnsName, ifname string) string {
+	if netnsName == "" {
+		return ifname
+	}
+	return strings.TrimSuffix(netnsName, "/") + "/" + ifname
+}

@@ -1,0 +1,7 @@
+// Package encap holds the encap dataplane's BPF programs and maps (encap.c),
+// compiled by bpf2go into encap_bpfel.o and its Go bindings. The objects are
+// committed so that building tunmux needs no clang; `make generate` rebuilds
+// them.
+package encap
+
+//go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I../include -I/usr/include/x86_64-linux-gnu" -type tunnel -type tunnel_key -type slot_info -type counter -type dataplane_meta -type attach_key -type attachment Encap encap.c
