@@ -55,6 +55,8 @@ type AttachResult struct {
 	Pin       string `json:"pin"`
 	// Already is true when the program was attached there before this call.
 	Already bool `json:"already"`
+	// Warnings are things the operator should fix for traffic to flow.
+	Warnings []string `json:"warnings"`
 }
 
 // ParseMode validates --mode.
@@ -84,7 +86,7 @@ func (l *Loaded) Attach(lock *maps.Lock, prog, iface string, opts AttachOptions)
 	if err := maps.ValidateIfaceName("IFACE", iface); err != nil {
 		return AttachResult{}, err
 	}
-	res := AttachResult{Dataplane: l.DP.Name, Program: prog, Interface: iface, Netns: opts.Netns, Hook: p.Hook.String(), Mode: maps.ModeName(mode)}
+	res := AttachResult{Dataplane: l.DP.Name, Program: prog, Interface: iface, Netns: opts.Netns, Hook: p.Hook.String(), Mode: maps.ModeName(mode), Warnings: []string{}}
 	err = netdev.Do(opts.Netns, func() error {
 		ifc, err := lookupArg("IFACE", iface, opts.Netns)
 		if err != nil {
@@ -97,6 +99,9 @@ func (l *Loaded) Attach(lock *maps.Lock, prog, iface string, opts AttachOptions)
 		res.Ifindex = ifc.Index
 		pin := filepath.Join(l.Dir, LinkPinName(prog, ino, ifc.Index))
 		res.Pin = pin
+		if p.RedirectsIngress {
+			res.Warnings = append(res.Warnings, checksumWarning(ifc, opts.Netns)...)
+		}
 		if ifc.XDPProgID != 0 {
 			owner := DescribeXDPOwner(l.Root, ifc.XDPProgID)
 			if _, err := os.Stat(pin); err == nil && owner.Dataplane == l.DP.Name && owner.Program == prog {
@@ -142,6 +147,25 @@ func (l *Loaded) Attach(lock *maps.Lock, prog, iface string, opts AttachOptions)
 		return nil
 	})
 	return res, err
+}
+
+// checksumWarning warns when the veth peer sending into ifc offloads
+// transmit checksums: its TCP and UDP frames would leave an XDP redirect
+// with their checksums never filled in.
+func checksumWarning(ifc netdev.Iface, netnsName string) []string {
+	if !ifc.IsVeth() {
+		return nil
+	}
+	on := false
+	peer, err := netdev.InPeer(ifc, nsDisplayName(netnsName), func(p netdev.Iface) error {
+		var err error
+		on, err = netdev.TxChecksum(p.Name)
+		return err
+	})
+	if err != nil || !on {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s, which sends into %s, offloads tx checksums: its TCP and UDP frames lose them across the XDP redirect and are dropped by the receiver; run 'ethtool -K IFACE tx off' for %s in its namespace", peer, ifc.Name, peer)}
 }
 
 func attachError(err error, prog, iface string, mode uint32) error {

@@ -20,6 +20,10 @@ type Program struct {
 	Attachable bool
 	// Role explains, for --help, what arrives on the interface it is attached to.
 	Role string
+	// RedirectsIngress: frames arriving on its interface are XDP-redirected
+	// whole, so they lose checksum offload; attach warns when the sender
+	// (a veth peer) offloads transmit checksums.
+	RedirectsIngress bool
 }
 
 // Dataplane describes one dataplane: its programs, its maps and its schema.
@@ -63,9 +67,9 @@ var EncapDataplane = &Dataplane{
 	MainMap:           "tunnels",
 	DefaultMaxEntries: 1024,
 	Programs: []Program{
-		{Name: "encap", Hook: maps.HookXDP, Attachable: true, Role: "frames from workloads arrive here and are encapsulated"},
+		{Name: "encap", Hook: maps.HookXDP, Attachable: true, RedirectsIngress: true, Role: "frames from workloads arrive here and are encapsulated"},
 		{Name: "decap", Hook: maps.HookXDP, Attachable: true, Role: "tunnelled frames arrive here and are decapsulated"},
-		{Name: "redirect", Hook: maps.HookXDP, Attachable: true, Role: "frames arriving here leave through the interface's devmap slot (devmap add IN OUT)"},
+		{Name: "redirect", Hook: maps.HookXDP, Attachable: true, RedirectsIngress: true, Role: "frames arriving here leave through the interface's devmap slot (devmap add IN OUT)"},
 		{Name: "pass", Hook: maps.HookXDP, Role: "passes every frame (for interfaces that must run an XDP program)"},
 	},
 	loadSpec: encap.LoadEncap,

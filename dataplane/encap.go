@@ -118,6 +118,11 @@ func (e *Encap) PutTunnel(lock *maps.Lock, args maps.TunnelArgs, mode maps.PutMo
 				created = append(created, slot.In)
 			}
 		}
+		if t.Proto == maps.ProtoVLAN {
+			if warn := showVLANTags(under, netnsName); warn != "" {
+				res.Warnings = append(res.Warnings, warn)
+			}
+		}
 		if err := e.State.PutTunnel(lock, t, mode); err != nil {
 			e.releaseSlots(lock, created)
 			return err
@@ -232,46 +237,42 @@ func makeReady(ifc netdev.Iface, netnsName string) (maps.Readiness, string, stri
 	if !ifc.IsVeth() {
 		return maps.ReadyNotVeth, "", ""
 	}
-	var (
-		ready  maps.Readiness
-		peer   string
-		result error
-	)
-	inPeer := func(nsName string) func() error {
-		return func() error {
-			p, err := netdev.ByIndex(ifc.PeerIndex)
-			if err != nil {
-				return err
-			}
-			peer = netdev.Describe(nsName, p.Name)
-			if p.XDPProgID != 0 {
-				ready = maps.ReadyPeerXDP
-				return nil
-			}
-			on, err := netdev.GRO(p.Name)
-			if err != nil {
-				return err
-			}
-			if !on {
-				if err := netdev.SetGRO(p.Name, true); err != nil {
-					return err
-				}
-			}
-			ready = maps.ReadyGRO
+	ready := maps.NotReady
+	peer, err := netdev.InPeer(ifc, nsDisplayName(netnsName), func(p netdev.Iface) error {
+		if p.XDPProgID != 0 {
+			ready = maps.ReadyPeerXDP
 			return nil
 		}
-	}
-	if ifc.PeerNetnsID < 0 {
-		result = inPeer(nsDisplayName(netnsName))()
-	} else if ns, err := netdev.FindByID(ifc.PeerNetnsID); err != nil {
-		result = err
-	} else {
-		result = netdev.DoHandle(ns.Handle, inPeer(ns.Name))
-	}
-	if result != nil {
-		return maps.NotReady, peer, fmt.Sprintf("%s is a veth whose peer could not be made ready (%v): frames redirected to it from native XDP are dropped; turn GRO on at its peer (ethtool -K PEER gro on) or attach with --mode generic", ifc.Name, result)
+		on, err := netdev.GRO(p.Name)
+		if err == nil && !on {
+			err = netdev.SetGRO(p.Name, true)
+		}
+		if err == nil {
+			ready = maps.ReadyGRO
+		}
+		return err
+	})
+	if err != nil {
+		return maps.NotReady, peer, fmt.Sprintf("%s is a veth whose peer could not be made ready (%v): frames redirected to it from native XDP are dropped; turn GRO on at its peer (ethtool -K PEER gro on) or attach with --mode generic", ifc.Name, err)
 	}
 	return ready, peer, ""
+}
+
+// showVLANTags makes a veth underlay of a VLAN tunnel receive tags inside
+// the frame, where XDP can see them: its peer stops handing tags over beside
+// the frame (tx VLAN offload off). It returns a warning when it cannot.
+func showVLANTags(ifc netdev.Iface, netnsName string) string {
+	if !ifc.IsVeth() {
+		return ""
+	}
+	peer, err := netdev.InPeer(ifc, nsDisplayName(netnsName), func(p netdev.Iface) error {
+		_, err := netdev.DisableTxVLANOffload(p.Name)
+		return err
+	})
+	if err != nil {
+		return fmt.Sprintf("could not turn tx VLAN offload off at %s, the peer of %s (%v): tagged frames arriving on %s may reach XDP untagged; run 'ethtool -K PEER txvlan off' in its namespace", peer, ifc.Name, err, ifc.Name)
+	}
+	return ""
 }
 
 // AddSlot adds a plain redirect slot: frames that the redirect program

@@ -196,6 +196,31 @@ func FindByID(nsid int) (Namespace, error) {
 	return Namespace{}, fmt.Errorf("no namespace with id %d is named in %s or held by a process", nsid, NetnsDir)
 }
 
+// InPeer runs fn with the peer of veth ifc, on a thread inside the peer's
+// namespace (found through the veth's link-netnsid), and returns the peer's
+// description ("netns/ifname"). here names the current namespace.
+func InPeer(ifc Iface, here string, fn func(peer Iface) error) (string, error) {
+	desc := fmt.Sprintf("peer of %s", ifc.Name)
+	run := func(nsName string) func() error {
+		return func() error {
+			p, err := ByIndex(ifc.PeerIndex)
+			if err != nil {
+				return err
+			}
+			desc = Describe(nsName, p.Name)
+			return fn(p)
+		}
+	}
+	if ifc.PeerNetnsID < 0 {
+		return desc, run(here)()
+	}
+	ns, err := FindByID(ifc.PeerNetnsID)
+	if err != nil {
+		return desc, err
+	}
+	return desc, DoHandle(ns.Handle, run(ns.Name))
+}
+
 // NameOfCurrent returns the `ip netns` name of the current namespace, or "".
 func NameOfCurrent() string {
 	self, err := CurrentInode()
@@ -215,10 +240,14 @@ func NameOfCurrent() string {
 	return ""
 }
 
-// ethtool commands and request layout (linux/ethtool.h).
+// ethtool commands and flags (linux/ethtool.h).
 const (
-	ethtoolGGRO = 0x2b
-	ethtoolSGRO = 0x2c
+	ethtoolGTXCSUM = 0x16
+	ethtoolGFLAGS  = 0x25
+	ethtoolSFLAGS  = 0x26
+	ethtoolGGRO    = 0x2b
+	ethtoolSGRO    = 0x2c
+	ethFlagTXVLAN  = 1 << 7
 )
 
 type ethtoolValue struct {
@@ -257,6 +286,31 @@ func SetGRO(name string, on bool) error {
 		v.data = 1
 	}
 	return ethtool(name, &v)
+}
+
+// TxChecksum reports whether the interface offloads transmit checksums.
+func TxChecksum(name string) (bool, error) {
+	v := ethtoolValue{cmd: ethtoolGTXCSUM}
+	if err := ethtool(name, &v); err != nil {
+		return false, err
+	}
+	return v.data != 0, nil
+}
+
+// DisableTxVLANOffload makes the interface put 802.1Q tags into the frames
+// it sends instead of handing them over beside the frame. A veth receiving
+// from it then shows the tag to XDP, which sees only the frame's bytes. It
+// reports whether anything changed.
+func DisableTxVLANOffload(name string) (bool, error) {
+	v := ethtoolValue{cmd: ethtoolGFLAGS}
+	if err := ethtool(name, &v); err != nil {
+		return false, err
+	}
+	if v.data&ethFlagTXVLAN == 0 {
+		return false, nil
+	}
+	v = ethtoolValue{cmd: ethtoolSFLAGS, data: v.data &^ ethFlagTXVLAN}
+	return true, ethtool(name, &v)
 }
 
 // Describe names an interface for messages: "name" or "netns/name".

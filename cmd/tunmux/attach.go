@@ -81,6 +81,7 @@ XDP modes: native (default; on a veth it turns TSO off at the peer) or generic
 				res, err = l.Attach(lock, args[0], args[1], dataplane.AttachOptions{Netns: a.netns, Mode: mode})
 				return err
 			})
+			a.warn(res.Warnings...)
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# testbed.sh: the two-node network-namespace topology that the demo, the
+# end-to-end tests and the benchmarks share.
+#
+#   PREFIXw1            PREFIXh1                 PREFIXwire         PREFIXh2                 PREFIXw2
+#   eth0 10.0.0.1 ---- wl0   ul0 192.168.1.1 ---- n1 [br0] n2 ---- ul0 192.168.1.2   wl0 ---- eth0 10.0.0.2
+#   (workload 1)       (host 1: tunmux or vxlan)   (the wire)       (host 2: tunmux or vxlan)  (workload 2)
+#
+# Workloads have MTU 1450 (room for 50 bytes of tunnel headers) and fixed MACs.
+# Frames that cross an XDP redirect lose checksum offload, so the senders
+# (workload eth0, host ul0) compute checksums in software (ethtool tx off).
+# Capture on PREFIXwire/br0: frames there are ordinary skbs, unlike at the
+# endpoints where XDP redirects bypass the taps.
+#
+# usage: testbed.sh up PREFIX         build it (waits for every link to come up)
+#        testbed.sh down PREFIX       remove every namespace starting with PREFIX
+#        testbed.sh kvxlan PREFIX N VNI   make host N a kernel vxlan endpoint (bridge br0: vx0 + wl0)
+set -euo pipefail
+
+W1MAC=02:00:00:00:01:01 W2MAC=02:00:00:00:02:02
+H1MAC=02:00:00:00:0a:01 H2MAC=02:00:00:00:0a:02
+
+ns() { local n=$1; shift; ip netns exec "$n" "$@"; }
+
+wait_up() { # namespace interface
+  for _ in $(seq 1 250); do
+    ns "$1" ip -o link show dev "$2" 2>/dev/null | grep -q LOWER_UP && return 0
+    sleep 0.02
+  done
+  echo "testbed: $1/$2 did not come up" >&2
+  return 1
+}
+
+up() {
+  local p=$1
+  for n in w1 h1 wire h2 w2; do
+    ip netns add "${p}$n"
+    ns "${p}$n" ip link set lo up
+  done
+  ns "${p}wire" ip link add br0 type bridge
+  ns "${p}wire" ip link set br0 up
+  for i in 1 2; do
+    local w=${p}w$i h=${p}h$i wmac hmac
+    [ $i = 1 ] && { wmac=$W1MAC; hmac=$H1MAC; } || { wmac=$W2MAC; hmac=$H2MAC; }
+    ip link add eth0 netns "$w" address "$wmac" mtu 1450 type veth peer wl0 netns "$h"
+    ip link add ul0 netns "$h" address "$hmac" type veth peer n$i netns "${p}wire"
+    ns "$w" ip addr add 10.0.0.$i/24 dev eth0
+    ns "$h" ip addr add 192.168.1.$i/24 dev ul0
+    ns "${p}wire" ip link set n$i master br0
+    ns "$w" ethtool -K eth0 tx off >/dev/null
+    ns "$h" ethtool -K ul0 tx off >/dev/null
+    ns "$w" ip link set eth0 up
+    ns "$h" ip link set wl0 up
+    ns "$h" ip link set ul0 up
+    ns "${p}wire" ip link set n$i up
+  done
+  for i in 1 2; do
+    wait_up "${p}w$i" eth0; wait_up "${p}h$i" wl0; wait_up "${p}h$i" ul0; wait_up "${p}wire" n$i
+  done
+}
+
+down() {
+  local p=$1
+  for n in $(ip netns list | awk '{print $1}' | grep "^${p}" || true); do
+    ip netns del "$n" 2>/dev/null || true
+  done
+}
+
+kvxlan() {
+  local p=$1 i=$2 vni=$3 h=${1}h$2 other
+  [ "$i" = 1 ] && other=2 || other=1
+  ns "$h" ip link add vx0 type vxlan id "$vni" local 192.168.1.$i remote 192.168.1.$other dstport 4789 dev ul0
+  ns "$h" ip link add br0 type bridge
+  ns "$h" ip link set vx0 master br0
+  ns "$h" ip link set wl0 master br0
+  ns "$h" ip link set vx0 up
+  ns "$h" ip link set br0 up
+  wait_up "$h" vx0
+}
+
+case "${1:-}" in
+  up) up "$2" ;;
+  down) down "$2" ;;
+  kvxlan) kvxlan "$2" "$3" "$4" ;;
+  *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+esac
