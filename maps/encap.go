@@ -183,6 +183,17 @@ func (r Readiness) MarshalText() ([]byte, error) {
 	return []byte("unknown"), nil
 }
 
+// UnmarshalText reads the JSON form back.
+func (r *Readiness) UnmarshalText(b []byte) error {
+	for _, v := range []Readiness{ReadyUnknown, ReadyNotVeth, ReadyGRO, ReadyPeerXDP, NotReady} {
+		if text, _ := v.MarshalText(); string(text) == string(b) {
+			*r = v
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown readiness %q", b)
+}
+
 // Slot is one redirect slot: frames redirected through key In leave on Out.
 // Tunnels hold identity slots (In == Out) for their interfaces; `devmap add
 // IN OUT` holds plain ones.

@@ -264,7 +264,7 @@ func (t *Tunnel) checkProtoFields(a TunnelArgs, hadUDP bool) []error {
 			}
 		}
 		t.VNI, t.OuterSrc, t.OuterDst, t.SrcMAC, t.DstMAC, t.SrcPort = 0, netip.Addr{}, netip.Addr{}, nil, nil, 0
-		if t.VlanID == 0 {
+		if t.VlanID == 0 && a.VlanID == "" {
 			errs = append(errs, Invalid("--vlan-id", "", "is required with --proto vlan", "1..4094"))
 		}
 		return errs
@@ -277,16 +277,16 @@ func (t *Tunnel) checkProtoFields(a TunnelArgs, hadUDP bool) []error {
 		// A new GENEVE/VXLAN tunnel, or a switch from VLAN: nothing to inherit.
 		errs = append(errs, Invalid("--vni", "", "is required with --proto "+t.Proto.String(), "0..16777215"))
 	}
-	if !t.OuterSrc.IsValid() {
+	if !t.OuterSrc.IsValid() && a.OuterSrc == "" {
 		errs = append(errs, Invalid("--outer-src", "", "is required with --proto "+t.Proto.String(), "the local underlay IPv4 address"))
 	}
-	if !t.OuterDst.IsValid() {
+	if !t.OuterDst.IsValid() && a.OuterDst == "" {
 		errs = append(errs, Invalid("--outer-dst", "", "is required with --proto "+t.Proto.String(), "the remote underlay IPv4 address"))
 	}
 	if t.OuterSrc.IsValid() && t.OuterSrc == t.OuterDst {
 		errs = append(errs, Invalid("--outer-dst", t.OuterDst.String(), "equals --outer-src", "the remote underlay IPv4 address"))
 	}
-	if t.DstMAC == nil {
+	if t.DstMAC == nil && a.DstMAC == "" {
 		errs = append(errs, Invalid("--dst-mac", "", "is required with --proto "+t.Proto.String(), "the MAC address of the next hop towards --outer-dst, like 02:00:00:00:00:02"))
 	}
 	return errs

@@ -1,0 +1,80 @@
+package testnet
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// BuildTunmux builds the tunmux binary into a temporary folder and returns
+// its path and a cleanup function; call it from TestMain.
+func BuildTunmux() (string, func(), error) {
+	dir, err := os.MkdirTemp("", "tunmux-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { _ = os.RemoveAll(dir) }
+	_, file, _, _ := runtime.Caller(0)
+	top := filepath.Join(filepath.Dir(file), "..", "..")
+	bin := filepath.Join(dir, "tunmux")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tunmux")
+	cmd.Dir = top
+	if out, err := cmd.CombinedOutput(); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("go build ./cmd/tunmux: %v\n%s", err, out)
+	}
+	return bin, cleanup, nil
+}
+
+// TopDir returns the repository's top folder.
+func TopDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Result is what one tunmux invocation did.
+type Result struct {
+	Args   []string
+	Stdout string
+	Stderr string
+	Code   int
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("tunmux %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(r.Args, " "), r.Code, r.Stdout, r.Stderr)
+}
+
+// Tunmux runs the binary at bin with args, as a separate process.
+func Tunmux(bin string, args ...string) Result {
+	cmd := exec.Command(bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := Result{Args: args, Stdout: out.String(), Stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.Code = ee.ExitCode()
+	default:
+		r.Code = -1
+		r.Stderr += err.Error()
+	}
+	return r
+}
+
+// MustTunmux runs tunmux and fails the test unless it exits 0.
+func MustTunmux(t testing.TB, bin string, args ...string) Result {
+	t.Helper()
+	r := Tunmux(bin, args...)
+	if r.Code != 0 {
+		t.Fatalf("%s", r)
+	}
+	return r
+}
