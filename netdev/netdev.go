@@ -255,7 +255,6 @@ type ethtoolValue struct {
 	data uint32
 }
 
-
 func ethtool(name string, v *ethtoolValue) error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {

@@ -1,0 +1,327 @@
+// Package e2e runs tunmux end to end: the two-node testbed of
+// scripts/testbed.sh, the real binary run as separate processes, real pings
+// and TCP transfers, tshark decoding what crosses the wire, and the kernel's
+// vxlan device as an interoperability peer.
+package e2e
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tunmux/tunmux/internal/testnet"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() == 0 {
+		b, cleanup, err := testnet.BuildTunmux()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		bin = b
+		code := m.Run()
+		cleanup()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// bed is one two-node testbed (scripts/testbed.sh) with a bpffs root per node.
+type bed struct {
+	t      *testing.T
+	prefix string
+	roots  [3]string // index 1 and 2: the nodes
+}
+
+func newBed(t *testing.T) *bed {
+	testnet.RequireRoot(t)
+	for _, tool := range []string{"tshark", "ping", "ethtool"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed end to end; run 'make deps': %v", tool, err)
+		}
+	}
+	b := &bed{t: t, prefix: testnet.Unique("tmxe") + "-"}
+	script := filepath.Join(testnet.TopDir(), "scripts", "testbed.sh")
+	t.Cleanup(func() { _ = exec.Command("bash", script, "down", b.prefix).Run() })
+	testnet.Run(t, "bash", script, "up", b.prefix)
+	for n := 1; n <= 2; n++ {
+		b.roots[n] = testnet.BPFRoot(t, func(root string) { testnet.Tunmux(bin, "--bpffs", root, "unload", "encap") })
+	}
+	return b
+}
+
+func (b *bed) ns(name string) *testnet.Netns { return &testnet.Netns{Name: b.prefix + name} }
+
+// tunmux runs the binary for node n, in its host namespace.
+func (b *bed) tunmux(n int, args ...string) testnet.Result {
+	b.t.Helper()
+	return testnet.MustTunmux(b.t, bin, append([]string{"--bpffs", b.roots[n], "--netns", fmt.Sprintf("%sh%d", b.prefix, n)}, args...)...)
+}
+
+// tunmuxNode makes node n a tunmux endpoint of one tunnel to the other node,
+// exactly as an operator would.
+func (b *bed) tunmuxNode(n int, proto string, idArgs ...string) {
+	b.t.Helper()
+	o := 3 - n
+	b.tunmux(n, "load", "encap")
+	b.tunmux(n, "attach", "encap", "wl0")
+	b.tunmux(n, "attach", "decap", "ul0")
+	args := []string{"tunnel", "add", "--inner-src", fmt.Sprintf("10.0.0.%d", n), "--inner-dst", fmt.Sprintf("10.0.0.%d", o),
+		"--proto", proto, "--underlay", "ul0", "--overlay", "wl0"}
+	args = append(args, idArgs...)
+	if proto != "vlan" {
+		args = append(args, "--outer-src", fmt.Sprintf("192.168.1.%d", n), "--outer-dst", fmt.Sprintf("192.168.1.%d", o),
+			"--dst-mac", fmt.Sprintf("02:00:00:00:0a:0%d", o))
+	}
+	b.tunmux(n, args...)
+}
+
+// ping pings from workload `from` to ip: it waits for the first answer (the
+// neighbour must be resolved across the tunnel first), then needs five more
+// with no loss.
+func (b *bed) ping(from int, ip string) {
+	b.t.Helper()
+	w := b.ns(fmt.Sprintf("w%d", from))
+	testnet.WaitFor(b.t, 15*time.Second, fmt.Sprintf("a ping answer from %s in w%d", ip, from), func() bool {
+		_, err := w.Try("ping", "-c", "1", "-W", "1", ip)
+		return err == nil
+	})
+	out, err := w.Try("ping", "-c", "5", "-i", "0.2", "-W", "2", ip)
+	if err != nil || !strings.Contains(out, " 0% packet loss") {
+		b.t.Fatalf("ping %s from w%d: %v\n%s", ip, from, err, out)
+	}
+}
+
+// tcp sends 8 MiB of random bytes over TCP from workload `from` to the
+// other workload and checks that exactly those bytes arrived. The sockets
+// are opened on threads inside the workloads' namespaces.
+func (b *bed) tcp(from int) {
+	b.t.Helper()
+	to := 3 - from
+	var ln net.Listener
+	b.ns(fmt.Sprintf("w%d", to)).Do(b.t, func() error {
+		var err error
+		ln, err = net.Listen("tcp4", fmt.Sprintf("10.0.0.%d:0", to))
+		return err
+	})
+	defer ln.Close()
+	type result struct {
+		sum [32]byte
+		n   int64
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+		h := sha256.New()
+		n, err := io.Copy(h, conn)
+		var r result
+		copy(r.sum[:], h.Sum(nil))
+		r.n, r.err = n, err
+		got <- r
+	}()
+	data := make([]byte, 8<<20)
+	_, _ = rand.Read(data)
+	var conn net.Conn
+	b.ns(fmt.Sprintf("w%d", from)).Do(b.t, func() error {
+		var err error
+		conn, err = net.DialTimeout("tcp4", ln.Addr().String(), 10*time.Second)
+		return err
+	})
+	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := conn.Write(data); err != nil {
+		b.t.Fatalf("TCP from w%d: write: %v", from, err)
+	}
+	_ = conn.(*net.TCPConn).CloseWrite()
+	r := <-got
+	conn.Close()
+	if r.err != nil || r.n != int64(len(data)) || r.sum != sha256.Sum256(data) {
+		b.t.Fatalf("TCP from w%d to w%d: %d of %d bytes arrived (err %v), same bytes: %v", from, to, r.n, len(data), r.err, r.sum == sha256.Sum256(data))
+	}
+}
+
+// capture starts tshark on the wire's bridge and returns a function that
+// waits for count frames and returns one line of fields per frame.
+func (b *bed) capture(filter string, count int, fields ...string) func() [][]string {
+	b.t.Helper()
+	args := []string{"-i", "br0", "-f", filter, "-c", strconv.Itoa(count), "-a", "duration:60", "-l",
+		"-o", "ip.check_checksum:TRUE", "-T", "fields", "-E", "separator=|"}
+	for _, f := range fields {
+		args = append(args, "-e", f)
+	}
+	cmd := b.ns("wire").Cmd("tshark", args...)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		b.t.Fatalf("tshark: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	b.t.Cleanup(func() { _ = cmd.Process.Kill() })
+	testnet.WaitFor(b.t, 20*time.Second, "tshark to capture on the wire", func() bool {
+		return strings.Contains(stderr.String(), "Capturing on")
+	})
+	return func() [][]string {
+		b.t.Helper()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			b.t.Fatalf("tshark saw fewer than %d frames:\n%s\n%s", count, stdout.String(), stderr.String())
+		}
+		var rows [][]string
+		for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+			rows = append(rows, strings.Split(line, "|"))
+		}
+		if len(rows) < count {
+			b.t.Fatalf("tshark decoded %d frames, want %d:\n%s\n%s", len(rows), count, stdout.String(), stderr.String())
+		}
+		return rows
+	}
+}
+
+// counter returns a node's packet count for program/outcome.
+func (b *bed) counter(n int, program, outcome string) uint64 {
+	b.t.Helper()
+	var cs []struct {
+		Program, Outcome string
+		Packets          uint64
+	}
+	r := b.tunmux(n, "-o", "json", "stats", "encap")
+	if err := json.Unmarshal([]byte(r.Stdout), &cs); err != nil {
+		b.t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Program == program && c.Outcome == outcome {
+			return c.Packets
+		}
+	}
+	b.t.Fatalf("no counter %s/%s", program, outcome)
+	return 0
+}
+
+// neighbour returns the MAC that workload `from` resolved for ip.
+func (b *bed) neighbour(from int, ip string) string {
+	out := b.ns(fmt.Sprintf("w%d", from)).Run(b.t, "ip", "neigh", "show", ip)
+	f := strings.Fields(out)
+	for i := range f {
+		if f[i] == "lladdr" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
+func TestTunnelsEndToEnd(t *testing.T) {
+	for _, tc := range []struct {
+		proto  string
+		id     []string
+		filter string
+		fields []string
+		check  func(t *testing.T, row []string)
+	}{
+		{"geneve", []string{"--vni", "5001"}, "udp port 6081",
+			[]string{"ip.src", "udp.srcport", "udp.dstport", "geneve.vni", "ip.checksum.status", "_ws.malformed"},
+			func(t *testing.T, r []string) {
+				if !strings.HasPrefix(r[0], "192.168.1.") || r[2] != "6081" || !vniIs(r[3], 5001) || !strings.HasPrefix(r[4], "1") || r[5] != "" {
+					t.Errorf("GENEVE frame on the wire: %v", r)
+				}
+				checkSourcePort(t, r[1])
+			}},
+		{"vxlan", []string{"--vni", "5002"}, "udp port 4789",
+			[]string{"ip.src", "udp.srcport", "udp.dstport", "vxlan.vni", "ip.checksum.status", "_ws.malformed"},
+			func(t *testing.T, r []string) {
+				if !strings.HasPrefix(r[0], "192.168.1.") || r[2] != "4789" || !vniIs(r[3], 5002) || !strings.HasPrefix(r[4], "1") || r[5] != "" {
+					t.Errorf("VXLAN frame on the wire: %v", r)
+				}
+				checkSourcePort(t, r[1])
+			}},
+		{"vlan", []string{"--vlan-id", "300"}, "vlan 300",
+			[]string{"vlan.id", "vlan.priority", "ip.src", "eth.type", "_ws.malformed"},
+			func(t *testing.T, r []string) {
+				if r[0] != "300" || r[1] != "0" || !strings.HasPrefix(r[2], "10.0.0.") || r[4] != "" {
+					t.Errorf("802.1Q frame on the wire: %v", r)
+				}
+			}},
+	} {
+		t.Run(tc.proto, func(t *testing.T) {
+			b := newBed(t)
+			b.tunmuxNode(1, tc.proto, tc.id...)
+			b.tunmuxNode(2, tc.proto, tc.id...)
+			done := b.capture(tc.filter, 6, tc.fields...)
+			b.ping(1, "10.0.0.2")
+			for _, row := range done() {
+				tc.check(t, row)
+			}
+			// ARP crossed the tunnel: the real peer answered.
+			if mac := b.neighbour(1, "10.0.0.2"); mac != "02:00:00:00:02:02" {
+				t.Errorf("w1 resolved 10.0.0.2 to %q, want w2's 02:00:00:00:02:02", mac)
+			}
+			b.ping(2, "10.0.0.1")
+			b.tcp(1)
+			b.tcp(2)
+			for n := 1; n <= 2; n++ {
+				if b.counter(n, "encap", tc.proto) == 0 || b.counter(n, "decap", tc.proto) == 0 {
+					t.Errorf("node %d counted no %s encap or decap", n, tc.proto)
+				}
+			}
+		})
+	}
+}
+
+func TestInteropWithKernelVXLAN(t *testing.T) {
+	b := newBed(t)
+	b.tunmuxNode(1, "vxlan", "--vni", "4242")
+	testnet.Run(t, "bash", filepath.Join(testnet.TopDir(), "scripts", "testbed.sh"), "kvxlan", b.prefix, "2", "4242")
+	done := b.capture("udp port 4789", 6, "ip.src", "ip.dst", "vxlan.vni", "ip.checksum.status", "_ws.malformed")
+	b.ping(1, "10.0.0.2")
+	rows := done()
+	from := map[string]bool{}
+	for _, r := range rows {
+		if !vniIs(r[2], 4242) || r[4] != "" {
+			t.Errorf("VXLAN frame on the wire: %v", r)
+		}
+		from[strings.Split(r[0], ",")[0]] = true
+	}
+	if !from["192.168.1.1"] || !from["192.168.1.2"] {
+		t.Errorf("want frames from tunmux (192.168.1.1) and the kernel's vxlan (192.168.1.2), saw %v", from)
+	}
+	b.ping(2, "10.0.0.1")
+	b.tcp(1)
+	b.tcp(2)
+	if b.counter(1, "decap", "vxlan") == 0 {
+		t.Errorf("tunmux decapsulated nothing from the kernel's vxlan")
+	}
+}
+
+func vniIs(field string, want int) bool {
+	n, err := strconv.ParseUint(strings.Split(field, ",")[0], 0, 32)
+	return err == nil && int(n) == want
+}
+
+// checkSourcePort checks a per-flow source port in the kernel vxlan's range.
+func checkSourcePort(t *testing.T, field string) {
+	p, err := strconv.Atoi(field)
+	if err != nil || p < 32768 || p >= 61000 {
+		t.Errorf("outer UDP source port %q, want a per-flow port in 32768..60999", field)
+	}
+}
