@@ -7,13 +7,11 @@ package e2e
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,11 +37,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// bed is one two-node testbed (scripts/testbed.sh) with a bpffs root per node.
+// bed wraps the shared two-node testbed with the checks of these tests.
 type bed struct {
-	t      *testing.T
-	prefix string
-	roots  [3]string // index 1 and 2: the nodes
+	*testnet.Bed
+	t *testing.T
 }
 
 func newBed(t *testing.T) *bed {
@@ -53,41 +50,10 @@ func newBed(t *testing.T) *bed {
 			t.Fatalf("%s is needed end to end; run 'make deps': %v", tool, err)
 		}
 	}
-	b := &bed{t: t, prefix: testnet.Unique("tmxe") + "-"}
-	script := filepath.Join(testnet.TopDir(), "scripts", "testbed.sh")
-	t.Cleanup(func() { _ = exec.Command("bash", script, "down", b.prefix).Run() })
-	testnet.Run(t, "bash", script, "up", b.prefix)
-	for n := 1; n <= 2; n++ {
-		b.roots[n] = testnet.BPFRoot(t, func(root string) { testnet.Tunmux(bin, "--bpffs", root, "unload", "encap") })
-	}
-	return b
+	return &bed{Bed: testnet.NewBed(t, bin), t: t}
 }
 
-func (b *bed) ns(name string) *testnet.Netns { return &testnet.Netns{Name: b.prefix + name} }
-
-// tunmux runs the binary for node n, in its host namespace.
-func (b *bed) tunmux(n int, args ...string) testnet.Result {
-	b.t.Helper()
-	return testnet.MustTunmux(b.t, bin, append([]string{"--bpffs", b.roots[n], "--netns", fmt.Sprintf("%sh%d", b.prefix, n)}, args...)...)
-}
-
-// tunmuxNode makes node n a tunmux endpoint of one tunnel to the other node,
-// exactly as an operator would.
-func (b *bed) tunmuxNode(n int, proto string, idArgs ...string) {
-	b.t.Helper()
-	o := 3 - n
-	b.tunmux(n, "load", "encap")
-	b.tunmux(n, "attach", "encap", "wl0")
-	b.tunmux(n, "attach", "decap", "ul0")
-	args := []string{"tunnel", "add", "--inner-src", fmt.Sprintf("10.0.0.%d", n), "--inner-dst", fmt.Sprintf("10.0.0.%d", o),
-		"--proto", proto, "--underlay", "ul0", "--overlay", "wl0"}
-	args = append(args, idArgs...)
-	if proto != "vlan" {
-		args = append(args, "--outer-src", fmt.Sprintf("192.168.1.%d", n), "--outer-dst", fmt.Sprintf("192.168.1.%d", o),
-			"--dst-mac", fmt.Sprintf("02:00:00:00:0a:0%d", o))
-	}
-	b.tunmux(n, args...)
-}
+func (b *bed) ns(name string) *testnet.Netns { return b.NS(name) }
 
 // ping pings from workload `from` to ip: it waits for the first answer (the
 // neighbour must be resolved across the tunnel first), then needs five more
@@ -199,26 +165,6 @@ func (b *bed) capture(filter string, count int, fields ...string) func() [][]str
 	}
 }
 
-// counter returns a node's packet count for program/outcome.
-func (b *bed) counter(n int, program, outcome string) uint64 {
-	b.t.Helper()
-	var cs []struct {
-		Program, Outcome string
-		Packets          uint64
-	}
-	r := b.tunmux(n, "-o", "json", "stats", "encap")
-	if err := json.Unmarshal([]byte(r.Stdout), &cs); err != nil {
-		b.t.Fatal(err)
-	}
-	for _, c := range cs {
-		if c.Program == program && c.Outcome == outcome {
-			return c.Packets
-		}
-	}
-	b.t.Fatalf("no counter %s/%s", program, outcome)
-	return 0
-}
-
 // neighbour returns the MAC that workload `from` resolved for ip.
 func (b *bed) neighbour(from int, ip string) string {
 	out := b.ns(fmt.Sprintf("w%d", from)).Run(b.t, "ip", "neigh", "show", ip)
@@ -265,8 +211,8 @@ func TestTunnelsEndToEnd(t *testing.T) {
 	} {
 		t.Run(tc.proto, func(t *testing.T) {
 			b := newBed(t)
-			b.tunmuxNode(1, tc.proto, tc.id...)
-			b.tunmuxNode(2, tc.proto, tc.id...)
+			b.TunmuxNode(1, tc.proto, tc.id...)
+			b.TunmuxNode(2, tc.proto, tc.id...)
 			done := b.capture(tc.filter, 6, tc.fields...)
 			b.ping(1, "10.0.0.2")
 			for _, row := range done() {
@@ -280,7 +226,7 @@ func TestTunnelsEndToEnd(t *testing.T) {
 			b.tcp(1)
 			b.tcp(2)
 			for n := 1; n <= 2; n++ {
-				if b.counter(n, "encap", tc.proto) == 0 || b.counter(n, "decap", tc.proto) == 0 {
+				if b.Counter(n, "encap", tc.proto) == 0 || b.Counter(n, "decap", tc.proto) == 0 {
 					t.Errorf("node %d counted no %s encap or decap", n, tc.proto)
 				}
 			}
@@ -290,8 +236,8 @@ func TestTunnelsEndToEnd(t *testing.T) {
 
 func TestInteropWithKernelVXLAN(t *testing.T) {
 	b := newBed(t)
-	b.tunmuxNode(1, "vxlan", "--vni", "4242")
-	testnet.Run(t, "bash", filepath.Join(testnet.TopDir(), "scripts", "testbed.sh"), "kvxlan", b.prefix, "2", "4242")
+	b.TunmuxNode(1, "vxlan", "--vni", "4242")
+	b.KernelVXLANNode(2, 4242)
 	done := b.capture("udp port 4789", 6, "ip.src", "ip.dst", "vxlan.vni", "ip.checksum.status", "_ws.malformed")
 	b.ping(1, "10.0.0.2")
 	rows := done()
@@ -308,7 +254,7 @@ func TestInteropWithKernelVXLAN(t *testing.T) {
 	b.ping(2, "10.0.0.1")
 	b.tcp(1)
 	b.tcp(2)
-	if b.counter(1, "decap", "vxlan") == 0 {
+	if b.Counter(1, "decap", "vxlan") == 0 {
 		t.Errorf("tunmux decapsulated nothing from the kernel's vxlan")
 	}
 }

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# bench.sh: runs tunmux's benchmarks (package bench) and prints one table of
+# ratios; raw `go test -bench` output and the table go to bench-results.txt.
+#   - XDP live frames (BPF_F_TEST_XDP_LIVE_FRAMES): encap and decap packet
+#     rates beside a bare devmap-redirect floor, with XDP_DROP on the
+#     receiving peer (the program's cost) and with XDP_PASS (the whole path);
+#   - iperf3 TCP and 64-byte UDP over tunmux VXLAN and over the kernel's vxlan.
+# Each measurement runs BENCH_COUNT times (default 5); the table shows medians.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${BENCH_COUNT:-5}
+frames=${BENCH_FRAMES:-2000000}
+out=bench-results.txt
+raw=$(mktemp)
+trap 'rm -f "$raw"' EXIT
+
+[ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 1; }
+
+echo "bench: XDP live frames ($frames frames x $count runs), then iperf3 (${count} x 5 s per case); this takes a few minutes" >&2
+go test ./bench -run '^$' -bench 'Live' -benchtime "${frames}x" -count "$count" -timeout 30m | tee -a "$raw" >&2
+go test ./bench -run '^$' -bench 'Iperf' -benchtime 1x -count "$count" -timeout 30m | tee -a "$raw" >&2
+
+{
+  echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r)"
+  echo "date: $(date -u +%Y-%m-%dT%H:%MZ), tunmux $(git describe --always --dirty 2>/dev/null || echo dev), medians of $count runs"
+  echo
+  awk '
+    /^Benchmark/ {
+      name = $1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
+      for (i = 3; i < NF; i += 2) { v[name "|" $(i+1), ++n[name "|" $(i+1)]] = $i }
+    }
+    function median(key,   m, i, j, t, a) {
+      m = n[key]; if (m == 0) return -1
+      for (i = 1; i <= m; i++) a[i] = v[key, i]
+      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    function row(label, a, unitA, b, unitB, scale,   x, y) {
+      x = median(a "|" unitA); y = median(b "|" unitB)
+      if (x < 0 || y <= 0) { printf "| %s | n/a | n/a | n/a |\n", label; return }
+      printf "| %s | %.3g | %.3g | %.2f |\n", label, x / scale, y / scale, x / y
+    }
+    END {
+      print "| measurement | tunmux | reference | ratio |"
+      print "|---|---|---|---|"
+      for (p = 0; p < 2; p++) {
+        peer = p ? "peer-pass" : "peer-drop"; verdict = p ? "XDP_PASS" : "XDP_DROP"
+        split("encap-vxlan decap-vxlan encap-geneve decap-geneve encap-vlan", cases, " ")
+        for (c = 1; c <= 5; c++)
+          row("live frames, " verdict " on peer: " cases[c] " vs bare redirect (Mpps)", "Live/" peer "/" cases[c], "pps", "Live/" peer "/floor-redirect", "pps", 1e6)
+      }
+      row("TCP w1 to w2: tunmux vxlan vs kernel vxlan, same offloads (Gbit/s)", "Iperf/tunmux-vxlan/tcp", "Gbit/s", "Iperf/kernel-vxlan/tcp", "Gbit/s", 1)
+      row("TCP w1 to w2: tunmux vxlan vs kernel vxlan with tx offloads (Gbit/s)", "Iperf/tunmux-vxlan/tcp", "Gbit/s", "Iperf/kernel-vxlan-offload/tcp", "Gbit/s", 1)
+      row("UDP 64 B w1 to w2: tunmux vxlan vs kernel vxlan, same offloads (rx kpps)", "Iperf/tunmux-vxlan/udp64", "rx-pps", "Iperf/kernel-vxlan/udp64", "rx-pps", 1e3)
+      row("UDP 64 B w1 to w2: tunmux vxlan vs kernel vxlan with tx offloads (rx kpps)", "Iperf/tunmux-vxlan/udp64", "rx-pps", "Iperf/kernel-vxlan-offload/udp64", "rx-pps", 1e3)
+    }' "$raw"
+} >"$out.table"
+cat "$raw" "$out.table" >"$out"
+rm -f "$out.table"
+echo
+sed -n '/^machine:/,$p' "$out"
