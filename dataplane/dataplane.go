@@ -70,7 +70,7 @@ var EncapDataplane = &Dataplane{
 		{Name: "encap", Hook: maps.HookXDP, Attachable: true, RedirectsIngress: true, Role: "frames from workloads arrive here and are encapsulated"},
 		{Name: "decap", Hook: maps.HookXDP, Attachable: true, Role: "tunnelled frames arrive here and are decapsulated"},
 		{Name: "redirect", Hook: maps.HookXDP, Attachable: true, RedirectsIngress: true, Role: "frames arriving here leave through the interface's devmap slot (devmap add IN OUT)"},
-		{Name: "pass", Hook: maps.HookXDP, Role: "passes every frame (for interfaces that must run an XDP program)"},
+		{Name: "pass", Hook: maps.HookXDP, Attachable: true, Role: "passes every frame: readies a veth peer for redirected frames with XDP instead of GRO"},
 	},
 	loadSpec: encap.LoadEncap,
 }

@@ -52,7 +52,7 @@ func (a *app) devmapAddCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.printer.Print(slotTable{slot})
+			return a.printer.Print(slotView(slot))
 		},
 	}
 }
