@@ -202,9 +202,11 @@ func TestTunnelsEndToEnd(t *testing.T) {
 				checkSourcePort(t, r[1])
 			}},
 		{"vlan", []string{"--vlan-id", "300"}, "vlan 300",
-			[]string{"vlan.id", "vlan.priority", "ip.src", "eth.type", "_ws.malformed"},
+			[]string{"vlan.id", "vlan.priority", "vlan.etype", "ip.src", "_ws.malformed"},
 			func(t *testing.T, r []string) {
-				if r[0] != "300" || r[1] != "0" || !strings.HasPrefix(r[2], "10.0.0.") || r[4] != "" {
+				etype, _ := strconv.ParseUint(r[2], 0, 16)
+				inner := (etype == 0x0800 && strings.HasPrefix(r[3], "10.0.0.")) || etype == 0x0806
+				if r[0] != "300" || r[1] != "0" || !inner || r[4] != "" {
 					t.Errorf("802.1Q frame on the wire: %v", r)
 				}
 			}},
