@@ -88,11 +88,7 @@ func (l *Loaded) Attach(lock *maps.Lock, prog, iface string, opts AttachOptions)
 	}
 	res := AttachResult{Dataplane: l.DP.Name, Program: prog, Interface: iface, Netns: opts.Netns, Hook: p.Hook.String(), Mode: maps.ModeName(mode), Warnings: []string{}}
 	err = netdev.Do(opts.Netns, func() error {
-		ifc, err := lookupArg("IFACE", iface, opts.Netns)
-		if err != nil {
-			return err
-		}
-		ino, err := netdev.CurrentInode()
+		ifc, ino, err := lookupHere("IFACE", iface, opts.Netns)
 		if err != nil {
 			return err
 		}
@@ -199,11 +195,7 @@ func (l *Loaded) Detach(lock *maps.Lock, prog, iface, netnsName string) (DetachR
 	}
 	res := DetachResult{Dataplane: l.DP.Name, Program: prog, Interface: iface, Netns: netnsName}
 	err := netdev.Do(netnsName, func() error {
-		ifc, err := lookupArg("IFACE", iface, netnsName)
-		if err != nil {
-			return err
-		}
-		ino, err := netdev.CurrentInode()
+		ifc, ino, err := lookupHere("IFACE", iface, netnsName)
 		if err != nil {
 			return err
 		}
@@ -301,6 +293,17 @@ func lookupArg(flag, name, netnsName string) (netdev.Iface, error) {
 		return ifc, maps.Invalid(flag, name, "no such interface in "+where, "an existing interface (see ip link)")
 	}
 	return ifc, err
+}
+
+// lookupHere resolves an interface argument and the inode of the namespace
+// the calling thread is in.
+func lookupHere(flag, name, netnsName string) (netdev.Iface, uint64, error) {
+	ifc, err := lookupArg(flag, name, netnsName)
+	if err != nil {
+		return ifc, 0, err
+	}
+	ino, err := netdev.CurrentInode()
+	return ifc, ino, err
 }
 
 // nsDisplayName names the current namespace for records: the --netns given,

@@ -22,20 +22,7 @@ import (
 
 var bin string
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 {
-		b, cleanup, err := testnet.BuildTunmux()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		bin = b
-		code := m.Run()
-		cleanup()
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { os.Exit(testnet.MainWithTunmux(m, &bin)) }
 
 // bed wraps the shared two-node testbed with the checks of these tests.
 type bed struct {

@@ -72,12 +72,8 @@ XDP modes: native (default; on a veth it turns TSO off at the peer) or generic
 				return err
 			}
 			var res dataplane.AttachResult
-			err = a.mutate(false, dp, func(lock *maps.Lock) error {
-				l, err := dataplane.Open(lock.Root(), dp)
-				if err != nil {
-					return err
-				}
-				defer l.Close()
+			err = a.writeDataplane(dp, func(lock *maps.Lock, l *dataplane.Loaded) error {
+				var err error
 				res, err = l.Attach(lock, args[0], args[1], dataplane.AttachOptions{Netns: a.netns, Mode: mode})
 				return err
 			})
@@ -122,12 +118,8 @@ Programs:
 				return err
 			}
 			var res dataplane.DetachResult
-			err = a.mutate(false, dp, func(lock *maps.Lock) error {
-				l, err := dataplane.Open(lock.Root(), dp)
-				if err != nil {
-					return err
-				}
-				defer l.Close()
+			err = a.writeDataplane(dp, func(lock *maps.Lock, l *dataplane.Loaded) error {
+				var err error
 				res, err = l.Detach(lock, args[0], args[1], a.netns)
 				return err
 			})

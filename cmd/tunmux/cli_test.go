@@ -21,20 +21,7 @@ import (
 // bin is the tunmux binary the tests run as separate processes.
 var bin string
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 {
-		b, cleanup, err := testnet.BuildTunmux()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		bin = b
-		code := m.Run()
-		cleanup()
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { os.Exit(testnet.MainWithTunmux(m, &bin)) }
 
 // cli runs tunmux against a private bpffs root, resolving interfaces in a
 // private namespace holding veths ul0/ul1, wl0/wl1 and x0/x1.

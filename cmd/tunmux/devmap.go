@@ -39,12 +39,8 @@ func (a *app) devmapAddCommand() *cobra.Command {
 				slot     maps.Slot
 				warnings []string
 			)
-			err := a.mutate(false, dataplane.EncapDataplane, func(lock *maps.Lock) error {
-				e, err := dataplane.OpenEncap(lock.Root())
-				if err != nil {
-					return err
-				}
-				defer e.Close()
+			err := a.writeEncap(func(lock *maps.Lock, e *dataplane.Encap) error {
+				var err error
 				slot, warnings, err = e.AddSlot(lock, args[0], args[1], a.netns)
 				return err
 			})
@@ -63,12 +59,12 @@ func (a *app) devmapGetCommand() *cobra.Command {
 		Short: "Show the slot keyed by interface IN (exit 3 if there is none)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := dataplane.OpenEncap(a.root())
-			if err != nil {
+			var slot maps.Slot
+			err := a.readEncap(func(e *dataplane.Encap) error {
+				var err error
+				slot, err = e.GetSlot(args[0], a.netns)
 				return err
-			}
-			defer e.Close()
-			slot, err := e.GetSlot(args[0], a.netns)
+			})
 			if err != nil {
 				return err
 			}
@@ -84,12 +80,8 @@ func (a *app) devmapDelCommand() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var slot maps.Slot
-			err := a.mutate(false, dataplane.EncapDataplane, func(lock *maps.Lock) error {
-				e, err := dataplane.OpenEncap(lock.Root())
-				if err != nil {
-					return err
-				}
-				defer e.Close()
+			err := a.writeEncap(func(lock *maps.Lock, e *dataplane.Encap) error {
+				var err error
 				slot, err = e.DeleteSlot(lock, args[0], a.netns)
 				return err
 			})
@@ -107,17 +99,14 @@ func (a *app) devmapListCommand() *cobra.Command {
 		Short: "List every redirect slot",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			e, err := dataplane.OpenEncap(a.root())
+			slots := []maps.Slot{}
+			err := a.readEncap(func(e *dataplane.Encap) error {
+				list, err := e.State.ListSlots()
+				slots = append(slots, list...)
+				return err
+			})
 			if err != nil {
 				return err
-			}
-			defer e.Close()
-			slots, err := e.State.ListSlots()
-			if err != nil {
-				return err
-			}
-			if slots == nil {
-				slots = []maps.Slot{}
 			}
 			return a.printer.Print(slotTable(slots))
 		},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -83,5 +82,3 @@ func (t statsTable) Rows() [][]string {
 	}
 	return rows
 }
-
-var _ = fmt.Sprint

@@ -53,12 +53,8 @@ func (a *app) tunnelPutCommand(verb string) *cobra.Command {
 				mode = maps.Upsert
 			}
 			var res dataplane.TunnelResult
-			err := a.mutate(false, dataplane.EncapDataplane, func(lock *maps.Lock) error {
-				e, err := dataplane.OpenEncap(lock.Root())
-				if err != nil {
-					return err
-				}
-				defer e.Close()
+			err := a.writeEncap(func(lock *maps.Lock, e *dataplane.Encap) error {
+				var err error
 				res, err = e.PutTunnel(lock, args, mode, a.netns)
 				return err
 			})
@@ -114,22 +110,18 @@ func (a *app) tunnelKeyCommand(verb string) *cobra.Command {
 			}
 			var t maps.Tunnel
 			if verb == "get" {
-				e, err := dataplane.OpenEncap(a.root())
-				if err != nil {
+				err = a.readEncap(func(e *dataplane.Encap) error {
+					var err error
+					t, err = e.State.GetTunnel(key)
 					return err
-				}
-				defer e.Close()
-				if t, err = e.State.GetTunnel(key); err != nil {
+				})
+				if err != nil {
 					return err
 				}
 				return a.printer.Print(tunnelDetail(t))
 			}
-			err = a.mutate(false, dataplane.EncapDataplane, func(lock *maps.Lock) error {
-				e, err := dataplane.OpenEncap(lock.Root())
-				if err != nil {
-					return err
-				}
-				defer e.Close()
+			err = a.writeEncap(func(lock *maps.Lock, e *dataplane.Encap) error {
+				var err error
 				t, err = e.DeleteTunnel(lock, key)
 				return err
 			})
@@ -157,17 +149,14 @@ func (a *app) tunnelListCommand() *cobra.Command {
 		Example: `  tunmux tunnel list -o json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			e, err := dataplane.OpenEncap(a.root())
+			ts := []maps.Tunnel{}
+			err := a.readEncap(func(e *dataplane.Encap) error {
+				list, err := e.State.ListTunnels()
+				ts = append(ts, list...)
+				return err
+			})
 			if err != nil {
 				return err
-			}
-			defer e.Close()
-			ts, err := e.State.ListTunnels()
-			if err != nil {
-				return err
-			}
-			if ts == nil {
-				ts = []maps.Tunnel{}
 			}
 			return a.printer.Print(tunnelTable(ts))
 		},

@@ -78,3 +78,20 @@ func MustTunmux(t testing.TB, bin string, args ...string) Result {
 	}
 	return r
 }
+
+// MainWithTunmux is a TestMain body for packages that run the binary: as
+// root it builds tunmux into *bin, runs the tests and removes the build;
+// otherwise it runs the tests, which skip saying they need root.
+func MainWithTunmux(m *testing.M, bin *string) int {
+	if os.Geteuid() != 0 {
+		return m.Run()
+	}
+	b, cleanup, err := BuildTunmux()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer cleanup()
+	*bin = b
+	return m.Run()
+}
