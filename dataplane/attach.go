@@ -195,12 +195,16 @@ func (l *Loaded) Detach(lock *maps.Lock, prog, iface, netnsName string) (DetachR
 	}
 	res := DetachResult{Dataplane: l.DP.Name, Program: prog, Interface: iface, Netns: netnsName}
 	err := netdev.Do(netnsName, func() error {
-		ifc, ino, err := lookupHere("IFACE", iface, netnsName)
+		ino, err := netdev.CurrentInode()
 		if err != nil {
 			return err
 		}
-		res.Ifindex = ifc.Index
-		pin := filepath.Join(l.Dir, LinkPinName(prog, ino, ifc.Index))
+		ifindex, err := l.attachedIndex(prog, iface, netnsName, ino)
+		if err != nil {
+			return err
+		}
+		res.Ifindex = ifindex
+		pin := filepath.Join(l.Dir, LinkPinName(prog, ino, ifindex))
 		lk, err := link.LoadPinnedLink(pin, nil)
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("%s is not attached to %s: %w", prog, netdev.Describe(netnsName, iface), maps.ErrNotFound)
@@ -217,9 +221,29 @@ func (l *Loaded) Detach(lock *maps.Lock, prog, iface, netnsName string) (DetachR
 			}
 			lk.Close()
 		}
-		return maps.DeleteAttachment(lock, l.Maps["attachments"], ino, uint32(ifc.Index), p.Hook)
+		return maps.DeleteAttachment(lock, l.Maps["attachments"], ino, uint32(ifindex), p.Hook)
 	})
 	return res, err
+}
+
+// attachedIndex resolves the interface to detach from: by name in this
+// namespace, or, when it is gone (its link defunct), by the name recorded
+// when prog was attached in this namespace.
+func (l *Loaded) attachedIndex(prog, iface, netnsName string, ino uint64) (int, error) {
+	ifc, err := lookupArg("IFACE", iface, netnsName)
+	if err == nil || !errors.Is(err, maps.ErrInvalid) {
+		return ifc.Index, err
+	}
+	atts, lerr := maps.ListAttachments(l.Maps["attachments"])
+	if lerr != nil {
+		return 0, lerr
+	}
+	for _, a := range atts {
+		if a.Netns == ino && a.Program == prog && a.Ifname == iface {
+			return int(a.Ifindex), nil
+		}
+	}
+	return 0, err
 }
 
 // Owner describes the program holding an interface's XDP slot.

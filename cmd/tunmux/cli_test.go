@@ -395,6 +395,27 @@ func TestAttachDetach(t *testing.T) {
 	if out := c.ns.Run(t, "ip", "link", "show", "wl0"); strings.Contains(out, "xdp") {
 		t.Errorf("XDP still attached after detach:\n%s", out)
 	}
+	// An interface that goes away leaves a defunct link, which detach still removes.
+	c.ok("attach", "redirect", "wl0")
+	c.ns.Run(t, "ip", "link", "del", "wl0")
+	c.jsonOut(&st, "status")
+	found := false
+	for _, l := range st.Dataplanes[0].Links {
+		if l.Program == "redirect" {
+			found = true
+			if l.State != "defunct" || l.Interface != "wl0" {
+				t.Errorf("link of a deleted interface: %+v", l)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("status lost the redirect link")
+	}
+	c.ok("detach", "redirect", "wl0")
+	c.jsonOut(&st, "status")
+	if len(st.Dataplanes[0].Links) != 1 {
+		t.Errorf("after detaching the defunct link: %+v", st.Dataplanes[0].Links)
+	}
 	// A program attached by someone else is named.
 	c.ns.Run(t, "ip", "link", "set", "dev", "x0", "xdpgeneric", "pinned", filepath.Join(c.root, "encap", "prog_pass"))
 	c.expect(exitFailed, []string{"attach", "encap", "x0", "--mode", "generic"}, "owned by tunmux encap (program pass")
