@@ -60,9 +60,19 @@ func (s statusView) Text() string {
 		}
 		var rows [][]string
 		for _, p := range d.Programs {
-			rows = append(rows, []string{p.Name, fmt.Sprint(p.ID), p.Type, p.Tag})
+			var where []string
+			for _, l := range d.Links {
+				if l.Program == p.Name {
+					where = append(where, fmt.Sprintf("%s (%s %s)", l.Where(), l.Hook, l.Mode))
+				}
+			}
+			attached := strings.Join(where, ", ")
+			if attached == "" {
+				attached = "-"
+			}
+			rows = append(rows, []string{p.Name, fmt.Sprint(p.ID), p.Type, p.Tag, attached})
 		}
-		section("programs", []string{"name", "id", "type", "tag"}, rows)
+		section("programs", []string{"name", "id", "type", "tag", "attached"}, rows)
 		rows = nil
 		for _, l := range d.Links {
 			rows = append(rows, []string{l.Program, l.Where(), fmt.Sprint(l.Ifindex), l.Hook, l.Mode, fmt.Sprint(l.LinkID), l.State})

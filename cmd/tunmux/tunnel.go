@@ -67,6 +67,12 @@ func (a *app) tunnelPutCommand(verb string) *cobra.Command {
 	}
 	if verb == "add" {
 		cmd.Short = "Add a tunnel (fails if its key exists, unless --replace)"
+		cmd.Long = `Add a tunnel. It encapsulates frames from --inner-src to --inner-dst onto
+--underlay and decapsulates the answers onto --overlay (see 'tunmux tunnel
+--help'). geneve and vxlan need --vni, --outer-src, --outer-dst and --dst-mac;
+vlan needs --vlan-id and takes no outer flags. Redirect slots for --underlay and
+--overlay are taken first; a veth target is made ready (GRO on at its peer).
+Every problem with the flags is reported at once (exit 2), and nothing changes.`
 		cmd.Example = `  # GENEVE, VNI 100, from this node (192.168.1.1) to its peer (192.168.1.2)
   tunmux tunnel add --inner-src 10.0.0.1 --inner-dst 10.0.0.2 --proto geneve --vni 100 \
       --outer-src 192.168.1.1 --outer-dst 192.168.1.2 --dst-mac 02:00:00:00:00:02 \
