@@ -78,12 +78,9 @@ func (e *Encap) PutTunnel(lock *maps.Lock, args maps.TunnelArgs, mode maps.PutMo
 		if err != nil {
 			return err
 		}
-		under, err := lookupArg("--underlay", t.Underlay, netnsName)
-		if err != nil {
-			return err
-		}
-		over, err := lookupArg("--overlay", t.Overlay, netnsName)
-		if err != nil {
+		under, err1 := lookupArg("--underlay", t.Underlay, netnsName)
+		over, err2 := lookupArg("--overlay", t.Overlay, netnsName)
+		if err := errors.Join(err1, err2); err != nil {
 			return err
 		}
 		t.UnderlayIndex, t.OverlayIndex = uint32(under.Index), uint32(over.Index)
