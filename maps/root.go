@@ -1,11 +1,13 @@
 package maps
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -52,7 +54,7 @@ func OpenRoot(path string, create bool) (*Root, error) {
 	if path == "" || !filepath.IsAbs(path) {
 		return nil, Invalid("--bpffs", path, "must be an absolute path on a bpffs", "an absolute path such as "+DefaultRootPath)
 	}
-	path = filepath.Clean(path)
+	path = hostView(filepath.Clean(path))
 	r := &Root{Path: path}
 	if !create {
 		return r, nil
@@ -64,6 +66,47 @@ func OpenRoot(path string, create bool) (*Root, error) {
 		return nil, fmt.Errorf("create bpffs root %s: %w", path, err)
 	}
 	return r, nil
+}
+
+// hostView returns the path to use for a root under /sys/fs/bpf. Inside
+// `ip netns exec`, which remounts /sys in a private mount namespace and so
+// hides the host's bpffs, the host's bpffs is still reachable through the
+// root of an ancestor process (the shell that ran the command): tunmux uses
+// it there, so that pins outlive the command as they do outside.
+func hostView(path string) string {
+	if path != bpffsMount && !strings.HasPrefix(path, bpffsMount+"/") || isBPFFS(bpffsMount) {
+		return path
+	}
+	for pid := os.Getppid(); pid > 1; pid = parentOf(pid) {
+		root := fmt.Sprintf("/proc/%d/root", pid)
+		if isBPFFS(root + bpffsMount) {
+			return root + path
+		}
+	}
+	return path
+}
+
+// parentOf returns the parent pid of pid, or 0.
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
+}
+
+// privateMountNS reports whether this process runs in another mount
+// namespace than its parent (as under `ip netns exec` or unshare -m).
+func privateMountNS() bool {
+	self, err1 := os.Readlink("/proc/self/ns/mnt")
+	parent, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid()))
+	return err1 == nil && err2 == nil && self != parent
 }
 
 // ensureBPFFS makes sure that path is (or will be created) on a bpffs.
@@ -90,6 +133,9 @@ func ensureBPFFS(path string) error {
 	}
 	if isBPFFS(bpffsMount) {
 		return nil
+	}
+	if privateMountNS() {
+		return fmt.Errorf("bpffs root %s: this command runs in a private mount namespace (ip netns exec?) without a bpffs at %s, and a bpffs mounted here would vanish, with its pins, when the command exits; run tunmux outside it with --netns NAME, or mount the bpffs on the host first", path, bpffsMount)
 	}
 	if err := unix.Mount("bpf", bpffsMount, "bpf", 0, "mode=0700"); err != nil {
 		return fmt.Errorf("mount bpffs at %s (needed for %s): %w; mount it yourself with 'mount -t bpf bpf %s'", bpffsMount, path, err, bpffsMount)

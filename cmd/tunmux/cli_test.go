@@ -580,12 +580,35 @@ if [ "$(stat -f -c %%T /sys/fs/bpf)" = bpf_fs ]; then echo still-mounted; exit 1
 %[1]s --bpffs /sys/fs/bpf/tunmux-mount-test load encap
 stat -f -c %%T /sys/fs/bpf
 %[1]s --bpffs /sys/fs/bpf/tunmux-mount-test unload encap`, bin)
-	out, err := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script).CombinedOutput()
+	// A new PID namespace too, so that no ancestor process shows the host's bpffs.
+	out, err := exec.Command("unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc", "sh", "-c", script).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	if !strings.Contains(string(out), "bpf_fs") || !strings.Contains(string(out), "created map_") {
 		t.Errorf("load did not mount a bpffs:\n%s", out)
+	}
+	// Under ip netns exec (a private mount namespace whose /sys hides the
+	// bpffs), tunmux pins into the host's bpffs all the same.
+	c := newCLI(t)
+	c.ns.Run(t, "ip", "link", "add", "name", "v0", "type", "veth", "peer", "name", "v1")
+	c.ns.Run(t, "ip", "link", "set", "v0", "up")
+	out, err = exec.Command("ip", "netns", "exec", c.ns.Name, bin, "--bpffs", c.root, "load", "encap").CombinedOutput()
+	if err != nil {
+		t.Fatalf("load under ip netns exec: %v\n%s", err, out)
+	}
+	out, err = exec.Command("ip", "netns", "exec", c.ns.Name, bin, "--bpffs", c.root, "attach", "encap", "v0").CombinedOutput()
+	if err != nil {
+		t.Fatalf("attach under ip netns exec: %v\n%s", err, out)
+	}
+	var st struct {
+		Dataplanes []struct {
+			Links []struct{ Interface, State string } `json:"links"`
+		} `json:"dataplanes"`
+	}
+	c.jsonOut(&st, "status")
+	if len(st.Dataplanes) != 1 || len(st.Dataplanes[0].Links) != 1 || st.Dataplanes[0].Links[0].State != "attached" {
+		t.Errorf("the host does not see what ip netns exec loaded: %+v", st)
 	}
 	// Elsewhere than under /sys/fs/bpf, a folder that is not a bpffs is an error.
 	r := testnet.Tunmux(bin, "--bpffs", t.TempDir()+"/x", "load", "encap")
