@@ -23,10 +23,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrNoInterface: no interface has that name (or index).
+// ErrNoInterface means that no interface has that name (or index).
 var ErrNoInterface = errors.New("no such interface")
 
-// ErrNoNamespace: no named network namespace has that name.
+// ErrNoNamespace means that no named network namespace has that name.
 var ErrNoNamespace = errors.New("no such network namespace")
 
 // NetnsDir is where `ip netns` keeps named namespaces.

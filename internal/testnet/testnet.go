@@ -6,7 +6,6 @@ package testnet
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -180,11 +179,4 @@ func Background(t testing.TB, cmd *exec.Cmd) (stop func() string) {
 	}
 	t.Cleanup(func() { stop() })
 	return stop
-}
-
-// Context returns a context that ends when the test's deadline nears.
-func Context(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
 }

@@ -294,7 +294,7 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 			_, out := e.run(e.objs.Encap, tcpFrame(t, "10.0.0.1", "10.0.0.2", sport, 80, nil), encap.EncapStatS_ENCAP__VXLAN)
 			return binary.BigEndian.Uint16(out[34:])
 		}
-		if port(1000) != port(1000) {
+		if first, again := port(1000), port(1000); first != again {
 			t.Errorf("one flow got two source ports")
 		}
 		seen := map[uint16]bool{}
