@@ -79,15 +79,21 @@ func (l *Loaded) Attach(lock *maps.Lock, prog, iface string, opts AttachOptions)
 	if !ok || !p.Attachable {
 		return AttachResult{}, maps.Invalid("PROGRAM", prog, "is not an attachable program of "+l.DP.Name, attachableNames(l.DP))
 	}
-	mode, err := ParseMode(opts.Mode)
-	if err != nil {
-		return AttachResult{}, err
+	var mode uint32
+	if p.Hook == maps.HookXDP {
+		m, err := ParseMode(opts.Mode)
+		if err != nil {
+			return AttachResult{}, err
+		}
+		mode = m
+	} else if opts.Mode != "" {
+		return AttachResult{}, maps.Invalid("--mode", opts.Mode, "applies to XDP programs only; "+prog+" attaches at "+p.Hook.String(), "omit it")
 	}
 	if err := maps.ValidateIfaceName("IFACE", iface); err != nil {
 		return AttachResult{}, err
 	}
 	res := AttachResult{Dataplane: l.DP.Name, Program: prog, Interface: iface, Netns: opts.Netns, Hook: p.Hook.String(), Mode: maps.ModeName(mode), Warnings: []string{}}
-	err = netdev.Do(opts.Netns, func() error {
+	err := netdev.Do(opts.Netns, func() error {
 		ifc, ino, err := lookupHere("IFACE", iface, opts.Netns)
 		if err != nil {
 			return err
@@ -98,29 +104,25 @@ func (l *Loaded) Attach(lock *maps.Lock, prog, iface string, opts AttachOptions)
 		if p.RedirectsIngress {
 			res.Warnings = append(res.Warnings, checksumWarning(ifc, opts.Netns)...)
 		}
-		if ifc.XDPProgID != 0 {
-			owner := DescribeXDPOwner(l.Root, ifc.XDPProgID)
-			if _, err := os.Stat(pin); err == nil && owner.Dataplane == l.DP.Name && owner.Program == prog {
-				rec, err := maps.GetAttachment(l.Maps["attachments"], ino, uint32(ifc.Index), p.Hook)
-				if err == nil && rec.Mode != mode {
-					return fmt.Errorf("%s is already attached to %s in %s mode: %w; detach it first to change the mode",
-						prog, iface, maps.ModeName(rec.Mode), maps.ErrInUse)
-				}
-				res.Already = true
-				return nil
+		if linkAlive(pin) {
+			rec, err := maps.GetAttachment(l.Maps["attachments"], ino, uint32(ifc.Index), p.Hook)
+			if err == nil && rec.Mode != mode {
+				return fmt.Errorf("%s is already attached to %s in %s mode: %w; detach it first to change the mode",
+					prog, iface, maps.ModeName(rec.Mode), maps.ErrInUse)
 			}
-			return fmt.Errorf("the XDP slot of %s is owned by %s: %w; detach that first", iface, owner, maps.ErrInUse)
+			res.Already, res.Mode = true, maps.ModeName(mode)
+			return nil
+		}
+		_ = os.Remove(pin) // a defunct link of an interface that had this index
+		if p.Hook == maps.HookXDP && ifc.XDPProgID != 0 {
+			return fmt.Errorf("the XDP slot of %s is owned by %s: %w; detach that first", iface, DescribeXDPOwner(l.Root, ifc.XDPProgID), maps.ErrInUse)
 		}
 		bpfProg, err := l.Program(prog)
 		if err != nil {
 			return err
 		}
 		defer bpfProg.Close()
-		flags := link.XDPDriverMode
-		if mode == maps.ModeGeneric {
-			flags = link.XDPGenericMode
-		}
-		lk, err := link.AttachXDP(link.XDPOptions{Program: bpfProg, Interface: ifc.Index, Flags: flags})
+		lk, err := attachLink(p.Hook, bpfProg, ifc.Index, mode)
 		if err != nil {
 			return attachError(err, prog, iface, mode)
 		}
@@ -128,8 +130,7 @@ func (l *Loaded) Attach(lock *maps.Lock, prog, iface string, opts AttachOptions)
 		if err := lk.Pin(pin); err != nil {
 			return fmt.Errorf("pin link %s: %w", pin, err)
 		}
-		info, err := lk.Info()
-		if err == nil {
+		if info, err := lk.Info(); err == nil {
 			res.LinkID = uint32(info.ID)
 		}
 		rec := maps.Attachment{
@@ -143,6 +144,46 @@ func (l *Loaded) Attach(lock *maps.Lock, prog, iface string, opts AttachOptions)
 		return nil
 	})
 	return res, err
+}
+
+// attachLink attaches prog at hook on ifindex: XDP in the given mode, or TCX.
+func attachLink(hook maps.Hook, prog *ebpf.Program, ifindex int, mode uint32) (link.Link, error) {
+	switch hook {
+	case maps.HookXDP:
+		flags := link.XDPDriverMode
+		if mode == maps.ModeGeneric {
+			flags = link.XDPGenericMode
+		}
+		return link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: flags})
+	case maps.HookTCIngress:
+		return link.AttachTCX(link.TCXOptions{Program: prog, Interface: ifindex, Attach: ebpf.AttachTCXIngress})
+	case maps.HookTCEgress:
+		return link.AttachTCX(link.TCXOptions{Program: prog, Interface: ifindex, Attach: ebpf.AttachTCXEgress})
+	}
+	return nil, fmt.Errorf("unknown hook %v", hook)
+}
+
+// linkAlive reports whether the pinned link exists and is attached to an
+// interface (a link whose interface went away is defunct).
+func linkAlive(pin string) bool {
+	lk, err := link.LoadPinnedLink(pin, nil)
+	if err != nil {
+		return false
+	}
+	defer lk.Close()
+	info, err := lk.Info()
+	return err == nil && linkIfindex(info) != 0
+}
+
+// linkIfindex returns the interface an XDP or TCX link is attached to, 0 if none.
+func linkIfindex(info *link.Info) uint32 {
+	if x := info.XDP(); x != nil {
+		return x.Ifindex
+	}
+	if x := info.TCX(); x != nil {
+		return x.Ifindex
+	}
+	return 0
 }
 
 // checksumWarning warns when the veth peer sending into ifc offloads

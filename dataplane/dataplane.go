@@ -9,11 +9,13 @@ import (
 
 	"github.com/tunmux/tunmux/maps"
 	"github.com/tunmux/tunmux/progs/encap"
+	"github.com/tunmux/tunmux/progs/l2tp"
 )
 
 // Program is one BPF program of a dataplane.
 type Program struct {
 	Name string    // pin name (prog_<Name>) and, if Attachable, the attach verb
+	Func string    // its function in the BPF object, when that differs from Name
 	Hook maps.Hook // where it attaches
 	// Attachable programs are attached by `tunmux attach <Name> IFACE`;
 	// others are used by tunmux itself.
@@ -24,6 +26,14 @@ type Program struct {
 	// whole, so they lose checksum offload; attach warns when the sender
 	// (a veth peer) offloads transmit checksums.
 	RedirectsIngress bool
+}
+
+// object returns the program's name in the BPF object.
+func (p Program) object() string {
+	if p.Func != "" {
+		return p.Func
+	}
+	return p.Name
 }
 
 // Dataplane describes one dataplane: its programs, its maps and its schema.
@@ -75,7 +85,22 @@ var EncapDataplane = &Dataplane{
 	loadSpec: encap.LoadEncap,
 }
 
-var registry = []*Dataplane{EncapDataplane}
+// L2TPDataplane is the l2tp dataplane: L2TPv3 Ethernet pseudowires at TC
+// ingress, over IP or UDP, on an IPv4 or IPv6 underlay.
+var L2TPDataplane = &Dataplane{
+	Name:              "l2tp",
+	Summary:           "L2TPv3 Ethernet pseudowires in TC, over IP or UDP, IPv4 or IPv6 underlay",
+	Schema:            maps.L2TPSchema,
+	MainMap:           "sessions",
+	DefaultMaxEntries: 1024,
+	Programs: []Program{
+		{Name: "l2tp-encap", Func: "l2tp_encap", Hook: maps.HookTCIngress, Attachable: true, Role: "the Ethernet side: frames from the local segment are carried in its session"},
+		{Name: "l2tp-decap", Func: "l2tp_decap", Hook: maps.HookTCIngress, Attachable: true, Role: "the tunnel side: L2TPv3 data messages are decapsulated to the Ethernet side"},
+	},
+	loadSpec: l2tp.LoadL2tp,
+}
+
+var registry = []*Dataplane{EncapDataplane, L2TPDataplane}
 
 // All returns every dataplane tunmux knows.
 func All() []*Dataplane { return registry }

@@ -120,9 +120,9 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 		res.Created = append(res.Created, maps.MapPrefix+name)
 	}
 	for _, p := range dp.Programs {
-		prog := coll.Programs[p.Name]
+		prog := coll.Programs[p.object()]
 		if prog == nil {
-			return res, fmt.Errorf("program %s is missing from the %s object", p.Name, dp.Name)
+			return res, fmt.Errorf("program %s is missing from the %s object", p.object(), dp.Name)
 		}
 		upgraded, createdPin, err := pinProgram(dir, dp, p.Name, prog)
 		if err != nil {
@@ -187,7 +187,9 @@ func pinProgram(dir string, dp *Dataplane, name string, prog *ebpf.Program) (upg
 			return false, false, fmt.Errorf("move link %s to the new %s program: %w", lp, name, err)
 		}
 	}
-	tmp := path + ".new"
+	// bpffs refuses names with a dot: the replacement is pinned beside the
+	// old one under a temporary name, then renamed over it.
+	tmp := filepath.Join(dir, "tmp_"+maps.ProgPrefix+name)
 	_ = os.Remove(tmp)
 	if err := prog.Pin(tmp); err != nil {
 		return false, false, fmt.Errorf("pin program %s: %w", name, err)

@@ -26,7 +26,7 @@ type counterValue struct {
 
 // CounterNames returns the names of the dataplane's counters by index, read
 // from the BTF of its stats map key (enum stat): S_<PROGRAM>__<OUTCOME>
-// becomes program "program", outcome "outcome".
+// becomes program "program" (underscores as hyphens), outcome "outcome".
 func (d *Dataplane) CounterNames() ([][2]string, error) {
 	spec, err := d.Spec()
 	if err != nil {
@@ -49,7 +49,8 @@ func (d *Dataplane) CounterNames() ([][2]string, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s: counter %s is not named S_<PROGRAM>__<OUTCOME>", d.Name, v.Name)
 		}
-		names[v.Value] = [2]string{strings.ToLower(prog), strings.ToLower(outcome)}
+		// Programs are named as the attach verbs name them (l2tp-encap).
+		names[v.Value] = [2]string{strings.ReplaceAll(strings.ToLower(prog), "_", "-"), strings.ToLower(outcome)}
 	}
 	return names, nil
 }

@@ -164,7 +164,7 @@ func readLinks(root *maps.Root, name string) []LinkStatus {
 		if l, err := link.LoadPinnedLink(ls.Pin, nil); err == nil {
 			if info, err := l.Info(); err == nil {
 				ls.LinkID, ls.ProgID = uint32(info.ID), uint32(info.Program)
-				if x := info.XDP(); x != nil && x.Ifindex != 0 {
+				if linkIfindex(info) != 0 {
 					ls.State = "attached"
 				}
 			}

@@ -11,6 +11,9 @@ import (
 	"github.com/tunmux/tunmux/progs/encap"
 )
 
+// L2TPSchema is the layout version of the l2tp dataplane's maps.
+const L2TPSchema = 1
+
 // EncapSchema is the layout version of the encap dataplane's maps. Raise it
 // when a map's meaning changes in a way the sizes do not show.
 const EncapSchema = 1

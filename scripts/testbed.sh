@@ -15,6 +15,17 @@
 # usage: testbed.sh up PREFIX         build it (waits for every link to come up)
 #        testbed.sh down PREFIX       remove every namespace starting with PREFIX
 #        testbed.sh kvxlan PREFIX N VNI   make host N a kernel vxlan endpoint (bridge br0: vx0 + wl0)
+#
+# The pseudowire chain (l2tp): two hosts on one Ethernet segment split by a
+# pair of LCCEs, as in the L2TPv3 seed's test:
+#
+#   PREFIXa                 PREFIXl1                        PREFIXl2                 PREFIXb
+#   eth0 10.1.0.1 ------- eth1   tun0 172.16.0.1 -------- tun0 172.16.0.2   eth1 ------- eth0 10.1.0.2
+#        fd01::1                 fd00::1                        fd00::2                       fd01::2
+#   (host A)              (LCCE 1)                        (LCCE 2)                 (host B)
+#
+# usage: testbed.sh l2tp-up PREFIX    build it; hosts keep MTU 1500 and offloads on:
+#                                     the caller sets them as docs/l2tp.md says
 set -euo pipefail
 
 W1MAC=02:00:00:00:01:01 W2MAC=02:00:00:00:02:02
@@ -78,8 +89,36 @@ kvxlan() {
   wait_up "$h" vx0
 }
 
+l2tp_up() {
+  local p=$1
+  for n in a l1 l2 b; do
+    ip netns add "${p}$n"
+    ns "${p}$n" ip link set lo up
+  done
+  ip link add eth0 netns "${p}a" address 02:00:00:00:0b:01 type veth peer eth1 netns "${p}l1"
+  ip link add eth0 netns "${p}b" address 02:00:00:00:0b:02 type veth peer eth1 netns "${p}l2"
+  ip link add tun0 netns "${p}l1" address 02:00:00:00:0c:01 type veth peer tun0 netns "${p}l2" address 02:00:00:00:0c:02
+  ns "${p}a" ip addr add 10.1.0.1/24 dev eth0
+  ns "${p}a" ip addr add fd01::1/64 dev eth0 nodad
+  ns "${p}b" ip addr add 10.1.0.2/24 dev eth0
+  ns "${p}b" ip addr add fd01::2/64 dev eth0 nodad
+  ns "${p}l1" ip addr add 172.16.0.1/24 dev tun0
+  ns "${p}l1" ip addr add fd00::1/64 dev tun0 nodad
+  ns "${p}l2" ip addr add 172.16.0.2/24 dev tun0
+  ns "${p}l2" ip addr add fd00::2/64 dev tun0 nodad
+  for x in "a eth0" "b eth0" "l1 eth1" "l1 tun0" "l2 eth1" "l2 tun0"; do
+    set -- $x
+    ns "${p}$1" ip link set "$2" up
+  done
+  for x in "a eth0" "b eth0" "l1 eth1" "l1 tun0" "l2 eth1" "l2 tun0"; do
+    set -- $x
+    wait_up "${p}$1" "$2"
+  done
+}
+
 case "${1:-}" in
   up) up "$2" ;;
+  l2tp-up) l2tp_up "$2" ;;
   down) down "$2" ;;
   kvxlan) kvxlan "$2" "$3" "$4" ;;
   *) sed -n '2,20p' "$0" >&2; exit 2 ;;

@@ -111,7 +111,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not f
 
 	root.AddCommand(
 		a.loadCommand(), a.unloadCommand(), a.attachCommand(), a.detachCommand(),
-		a.tunnelCommand(), a.devmapCommand(), a.statsCommand(), a.statusCommand(),
+		a.tunnelCommand(), a.devmapCommand(), a.l2tpCommand(), a.statsCommand(), a.statusCommand(),
 	)
 	wrapArgs(root)
 	return root
@@ -222,6 +222,28 @@ func (a *app) writeEncap(fn func(*maps.Lock, *dataplane.Encap) error) error {
 		}
 		defer e.Close()
 		return fn(lock, e)
+	})
+}
+
+// readL2TP runs fn on the loaded l2tp dataplane, without the lock.
+func (a *app) readL2TP(fn func(*dataplane.L2TP) error) error {
+	l, err := dataplane.OpenL2TP(a.root())
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	return fn(l)
+}
+
+// writeL2TP runs fn on the loaded l2tp dataplane, holding the lock.
+func (a *app) writeL2TP(fn func(*maps.Lock, *dataplane.L2TP) error) error {
+	return a.mutate(false, dataplane.L2TPDataplane, func(lock *maps.Lock) error {
+		l, err := dataplane.OpenL2TP(lock.Root())
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		return fn(lock, l)
 	})
 }
 

@@ -84,7 +84,7 @@ XDP modes: native (default; on a veth it turns TSO off at the peer) or generic
 			return a.printer.Print(attachView(res))
 		},
 	}
-	cmd.Flags().StringVar(&mode, "mode", "native", "XDP attach mode: native|generic")
+	cmd.Flags().StringVar(&mode, "mode", "", "XDP attach mode: native (the default) or generic; XDP programs only")
 	return cmd
 }
 

@@ -1,0 +1,120 @@
+package maps
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Parsing and validation shared by every typed entry: each problem is an
+// *InvalidError naming the flag and the accepted form.
+
+// ValidateIfaceName checks the form of an interface name given to flag.
+func ValidateIfaceName(flag, name string) error {
+	if name == "" || len(name) > 15 || name == "." || name == ".." || strings.ContainsAny(name, "/: \t\n") {
+		return Invalid(flag, name, "is not an interface name", "1 to 15 characters without '/', ':' or spaces")
+	}
+	return nil
+}
+
+func parseIPv4(flag, s string, unicast bool) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, Invalid(flag, "", "is required", "an IPv4 address like 10.0.0.1")
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil || !ip.Is4() {
+		return netip.Addr{}, Invalid(flag, s, "is not an IPv4 address", "an IPv4 address like 10.0.0.1")
+	}
+	if unicast && (ip.IsUnspecified() || ip.IsMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255})) {
+		return netip.Addr{}, Invalid(flag, s, "is not a unicast address", "a unicast IPv4 address")
+	}
+	return ip, nil
+}
+
+func parseUint(flag, s string, lo, hi uint64) (uint64, *InvalidError) {
+	accepted := fmt.Sprintf("%d..%d", lo, hi)
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, Invalid(flag, s, "is not a decimal number", accepted)
+	}
+	if n < lo || n > hi {
+		return 0, Invalid(flag, s, "is out of range", accepted)
+	}
+	return n, nil
+}
+
+func parseMAC(flag, s string, unicast bool) (net.HardwareAddr, error) {
+	const form = "six colon-separated hex bytes like 02:00:00:00:00:01"
+	mac, err := net.ParseMAC(s)
+	if err != nil || len(mac) != 6 {
+		return nil, Invalid(flag, s, "is not an Ethernet MAC address", form)
+	}
+	if isZero(mac) {
+		return nil, Invalid(flag, s, "is the zero address", form)
+	}
+	if unicast && mac[0]&1 == 1 {
+		return nil, Invalid(flag, s, "is a multicast or broadcast address", "a unicast MAC address")
+	}
+	return mac, nil
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// withoutMissing keeps, of the problems in err, those that are not a
+// missing flag.
+func withoutMissing(err error) error {
+	var keep []error
+	for _, e := range flatten(err) {
+		var inv *InvalidError
+		if errors.As(e, &inv) && strings.HasPrefix(inv.Problem, "is required") {
+			continue
+		}
+		keep = append(keep, e)
+	}
+	return errors.Join(keep...)
+}
+
+// flatten lists the errors joined in err.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// be32 returns the address as a uint32 whose memory holds network byte order.
+func be32(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.NativeEndian.Uint32(b[:])
+}
+
+func fromBE32(v uint32) netip.Addr {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
+}
+
+// htons swaps between host and network order on this (little-endian) target.
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
+}
