@@ -5,9 +5,6 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +13,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/tunmux/tunmux/internal/testnet"
 	"github.com/tunmux/tunmux/maps"
@@ -551,59 +547,14 @@ func TestRedirectAndPass(t *testing.T) {
 	}
 }
 
-// tsharkCheck writes frames to a pcap and has tshark decode them: no frame
-// may have a malformed field, every outer IPv4 checksum must verify, and
-// the given fields must have the given values, frame by frame.
+// tsharkCheck has tshark decode frames: no malformed field, good outer
+// IPv4 checksums, and the given fields with the given values, frame by frame.
 func tsharkCheck(t *testing.T, frames [][]byte, fields []string, want [][]string) {
 	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Fatalf("tshark is needed to decode the frames independently; run 'make deps': %v", err)
-	}
-	path := filepath.Join(t.TempDir(), "encap.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := pcapgo.NewWriter(f)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
-	for _, fr := range frames {
-		ci := gopacket.CaptureInfo{Timestamp: time.Unix(0, 0), CaptureLength: len(fr), Length: len(fr)}
-		if err := w.WritePacket(ci, fr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.Close()
-	args := []string{"-r", path, "-o", "ip.check_checksum:TRUE", "-T", "fields", "-E", "separator=|",
-		"-e", "_ws.malformed", "-e", "_ws.expert.severity", "-e", "ip.checksum.status"}
-	for _, fl := range fields {
-		args = append(args, "-e", fl)
-	}
-	var stderr strings.Builder
-	cmd := exec.Command("tshark", args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("tshark: %v\n%s%s", err, out, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != len(frames) {
-		t.Fatalf("tshark decoded %d frames, want %d:\n%s", len(lines), len(frames), out)
-	}
-	for i, line := range lines {
-		cols := strings.Split(line, "|")
-		if cols[0] != "" {
-			t.Errorf("frame %d: tshark finds a malformed field: %s", i+1, line)
-		}
-		if strings.Contains(cols[1], "error") || strings.Contains(cols[1], "8388608") {
-			t.Errorf("frame %d: tshark reports an error-level expert item: %s", i+1, line)
-		}
-		if cols[2] != "" && !strings.HasPrefix(cols[2], "1") {
-			t.Errorf("frame %d: outer IPv4 checksum status %q, want 1 (good)", i+1, cols[2])
-		}
+	for i, row := range testnet.Tshark(t, frames, nil, fields...) {
+		testnet.TsharkClean(t, i, row)
 		for j, w := range want[i] {
-			got := cols[3+j]
+			got := row[3+j]
 			if idx := strings.IndexByte(got, ','); idx >= 0 {
 				got = got[:idx] // the outer value of a field that repeats inside
 			}
@@ -613,7 +564,7 @@ func tsharkCheck(t *testing.T, frames [][]byte, fields []string, want [][]string
 				}
 			}
 			if got != w {
-				t.Errorf("frame %d: tshark %s = %q, want %q (line %s)", i+1, fields[j], got, w, line)
+				t.Errorf("frame %d: tshark %s = %q, want %q (%v)", i+1, fields[j], got, w, row)
 			}
 		}
 	}

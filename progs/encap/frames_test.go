@@ -7,6 +7,7 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/tunmux/tunmux/internal/testnet"
 )
 
 // Addresses of the packet tests.
@@ -23,40 +24,22 @@ var (
 
 func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
 	t.Helper()
-	buf := gopacket.NewSerializeBuffer()
-	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
-	if err := gopacket.SerializeLayers(buf, opts, ls...); err != nil {
-		t.Fatalf("serialize: %v", err)
-	}
-	return append([]byte(nil), buf.Bytes()...)
+	return testnet.Serialize(t, ls...)
 }
 
 // icmpFrame is an Ethernet/IPv4/ICMP echo request from src to dst.
 func icmpFrame(t *testing.T, src, dst string, payload int) []byte {
-	eth := &layers.Ethernet{SrcMAC: wl1MAC, DstMAC: wl2MAC, EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: net.ParseIP(src).To4(), DstIP: net.ParseIP(dst).To4()}
-	icmp := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 7, Seq: 1}
-	return serialize(t, eth, ip, icmp, gopacket.Payload(make([]byte, payload)))
+	return testnet.ICMPFrame(t, wl1MAC, wl2MAC, src, dst, payload)
 }
 
 // tcpFrame is an Ethernet/IPv4/TCP segment with the given ports and IP options.
 func tcpFrame(t *testing.T, src, dst string, sport, dport uint16, opts []layers.IPv4Option) []byte {
-	eth := &layers.Ethernet{SrcMAC: wl1MAC, DstMAC: wl2MAC, EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.ParseIP(src).To4(), DstIP: net.ParseIP(dst).To4(), Options: opts}
-	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Seq: 1, SYN: true, Window: 1000}
-	_ = tcp.SetNetworkLayerForChecksum(ip)
-	return serialize(t, eth, ip, tcp, gopacket.Payload([]byte("hello")))
+	return testnet.TCPFrame(t, wl1MAC, wl2MAC, src, dst, sport, dport, opts)
 }
 
 // arpFrame is a broadcast ARP request: who has dst? tell src.
 func arpFrame(t *testing.T, src, dst string) []byte {
-	eth := &layers.Ethernet{SrcMAC: wl1MAC, DstMAC: bcast, EthernetType: layers.EthernetTypeARP}
-	arp := &layers.ARP{
-		AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
-		Operation: layers.ARPRequest, SourceHwAddress: wl1MAC, SourceProtAddress: net.ParseIP(src).To4(),
-		DstHwAddress: make([]byte, 6), DstProtAddress: net.ParseIP(dst).To4(),
-	}
-	return serialize(t, eth, arp)
+	return testnet.ARPFrame(t, wl1MAC, src, dst)
 }
 
 // outerOpts are the fields of an outer Ethernet/IPv4/UDP header.
@@ -115,23 +98,7 @@ func geneveHdr(vni uint32, flags byte, opts []byte) []byte {
 }
 
 // vlanTag inserts an 802.1Q tag with vid after the MAC addresses of frame.
-func vlanTag(frame []byte, tpid uint16, vid uint16) []byte {
-	out := append([]byte(nil), frame[:12]...)
-	tag := make([]byte, 4)
-	binary.BigEndian.PutUint16(tag, tpid)
-	binary.BigEndian.PutUint16(tag[2:], vid)
-	out = append(out, tag...)
-	return append(out, frame[12:]...)
-}
+func vlanTag(frame []byte, tpid uint16, vid uint16) []byte { return testnet.VLANTag(frame, tpid, vid) }
 
-// ipv4Checksum computes the checksum of an IPv4 header.
-func ipv4Checksum(h []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(h); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(h[i:]))
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
-}
+// ipv4Checksum is 0 over a header whose checksum is right.
+func ipv4Checksum(h []byte) uint16 { return testnet.Checksum(h) }

@@ -453,7 +453,9 @@ int l2tp_encap(struct __sk_buff *skb)
 		if (gso_header_len(skb, inner_eth.h_proto, ETH_HLEN, &hdrs) ||
 		    ovh + ETH_HLEN + hdrs + skb->gso_size > mtu)
 			goto drop_too_big;
-	} else if (bpf_check_mtu(skb, s->tunnel_ifindex, &mtu, ovh + (tagged ? 4 : 0), 0)) {
+	} else if (bpf_check_mtu(skb, s->tunnel_ifindex, &mtu, ETH_HLEN + ovh + (tagged ? 4 : 0), 0)) {
+		/* The frame's own Ethernet header becomes payload, and a new one
+		 * goes in front: it grows by an Ethernet header and the overhead. */
 		goto drop_too_big;
 	}
 
