@@ -5,11 +5,7 @@
 package e2e
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -42,74 +38,17 @@ func newBed(t *testing.T) *bed {
 
 func (b *bed) ns(name string) *testnet.Netns { return b.NS(name) }
 
-// ping pings from workload `from` to ip: it waits for the first answer (the
-// neighbour must be resolved across the tunnel first), then needs five more
-// with no loss.
+// ping pings ip from workload `from` (see pingUntil).
 func (b *bed) ping(from int, ip string) {
 	b.t.Helper()
-	w := b.ns(fmt.Sprintf("w%d", from))
-	testnet.WaitFor(b.t, 15*time.Second, fmt.Sprintf("a ping answer from %s in w%d", ip, from), func() bool {
-		_, err := w.Try("ping", "-c", "1", "-W", "1", ip)
-		return err == nil
-	})
-	out, err := w.Try("ping", "-c", "5", "-i", "0.2", "-W", "2", ip)
-	if err != nil || !strings.Contains(out, " 0% packet loss") {
-		b.t.Fatalf("ping %s from w%d: %v\n%s", ip, from, err, out)
-	}
+	pingUntil(b.t, b.ns(fmt.Sprintf("w%d", from)), ip)
 }
 
-// tcp sends 8 MiB of random bytes over TCP from workload `from` to the
-// other workload and checks that exactly those bytes arrived. The sockets
-// are opened on threads inside the workloads' namespaces.
+// tcp sends 8 MiB over TCP from workload `from` to the other (see tcpTransfer).
 func (b *bed) tcp(from int) {
 	b.t.Helper()
 	to := 3 - from
-	var ln net.Listener
-	b.ns(fmt.Sprintf("w%d", to)).Do(b.t, func() error {
-		var err error
-		ln, err = net.Listen("tcp4", fmt.Sprintf("10.0.0.%d:0", to))
-		return err
-	})
-	defer ln.Close()
-	type result struct {
-		sum [32]byte
-		n   int64
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		conn, err := ln.Accept()
-		if err != nil {
-			got <- result{err: err}
-			return
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
-		h := sha256.New()
-		n, err := io.Copy(h, conn)
-		var r result
-		copy(r.sum[:], h.Sum(nil))
-		r.n, r.err = n, err
-		got <- r
-	}()
-	data := make([]byte, 8<<20)
-	_, _ = rand.Read(data)
-	var conn net.Conn
-	b.ns(fmt.Sprintf("w%d", from)).Do(b.t, func() error {
-		var err error
-		conn, err = net.DialTimeout("tcp4", ln.Addr().String(), 10*time.Second)
-		return err
-	})
-	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
-	if _, err := conn.Write(data); err != nil {
-		b.t.Fatalf("TCP from w%d: write: %v", from, err)
-	}
-	_ = conn.(*net.TCPConn).CloseWrite()
-	r := <-got
-	conn.Close()
-	if r.err != nil || r.n != int64(len(data)) || r.sum != sha256.Sum256(data) {
-		b.t.Fatalf("TCP from w%d to w%d: %d of %d bytes arrived (err %v), same bytes: %v", from, to, r.n, len(data), r.err, r.sum == sha256.Sum256(data))
-	}
+	tcpTransfer(b.t, b.ns(fmt.Sprintf("w%d", from)), b.ns(fmt.Sprintf("w%d", to)), fmt.Sprintf("10.0.0.%d", to))
 }
 
 // capture starts tshark on the wire's bridge and returns a function that

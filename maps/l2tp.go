@@ -367,6 +367,7 @@ type SessionJSON struct {
 	TunnelIface   string          `json:"tunnel_iface"`
 	TunnelIndex   uint32          `json:"tunnel_ifindex"`
 	PeerMAC       *string         `json:"peer_mac"`
+	Overhead      int             `json:"overhead"` // bytes added to a frame, outer IP header included
 	Counters      SessionCounters `json:"counters"`
 }
 
@@ -377,7 +378,7 @@ func (s Session) JSON() SessionJSON {
 		Local: s.Local.Addr().String(), Peer: s.Peer.Addr().String(),
 		Cookie: hex.EncodeToString(s.Cookie), PeerCookie: hex.EncodeToString(s.PeerCookie),
 		L2Spec: s.L2SpecString(), EthIface: s.EthIface, EthIndex: s.EthIndex,
-		TunnelIface: s.TunnelIface, TunnelIndex: s.TunnelIndex, Counters: s.Counters,
+		TunnelIface: s.TunnelIface, TunnelIndex: s.TunnelIndex, Overhead: s.Overhead(), Counters: s.Counters,
 	}
 	if s.Encap == L2TPOverUDP {
 		lp, pp := s.Local.Port(), s.Peer.Port()

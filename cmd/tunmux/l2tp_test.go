@@ -1,0 +1,148 @@
+package main
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/tunmux/tunmux/maps"
+)
+
+var sessionArgs = []string{"--session-id", "100", "--peer-session-id", "200", "--encap", "udp",
+	"--local", "172.16.0.1", "--peer", "172.16.0.2", "--cookie", "0a0b0c0d", "--peer-cookie", "01020304",
+	"--eth-iface", "wl0", "--tunnel-iface", "ul0", "--peer-mac", "02:00:00:00:0c:02"}
+
+func TestL2TPAttachAndSessions(t *testing.T) {
+	c := newCLI(t)
+	c.ok("load", "l2tp")
+	c.expect(exitInvalid, []string{"attach", "l2tp-encap", "wl0", "--mode", "generic"}, "--mode", "XDP programs only")
+	c.ok("attach", "l2tp-encap", "wl0")
+	c.ok("attach", "l2tp-decap", "ul0")
+	var st struct {
+		Dataplanes []struct {
+			Name  string
+			Links []struct{ Program, Hook, State string } `json:"links"`
+		} `json:"dataplanes"`
+	}
+	c.jsonOut(&st, "status")
+	if len(st.Dataplanes) != 1 || st.Dataplanes[0].Name != "l2tp" || len(st.Dataplanes[0].Links) != 2 {
+		t.Fatalf("status: %+v", st)
+	}
+	for _, l := range st.Dataplanes[0].Links {
+		if l.Hook != "tc-ingress" || l.State != "attached" {
+			t.Errorf("link %+v: want an attached tc-ingress link", l)
+		}
+	}
+
+	add := append([]string{"l2tp", "session", "add"}, sessionArgs...)
+	c.ok(add...)
+	c.expect(exitFailed, add, "already exists")
+	var s maps.SessionJSON
+	c.jsonOut(&s, "l2tp", "session", "get", "--session-id", "100")
+	if s.SessionID != 100 || s.PeerSessionID != 200 || s.Encap != "udp" || s.Local != "172.16.0.1" || *s.LocalPort != 1701 ||
+		s.Peer != "172.16.0.2" || *s.PeerPort != 1701 || s.Cookie != "0a0b0c0d" || s.PeerCookie != "01020304" ||
+		s.L2Spec != "default" || s.EthIface != "wl0" || s.TunnelIface != "ul0" || *s.PeerMAC != "02:00:00:00:0c:02" {
+		t.Errorf("session get: %+v", s)
+	}
+	c.ok("l2tp", "session", "update", "--session-id", "100", "--peer-cookie", "none", "--peer", "172.16.0.3:1702")
+	c.jsonOut(&s, "l2tp", "session", "get", "--session-id", "100")
+	if s.PeerCookie != "" || s.Peer != "172.16.0.3" || *s.PeerPort != 1702 || s.Cookie != "0a0b0c0d" {
+		t.Errorf("after update: %+v", s)
+	}
+	c.expect(exitNotFound, []string{"l2tp", "session", "update", "--session-id", "101", "--encap", "ip"}, "not found")
+	c.expect(exitNotFound, []string{"l2tp", "session", "get", "--session-id", "101"}, "not found")
+	// One session per Ethernet interface.
+	c.expect(exitFailed, append([]string{"l2tp", "session", "add"}, withFlag(sessionArgs, "--session-id", "101")...), "wl0 already carries session 100")
+	c.ok(append([]string{"l2tp", "session", "add"}, withFlag(withFlag(withFlag(sessionArgs, "--session-id", "101"), "--eth-iface", "x0"), "--encap", "ip")...)...)
+	var list []maps.SessionJSON
+	c.jsonOut(&list, "l2tp", "session", "list")
+	if len(list) != 2 || list[0].SessionID != 100 || list[1].SessionID != 101 || list[1].LocalPort != nil {
+		t.Errorf("list: %+v", list)
+	}
+	if table := c.ok("l2tp", "session", "list").Stdout; !strings.HasPrefix(table, "SESSION") || !strings.Contains(table, "172.16.0.3:1702") {
+		t.Errorf("table:\n%s", table)
+	}
+	// Decap listens on the local UDP ports of UDP sessions only.
+	if n := bpftoolEntries(t, c.root+"/l2tp/map_udp_ports"); n != 1 {
+		t.Errorf("udp_ports holds %d ports, want 1", n)
+	}
+	c.ok("l2tp", "session", "del", "--session-id", "100")
+	c.expect(exitNotFound, []string{"l2tp", "session", "del", "--session-id", "100"}, "not found")
+	if n := bpftoolEntries(t, c.root+"/l2tp/map_udp_ports"); n != 0 {
+		t.Errorf("udp_ports holds %d ports after the last UDP session went, want 0", n)
+	}
+	// Without --peer-mac, a peer that cannot be resolved is a warning, not an error.
+	r := c.ok(append([]string{"l2tp", "session", "add"}, without(withFlag(sessionArgs, "--eth-iface", "wl1"), "--peer-mac")...)...)
+	if !strings.Contains(r.Stderr, "warning") || !strings.Contains(r.Stderr, "non-IP frames") {
+		t.Errorf("want a warning about the unresolved peer:\n%s", r)
+	}
+	c.ok("unload", "l2tp")
+}
+
+func TestL2TPBadInputChangesNothing(t *testing.T) {
+	c := newCLI(t)
+	c.ok("load", "l2tp")
+	c.ok(append([]string{"l2tp", "session", "add"}, sessionArgs...)...)
+	before := c.snapshot()
+	fresh := withFlag(withFlag(sessionArgs, "--session-id", "300"), "--eth-iface", "x0")
+	add := func(args []string) []string { return append([]string{"l2tp", "session", "add"}, args...) }
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{add(withFlag(fresh, "--session-id", "0")), "--session-id"},
+		{add(withFlag(fresh, "--session-id", "4294967296")), "--session-id"},
+		{add(withFlag(fresh, "--session-id", "abc")), "--session-id"},
+		{add(without(fresh, "--session-id")), "--session-id"},
+		{add(withFlag(fresh, "--peer-session-id", "-1")), "--peer-session-id"},
+		{add(without(fresh, "--peer-session-id")), "--peer-session-id"},
+		{add(withFlag(fresh, "--encap", "gre")), "--encap"},
+		{add(without(fresh, "--encap")), "--encap"},
+		{add(withFlag(fresh, "--local", "1.2.3")), "--local"},
+		{add(withFlag(fresh, "--local", "172.16.0.1:0")), "--local"},
+		{add(withFlag(fresh, "--local", "[fd00::1]:70000")), "--local"},
+		{add(withFlag(fresh, "--local", "224.0.0.5")), "--local"},
+		{add(without(fresh, "--local")), "--local"},
+		{add(withFlag(fresh, "--peer", "fd00::2")), "--peer"},
+		{add(withFlag(fresh, "--peer", "172.16.0.1")), "--peer"},
+		{add(withFlag(withFlag(fresh, "--encap", "ip"), "--local", "172.16.0.1:1701")), "--local"},
+		{add(withFlag(fresh, "--cookie", "zz")), "--cookie"},
+		{add(withFlag(fresh, "--cookie", "0a0b0c")), "--cookie"},
+		{add(withFlag(fresh, "--peer-cookie", "0102030405")), "--peer-cookie"},
+		{add(withFlag(fresh, "--l2spec", "atm")), "--l2spec"},
+		{add(withFlag(fresh, "--eth-iface", "nosuchif")), "--eth-iface"},
+		{add(without(fresh, "--eth-iface")), "--eth-iface"},
+		{add(withFlag(fresh, "--tunnel-iface", "x0")), "--tunnel-iface"},
+		{add(withFlag(fresh, "--tunnel-iface", "no/such")), "--tunnel-iface"},
+		{add(withFlag(fresh, "--peer-mac", "01:00:5e:00:00:01")), "--peer-mac"},
+		{[]string{"l2tp", "session", "update", "--session-id", "100", "--cookie", "xyz"}, "--cookie"},
+		{[]string{"l2tp", "session", "update", "--session-id", "999", "--cookie", "xyz"}, "--cookie"},
+		{[]string{"l2tp", "session", "get"}, "--session-id"},
+		{[]string{"l2tp", "session", "del", "--session-id", "0"}, "--session-id"},
+		{[]string{"l2tp", "tunnel"}, "tunnel"},
+		{[]string{"load", "l2tp", "--max-entries", "0"}, "--max-entries"},
+	} {
+		r := c.run(tc.args...)
+		if r.Code != exitInvalid || !strings.Contains(r.Stderr, tc.flag) {
+			t.Errorf("want exit 2 naming %s:\n%s", tc.flag, r)
+		}
+	}
+	if c.snapshot() != before {
+		t.Errorf("bad input changed pinned state")
+	}
+}
+
+// bpftoolEntries counts a pinned map's entries as bpftool dumps them.
+func bpftoolEntries(t *testing.T, pin string) int {
+	t.Helper()
+	out, err := exec.Command("bpftool", "-j", "map", "dump", "pinned", pin).Output()
+	if err != nil {
+		t.Fatalf("bpftool map dump %s: %v", pin, err)
+	}
+	var entries []any
+	if err := json.Unmarshal(out, &entries); err != nil {
+		t.Fatalf("bpftool JSON: %v\n%s", err, out)
+	}
+	return len(entries)
+}
