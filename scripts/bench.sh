@@ -4,7 +4,9 @@
 #   - XDP live frames (BPF_F_TEST_XDP_LIVE_FRAMES): encap and decap packet
 #     rates beside a bare devmap-redirect floor, with XDP_DROP on the
 #     receiving peer (the program's cost) and with XDP_PASS (the whole path);
-#   - iperf3 TCP and 64-byte UDP over tunmux VXLAN and over the kernel's vxlan.
+#   - iperf3 TCP and 64-byte UDP over tunmux VXLAN and over the kernel's vxlan;
+#   - iperf3 TCP and 64-byte UDP over a tunmux L2TPv3 pseudowire and over the
+#     same chain bridged to a kernel vxlan device.
 # Each measurement runs BENCH_COUNT times (default 5); the table shows medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +20,7 @@ trap 'rm -f "$raw"' EXIT
 
 echo "bench: XDP live frames ($frames frames x $count runs), then iperf3 (${count} x 5 s per case); this takes a few minutes" >&2
 go test ./bench -run '^$' -bench 'Live' -benchtime "${frames}x" -count "$count" -timeout 30m | tee -a "$raw" >&2
-go test ./bench -run '^$' -bench 'Iperf' -benchtime 1x -count "$count" -timeout 30m | tee -a "$raw" >&2
+go test ./bench -run '^$' -bench 'Iperf|L2TP' -benchtime 1x -count "$count" -timeout 30m | tee -a "$raw" >&2
 
 {
   echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r)"
@@ -53,6 +55,8 @@ go test ./bench -run '^$' -bench 'Iperf' -benchtime 1x -count "$count" -timeout 
       row("TCP w1 to w2: tunmux vxlan vs kernel vxlan with tx offloads (Gbit/s)", "Iperf/tunmux-vxlan/tcp", "Gbit/s", "Iperf/kernel-vxlan-offload/tcp", "Gbit/s", 1)
       row("UDP 64 B w1 to w2: tunmux vxlan vs kernel vxlan, same offloads (rx kpps)", "Iperf/tunmux-vxlan/udp64", "rx-pps", "Iperf/kernel-vxlan/udp64", "rx-pps", 1e3)
       row("UDP 64 B w1 to w2: tunmux vxlan vs kernel vxlan with tx offloads (rx kpps)", "Iperf/tunmux-vxlan/udp64", "rx-pps", "Iperf/kernel-vxlan-offload/udp64", "rx-pps", 1e3)
+      row("TCP host A to B: tunmux L2TPv3/UDP pseudowire vs kernel vxlan bridged (Gbit/s)", "L2TP/tunmux-l2tp-udp/tcp", "Gbit/s", "L2TP/kernel-vxlan-bridge/tcp", "Gbit/s", 1)
+      row("UDP 64 B host A to B: tunmux L2TPv3/UDP pseudowire vs kernel vxlan bridged (rx kpps)", "L2TP/tunmux-l2tp-udp/udp64", "rx-pps", "L2TP/kernel-vxlan-bridge/udp64", "rx-pps", 1e3)
     }' "$raw"
 } >"$out.table"
 cat "$raw" "$out.table" >"$out"

@@ -26,6 +26,9 @@
 #
 # usage: testbed.sh l2tp-up PREFIX    build it; hosts keep MTU 1500 and offloads on:
 #                                     the caller sets them as docs/l2tp.md says
+#        testbed.sh l2tp-kvxlan PREFIX  instead, bridge each LCCE's eth1 to a kernel vxlan
+#                                     device (VNI 100, IPv4 underlay), as a user would without
+#                                     tunmux; sets the hosts' MTU to 1450
 set -euo pipefail
 
 W1MAC=02:00:00:00:01:01 W2MAC=02:00:00:00:02:02
@@ -116,9 +119,26 @@ l2tp_up() {
   done
 }
 
+l2tp_kvxlan() {
+  local p=$1
+  for i in 1 2; do
+    local l=${p}l$i other=$((3 - i))
+    ns "$l" ip link add vx0 type vxlan id 100 local 172.16.0.$i remote 172.16.0.$other dstport 4789 dev tun0
+    ns "$l" ip link add br0 type bridge
+    ns "$l" ip link set vx0 master br0
+    ns "$l" ip link set eth1 master br0
+    ns "$l" ip link set vx0 up
+    ns "$l" ip link set br0 up
+    wait_up "$l" vx0
+  done
+  ns "${p}a" ip link set eth0 mtu 1450
+  ns "${p}b" ip link set eth0 mtu 1450
+}
+
 case "${1:-}" in
   up) up "$2" ;;
   l2tp-up) l2tp_up "$2" ;;
+  l2tp-kvxlan) l2tp_kvxlan "$2" ;;
   down) down "$2" ;;
   kvxlan) kvxlan "$2" "$3" "$4" ;;
   *) sed -n '2,20p' "$0" >&2; exit 2 ;;
