@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/tunmux/tunmux/internal/testnet"
 	"github.com/tunmux/tunmux/maps"
 )
@@ -90,5 +92,87 @@ func TestLoadOpenUnload(t *testing.T) {
 	}
 	if un, err = Unload(lock, EncapDataplane); err != nil || len(un.Removed) != 0 {
 		t.Errorf("second Unload: %+v, %v", un, err)
+	}
+}
+
+func TestLoadUpgradesProgramsInPlace(t *testing.T) {
+	testnet.RequireRoot(t)
+	ns := testnet.NewNetns(t, "upg")
+	testnet.Veth(t, ns, "u0", ns, "u1")
+	root, err := maps.OpenRoot(testnet.BPFRoot(t, func(r string) {
+		if root, err := maps.OpenRoot(r, false); err == nil && root.Exists() {
+			if lock, err := root.Lock(time.Second); err == nil {
+				_, _ = Unload(lock, EncapDataplane)
+				lock.Release()
+			}
+		}
+	}), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := root.Lock(time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	if _, err := Load(lock, EncapDataplane, LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(root, EncapDataplane)
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err := l.Attach(lock, "pass", "u0", AttachOptions{Netns: ns.Name})
+	l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Make prog_pass look like another build's: pin other code under its name.
+	dir := root.Dir("encap")
+	redirect, err := ebpf.LoadPinnedProgram(filepath.Join(dir, "prog_redirect"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rinfo, _ := redirect.Info()
+	rid, _ := rinfo.ID()
+	redirect.Close()
+	other, err := ebpf.NewProgramFromID(rid) // not tied to its pin, so Pin adds one
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := os.Remove(filepath.Join(dir, "prog_pass")); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Pin(filepath.Join(dir, "prog_pass")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Load(lock, EncapDataplane, LoadOptions{})
+	if err != nil || len(res.Upgraded) != 1 || res.Upgraded[0] != "pass" || len(res.Created) != 0 {
+		t.Fatalf("reload: %+v, %v; want pass upgraded and nothing created", res, err)
+	}
+	pinned, err := ebpf.LoadPinnedProgram(filepath.Join(dir, "prog_pass"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pinned.Close()
+	pinfo, _ := pinned.Info()
+	pid, _ := pinfo.ID()
+	oinfo, _ := other.Info()
+	oid, _ := oinfo.ID()
+	lk, err := link.LoadPinnedLink(att.Pin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	linfo, err := lk.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid == oid || linfo.Program != pid {
+		t.Errorf("after the upgrade the link runs program %d, the pin holds %d (the replaced one was %d)", linfo.Program, pid, oid)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 11 {
+		t.Errorf("%d pins after the upgrade, want 6 maps, 4 programs and 1 link", len(entries))
 	}
 }
