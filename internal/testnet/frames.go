@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
@@ -165,6 +166,38 @@ func TsharkClean(t testing.TB, i int, row []string) {
 	for _, st := range strings.Split(row[2], ",") {
 		if st != "" && st != "1" {
 			t.Errorf("frame %d: IPv4 checksum status %q, want 1 (good): %v", i+1, st, row)
+		}
+	}
+}
+
+// Counters reads a dataplane's stats map: every counter's packets, summed
+// over CPUs.
+func Counters(t testing.TB, stats *ebpf.Map) []uint64 {
+	t.Helper()
+	out := make([]uint64, stats.MaxEntries())
+	for i := range out {
+		var per []struct{ Packets, Bytes uint64 }
+		if err := stats.Lookup(uint32(i), &per); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range per {
+			out[i] += c.Packets
+		}
+	}
+	return out
+}
+
+// OneCounterMoved fails the test unless counter want, and no other, moved
+// by exactly one between before and after. name names a counter.
+func OneCounterMoved(t testing.TB, before, after []uint64, want int, name func(int) string) {
+	t.Helper()
+	for i := range after {
+		d := after[i] - before[i]
+		switch {
+		case i == want && d != 1:
+			t.Errorf("counter %s moved by %d, want 1", name(i), d)
+		case i != want && d != 0:
+			t.Errorf("counter %s moved by %d, want 0 (expected %s)", name(i), d, name(want))
 		}
 	}
 }

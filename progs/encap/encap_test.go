@@ -14,6 +14,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/internal/testnet"
 	"github.com/tunmux/tunmux/maps"
 	"github.com/tunmux/tunmux/netdev"
@@ -110,20 +111,7 @@ func (e *env) tunnel(src, dst string, edit func(*maps.Tunnel)) maps.Tunnel {
 }
 
 // counters reads every counter's packets, summed over CPUs.
-func (e *env) counters() []uint64 {
-	e.t.Helper()
-	out := make([]uint64, encap.EncapStatSTAT_MAX)
-	for i := range out {
-		var per []encap.EncapCounter
-		if err := e.objs.Stats.Lookup(uint32(i), &per); err != nil {
-			e.t.Fatal(err)
-		}
-		for _, c := range per {
-			out[i] += c.Packets
-		}
-	}
-	return out
-}
+func (e *env) counters() []uint64 { return testnet.Counters(e.t, e.objs.Stats) }
 
 // run runs prog on frame inside the namespace, and checks that exactly one
 // counter moved, by one: want.
@@ -140,16 +128,7 @@ func (e *env) run(prog *ebpf.Program, frame []byte, want encap.EncapStat) (uint3
 		ret, out = r, opts.DataOut
 		return err
 	})
-	after := e.counters()
-	for i := range after {
-		d := after[i] - before[i]
-		switch {
-		case encap.EncapStat(i) == want && d != 1:
-			e.t.Errorf("counter %v moved by %d, want 1", encap.EncapStat(i), d)
-		case encap.EncapStat(i) != want && d != 0:
-			e.t.Errorf("counter %v moved by %d, want 0 (expected %v)", encap.EncapStat(i), d, want)
-		}
-	}
+	testnet.OneCounterMoved(e.t, before, e.counters(), int(want), counterName(e.t, dataplane.EncapDataplane))
 	return ret, out
 }
 
@@ -569,4 +548,13 @@ func tsharkCheck(t *testing.T, frames [][]byte, fields []string, want [][]string
 		}
 	}
 	t.Logf("tshark decoded %d encapsulated frames with no malformed field", len(frames))
+}
+
+// counterName names counters as tunmux stats does, from the object's BTF.
+func counterName(t testing.TB, dp *dataplane.Dataplane) func(int) string {
+	names, err := dp.CounterNames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(i int) string { return names[i][0] + "/" + names[i][1] }
 }

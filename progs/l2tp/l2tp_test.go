@@ -16,6 +16,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/internal/testnet"
 	"github.com/tunmux/tunmux/maps"
 	"github.com/tunmux/tunmux/netdev"
@@ -163,20 +164,7 @@ func (e *env) put(c session) maps.Session {
 	return s
 }
 
-func (e *env) counters() []uint64 {
-	e.t.Helper()
-	out := make([]uint64, l2tp.L2tpStatSTAT_MAX)
-	for i := range out {
-		var per []l2tp.L2tpCounter
-		if err := e.objs.Stats.Lookup(uint32(i), &per); err != nil {
-			e.t.Fatal(err)
-		}
-		for _, c := range per {
-			out[i] += c.Packets
-		}
-	}
-	return out
-}
+func (e *env) counters() []uint64 { return testnet.Counters(e.t, e.objs.Stats) }
 
 // run runs prog on frame as received on ifindex (with GSO size gso), and
 // checks that exactly one counter moved, by one: want.
@@ -193,16 +181,7 @@ func (e *env) run(prog *ebpf.Program, ifindex int, frame []byte, gso uint32, wan
 		ret, out = r, opts.DataOut
 		return err
 	})
-	after := e.counters()
-	for i := range after {
-		d := after[i] - before[i]
-		switch {
-		case l2tp.L2tpStat(i) == want && d != 1:
-			e.t.Errorf("counter %v moved by %d, want 1", l2tp.L2tpStat(i), d)
-		case l2tp.L2tpStat(i) != want && d != 0:
-			e.t.Errorf("counter %v moved by %d, want 0 (expected %v)", l2tp.L2tpStat(i), d, want)
-		}
-	}
+	testnet.OneCounterMoved(e.t, before, e.counters(), int(want), counterName(e.t, dataplane.L2TPDataplane))
 	return ret, out
 }
 
@@ -566,4 +545,13 @@ func TestDecapForeignAndMalformed(t *testing.T) {
 			e.expectPass(tc.frame, tc.want)
 		})
 	}
+}
+
+// counterName names counters as tunmux stats does, from the object's BTF.
+func counterName(t testing.TB, dp *dataplane.Dataplane) func(int) string {
+	names, err := dp.CounterNames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(i int) string { return names[i][0] + "/" + names[i][1] }
 }
