@@ -79,6 +79,12 @@ func (l *Loaded) Attach(lock *maps.Lock, prog, iface string, opts AttachOptions)
 	if !ok || !p.Attachable {
 		return AttachResult{}, maps.Invalid("PROGRAM", prog, "is not an attachable program of "+l.DP.Name, attachableNames(l.DP))
 	}
+	return l.attach(lock, p, iface, opts)
+}
+
+// attach is Attach for any program of the dataplane.
+func (l *Loaded) attach(lock *maps.Lock, p Program, iface string, opts AttachOptions) (AttachResult, error) {
+	prog := p.Name
 	var mode uint32
 	if p.Hook == maps.HookXDP {
 		m, err := ParseMode(opts.Mode)
@@ -202,7 +208,12 @@ func checksumWarning(ifc netdev.Iface, netnsName string) []string {
 	if err != nil || !on {
 		return nil
 	}
-	return []string{fmt.Sprintf("%s, which sends into %s, offloads tx checksums: its TCP and UDP frames lose them across the XDP redirect and are dropped by the receiver; run 'ethtool -K IFACE tx off' for %s in its namespace", peer, ifc.Name, peer)}
+	ns, name, found := strings.Cut(peer, "/")
+	fix := fmt.Sprintf("ethtool -K %s tx off", peer)
+	if found {
+		fix = fmt.Sprintf("ip netns exec %s ethtool -K %s tx off", ns, name)
+	}
+	return []string{fmt.Sprintf("%s, which sends into %s, offloads tx checksums: its TCP and UDP frames lose them across the XDP redirect and are dropped by the receiver; run '%s'", peer, ifc.Name, fix)}
 }
 
 func attachError(err error, prog, iface string, mode uint32) error {
@@ -231,6 +242,12 @@ func (l *Loaded) Detach(lock *maps.Lock, prog, iface, netnsName string) (DetachR
 	if !ok || !p.Attachable {
 		return DetachResult{}, maps.Invalid("PROGRAM", prog, "is not an attachable program of "+l.DP.Name, attachableNames(l.DP))
 	}
+	return l.detach(lock, p, iface, netnsName)
+}
+
+// detach is Detach for any program of the dataplane.
+func (l *Loaded) detach(lock *maps.Lock, p Program, iface, netnsName string) (DetachResult, error) {
+	prog := p.Name
 	if err := maps.ValidateIfaceName("IFACE", iface); err != nil {
 		return DetachResult{}, err
 	}

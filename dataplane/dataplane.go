@@ -10,6 +10,7 @@ import (
 	"github.com/tunmux/tunmux/maps"
 	"github.com/tunmux/tunmux/progs/encap"
 	"github.com/tunmux/tunmux/progs/l2tp"
+	"github.com/tunmux/tunmux/progs/xconnect"
 )
 
 // Program is one BPF program of a dataplane.
@@ -42,11 +43,22 @@ type Dataplane struct {
 	Summary string
 	// Schema is the layout version of its maps, kept in map_meta.
 	Schema uint32
-	// MainMap is the map that --max-entries sizes.
+	// MainMap is the map that --max-entries sizes; SizedMaps are sized with
+	// it (one entry per main-map entry, such as counters and names).
 	MainMap           string
+	SizedMaps         []string
 	DefaultMaxEntries uint32
 	Programs          []Program
 	loadSpec          func() (*ebpf.CollectionSpec, error)
+}
+
+// sizeMaps sets the capacity of the main map and the maps sized with it.
+func (d *Dataplane) sizeMaps(spec *ebpf.CollectionSpec, n uint32) {
+	for _, name := range append([]string{d.MainMap}, d.SizedMaps...) {
+		if ms := spec.Maps[name]; ms != nil {
+			ms.MaxEntries = n
+		}
+	}
 }
 
 // Spec returns a fresh copy of the dataplane's collection spec.
@@ -92,6 +104,7 @@ var L2TPDataplane = &Dataplane{
 	Summary:           "L2TPv3 Ethernet pseudowires in TC, over IP or UDP, IPv4 or IPv6 underlay",
 	Schema:            maps.L2TPSchema,
 	MainMap:           "sessions",
+	SizedMaps:         []string{"by_eth", "session_stats", "neigh", "names"},
 	DefaultMaxEntries: 1024,
 	Programs: []Program{
 		{Name: "l2tp-encap", Func: "l2tp_encap", Hook: maps.HookTCIngress, Attachable: true, Role: "the Ethernet side: frames from the local segment are carried in its session"},
@@ -100,7 +113,23 @@ var L2TPDataplane = &Dataplane{
 	loadSpec: l2tp.LoadL2tp,
 }
 
-var registry = []*Dataplane{EncapDataplane, L2TPDataplane}
+// XconnectDataplane is the xconnect dataplane: interface pairs
+// cross-connected by XDP devmap redirect.
+var XconnectDataplane = &Dataplane{
+	Name:              "xconnect",
+	Summary:           "interface pairs cross-connected by XDP devmap redirect",
+	Schema:            maps.XconnectSchema,
+	MainMap:           "ports",
+	SizedMaps:         []string{"port_stats", "port_names"},
+	DefaultMaxEntries: 1024,
+	Programs: []Program{
+		// Attached and detached by `tunmux xconnect add|del`.
+		{Name: "xconnect", Hook: maps.HookXDP, Attachable: false, RedirectsIngress: true, Role: "frames arriving here leave on the other end of its pair"},
+	},
+	loadSpec: xconnect.LoadXconnect,
+}
+
+var registry = []*Dataplane{EncapDataplane, L2TPDataplane, XconnectDataplane}
 
 // All returns every dataplane tunmux knows.
 func All() []*Dataplane { return registry }

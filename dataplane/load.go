@@ -57,18 +57,16 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 	if err != nil {
 		return res, err
 	}
-	main := spec.Maps[dp.MainMap]
-	switch {
-	case opts.MaxEntries != 0:
-		main.MaxEntries = opts.MaxEntries
-	default:
-		main.MaxEntries = dp.DefaultMaxEntries
+	capacity := opts.MaxEntries
+	if capacity == 0 {
+		capacity = dp.DefaultMaxEntries
 		if m, err := ebpf.LoadPinnedMap(maps.MapPin(dir, dp.MainMap), nil); err == nil {
-			main.MaxEntries = m.MaxEntries()
+			capacity = m.MaxEntries()
 			m.Close()
 		}
 	}
-	res.MaxEntries = main.MaxEntries
+	dp.sizeMaps(spec, capacity)
+	res.MaxEntries = capacity
 
 	existing, missing, err := maps.OpenMaps(dir, spec)
 	if err != nil {
@@ -276,7 +274,7 @@ func Open(root *maps.Root, dp *Dataplane) (*Loaded, error) {
 	}
 	// Accept the pinned capacity of the main map.
 	if m, err := ebpf.LoadPinnedMap(maps.MapPin(dir, dp.MainMap), nil); err == nil {
-		spec.Maps[dp.MainMap].MaxEntries = m.MaxEntries()
+		dp.sizeMaps(spec, m.MaxEntries())
 		m.Close()
 	}
 	open, missing, err := maps.OpenMaps(dir, spec)

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tunmux/tunmux/dataplane"
+	"github.com/tunmux/tunmux/maps"
+)
+
+func (a *app) xconnectCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "xconnect",
+		Short: "Cross-connect interface pairs by XDP devmap redirect",
+		Long: `The xconnect dataplane cross-connects pairs of interfaces: frames arriving on one
+end leave on the other, untouched, by XDP devmap redirect (the xdp-xconnect
+model). Any ifindex fits (a devmap hash). 'add' attaches the program to both ends
+and 'del' detaches it; veth ends are made ready to receive redirected frames
+(GRO on at their peers).
+  tunmux load xconnect
+  tunmux xconnect add veth1 veth2
+  tunmux xconnect list
+  tunmux xconnect del veth1`,
+	}
+	cmd.AddCommand(a.xconnectAddCommand(), a.xconnectDelCommand(), a.xconnectListCommand())
+	return cmd
+}
+
+func (a *app) xconnectAddCommand() *cobra.Command {
+	var mode string
+	cmd := &cobra.Command{
+		Use:   "add IFACE_A IFACE_B",
+		Short: "Cross-connect two interfaces (the same one twice: a self-connect)",
+		Long: `Cross-connect IFACE_A and IFACE_B: frames arriving on either leave on the other.
+An interface already in a pair is an error naming the pair.`,
+		Example: "  tunmux xconnect add veth1 veth2\n  tunmux --netns lab xconnect add eth1 eth2 --mode generic",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var res dataplane.PairResult
+			err := a.writeXconnect(func(lock *maps.Lock, x *dataplane.Xconnect) error {
+				var err error
+				res, err = x.AddPair(lock, args[0], args[1], a.netns, mode)
+				return err
+			})
+			a.warn(res.Warnings...)
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(pairTable{res.Pair})
+		},
+	}
+	cmd.Flags().StringVar(&mode, "mode", "", "XDP attach mode of both ends: native (the default) or generic")
+	return cmd
+}
+
+func (a *app) xconnectDelCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "del IFACE",
+		Short:   "Remove the pair IFACE is in and detach both ends (exit 3 if it is in none)",
+		Example: "  tunmux xconnect del veth1",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var p maps.Pair
+			err := a.writeXconnect(func(lock *maps.Lock, x *dataplane.Xconnect) error {
+				var err error
+				p, err = x.DeletePair(lock, args[0], a.netns)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(deletedPair(p))
+		},
+	}
+}
+
+func (a *app) xconnectListCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List every pair with packets and bytes in each direction",
+		Example: "  tunmux xconnect list -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var pairs []maps.Pair
+			err := a.readXconnect(func(x *dataplane.Xconnect) error {
+				var err error
+				pairs, err = x.State.ListPairs()
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(pairTable(pairs))
+		},
+	}
+}
+
+type pairTable []maps.Pair
+
+func (t pairTable) Header() []string {
+	return []string{"a", "b", "a-to-b-pkts", "a-to-b-bytes", "b-to-a-pkts", "b-to-a-bytes", "ready"}
+}
+
+func (t pairTable) Rows() [][]string {
+	rows := make([][]string, 0, len(t))
+	for _, p := range t {
+		ready := p.B.Readiness.String()
+		if p.A.Ifindex != p.B.Ifindex && p.A.Readiness != p.B.Readiness {
+			ready = fmt.Sprintf("%s: %s, %s: %s", p.A.Name, p.A.Readiness, p.B.Name, p.B.Readiness)
+		}
+		rows = append(rows, []string{
+			fmt.Sprintf("%s (%d)", p.A.Name, p.A.Ifindex), fmt.Sprintf("%s (%d)", p.B.Name, p.B.Ifindex),
+			fmt.Sprint(p.AtoB.Packets), fmt.Sprint(p.AtoB.Bytes), fmt.Sprint(p.BtoA.Packets), fmt.Sprint(p.BtoA.Bytes), ready,
+		})
+	}
+	return rows
+}
+
+type deletedPair maps.Pair
+
+func (p deletedPair) Text() string { return "removed pair " + maps.Pair(p).Key() }
+
+// readXconnect runs fn on the loaded xconnect dataplane, without the lock.
+func (a *app) readXconnect(fn func(*dataplane.Xconnect) error) error {
+	x, err := dataplane.OpenXconnect(a.root())
+	if err != nil {
+		return err
+	}
+	defer x.Close()
+	return fn(x)
+}
+
+// writeXconnect runs fn on the loaded xconnect dataplane, holding the lock.
+func (a *app) writeXconnect(fn func(*maps.Lock, *dataplane.Xconnect) error) error {
+	return a.mutate(false, dataplane.XconnectDataplane, func(lock *maps.Lock) error {
+		x, err := dataplane.OpenXconnect(lock.Root())
+		if err != nil {
+			return err
+		}
+		defer x.Close()
+		return fn(lock, x)
+	})
+}
