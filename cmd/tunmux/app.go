@@ -68,11 +68,14 @@ func exitCode(err error) int {
 
 // indentJoined prints joined errors one per line.
 func indentJoined(err error) string {
-	msg := err.Error()
-	if !strings.Contains(msg, "\n") {
-		return msg
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok || len(j.Unwrap()) < 2 {
+		return err.Error()
 	}
-	lines := strings.Split(msg, "\n")
+	lines := make([]string, 0, len(j.Unwrap()))
+	for _, e := range j.Unwrap() {
+		lines = append(lines, strings.ReplaceAll(e.Error(), "\n", "\n  "))
+	}
 	return fmt.Sprintf("%d problems:\n  %s", len(lines), strings.Join(lines, "\n  "))
 }
 
@@ -111,7 +114,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not f
 
 	root.AddCommand(
 		a.loadCommand(), a.unloadCommand(), a.attachCommand(), a.detachCommand(),
-		a.tunnelCommand(), a.devmapCommand(), a.l2tpCommand(), a.xconnectCommand(), a.statsCommand(), a.statusCommand(),
+		a.tunnelCommand(), a.devmapCommand(), a.l2tpCommand(), a.xconnectCommand(), a.applyCommand(), a.statsCommand(), a.statusCommand(),
 	)
 	wrapArgs(root)
 	return root

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -89,4 +90,9 @@ func (s statusView) Text() string {
 		}
 	}
 	return b.String()
+}
+
+// renderTable writes a table the way every command does.
+func renderTable(w io.Writer, header []string, rows [][]string) error {
+	return render.WriteTable(w, header, rows)
 }

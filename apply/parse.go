@@ -1,0 +1,364 @@
+package apply
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tunmux/tunmux/maps"
+)
+
+// Problem is one thing wrong with a file, at a line.
+type Problem struct {
+	Line int    `json:"line"`
+	Path string `json:"path"` // e.g. encap.tunnels[3]
+	Msg  string `json:"problem"`
+}
+
+func (p Problem) String() string {
+	if p.Path == "" {
+		return fmt.Sprintf("%d: %s", p.Line, p.Msg)
+	}
+	return fmt.Sprintf("%d: %s: %s", p.Line, p.Path, p.Msg)
+}
+
+// InvalidFileError lists every problem of a file; it matches
+// maps.ErrInvalid, so commands exit 2 on it.
+type InvalidFileError struct {
+	File     string
+	Problems []Problem
+}
+
+// maxShown is how many problems the message lists.
+const maxShown = 50
+
+func (e *InvalidFileError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d problem(s), nothing changed", e.File, len(e.Problems))
+	for i, p := range e.Problems {
+		if i == maxShown {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(e.Problems)-maxShown)
+			break
+		}
+		fmt.Fprintf(&b, "\n  %s:%s", e.File, p)
+	}
+	return b.String()
+}
+
+// Is makes errors.Is(err, maps.ErrInvalid) true.
+func (e *InvalidFileError) Is(target error) bool { return target == maps.ErrInvalid }
+
+// Entry is one entry of a section, with where it stands in the file.
+type Entry[T any] struct {
+	Line  int
+	Path  string
+	Args  T
+	lines map[string]int // field name -> line
+}
+
+// fieldLine is the line of a field, or of the entry.
+func (e Entry[T]) fieldLine(field string) int {
+	if l, ok := e.lines[field]; ok {
+		return l
+	}
+	return e.Line
+}
+
+// SlotArgs is a plain redirect slot: frames arriving on In leave on Out.
+type SlotArgs struct{ In, Out string }
+
+// PairArgs is a cross-connected pair.
+type PairArgs struct{ A, B string }
+
+// Document is a parsed desired-state file. A nil section is absent from the
+// file: apply leaves that dataplane alone, even with --prune.
+type Document struct {
+	Encap    *EncapSection
+	L2TP     *L2TPSection
+	Xconnect *XconnectSection
+	// problems of form found while parsing; Apply reports them with the
+	// problems of meaning, all at once.
+	problems []Problem
+}
+
+// EncapSection is the encap dataplane's desired state.
+type EncapSection struct {
+	Line    int
+	Tunnels []Entry[maps.TunnelArgs]
+	Devmap  []Entry[SlotArgs]
+}
+
+// L2TPSection is the l2tp dataplane's desired state.
+type L2TPSection struct {
+	Line     int
+	Sessions []Entry[maps.SessionArgs]
+}
+
+// XconnectSection is the xconnect dataplane's desired state.
+type XconnectSection struct {
+	Line  int
+	Pairs []Entry[PairArgs]
+}
+
+// fields names the keys an entry accepts and where each goes.
+type fields map[string]*string
+
+func (f fields) names() string {
+	var out []string
+	for k := range f {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+func tunnelFields(a *maps.TunnelArgs) fields {
+	return fields{
+		"inner-src": &a.InnerSrc, "inner-dst": &a.InnerDst, "proto": &a.Proto, "vni": &a.VNI, "vlan-id": &a.VlanID,
+		"outer-src": &a.OuterSrc, "outer-dst": &a.OuterDst, "src-mac": &a.SrcMAC, "dst-mac": &a.DstMAC,
+		"inner-dst-mac": &a.InnerDstMAC, "src-port": &a.SrcPort, "underlay": &a.Underlay, "overlay": &a.Overlay,
+	}
+}
+
+func sessionFields(a *maps.SessionArgs) fields {
+	return fields{
+		"session-id": &a.SessionID, "peer-session-id": &a.PeerSessionID, "encap": &a.Encap, "local": &a.Local,
+		"peer": &a.Peer, "cookie": &a.Cookie, "peer-cookie": &a.PeerCookie, "l2spec": &a.L2Spec,
+		"eth-iface": &a.EthIface, "tunnel-iface": &a.TunnelIface, "peer-mac": &a.PeerMAC,
+	}
+}
+
+// parser collects problems while it walks the YAML tree.
+type parser struct {
+	problems []Problem
+}
+
+func (p *parser) bad(line int, path, format string, args ...any) {
+	p.problems = append(p.problems, Problem{Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Parse reads a YAML (or JSON) desired-state document. A file that is not
+// YAML, or not a mapping, is an *InvalidFileError; other problems of form
+// (unknown keys, a list where a value belongs) are kept in the document and
+// reported by Apply together with the problems of meaning (values,
+// interfaces), every one with its line.
+func Parse(name string, data []byte) (*Document, error) {
+	var root yaml.Node
+	p := &parser{}
+	doc := &Document{}
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		line := 0
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			line = 1
+		}
+		msg := err.Error()
+		if n, rest, ok := parseYAMLLine(msg); ok {
+			line, msg = n, rest
+		}
+		return nil, &InvalidFileError{File: name, Problems: []Problem{{Line: line, Msg: msg}}}
+	}
+	if len(root.Content) == 0 {
+		return nil, &InvalidFileError{File: name, Problems: []Problem{{Line: 1, Msg: "the file is empty (accepted: a mapping with encap, l2tp and xconnect sections)"}}}
+	}
+	top := root.Content[0]
+	if top.Kind != yaml.MappingNode {
+		p.bad(top.Line, "", "the document must be a mapping of sections (encap, l2tp, xconnect)")
+		return nil, &InvalidFileError{File: name, Problems: p.problems}
+	}
+	p.mapping(top, "", map[string]func(*yaml.Node, string){
+		"encap": func(n *yaml.Node, path string) {
+			doc.Encap = &EncapSection{Line: n.Line}
+			p.mapping(n, path, map[string]func(*yaml.Node, string){
+				"tunnels": func(n *yaml.Node, path string) {
+					doc.Encap.Tunnels = entries(p, n, path, func(a *maps.TunnelArgs) fields { return tunnelFields(a) })
+				},
+				"devmap": func(n *yaml.Node, path string) {
+					doc.Encap.Devmap = entries(p, n, path, func(a *SlotArgs) fields { return fields{"in": &a.In, "out": &a.Out} })
+				},
+			})
+		},
+		"l2tp": func(n *yaml.Node, path string) {
+			doc.L2TP = &L2TPSection{Line: n.Line}
+			p.mapping(n, path, map[string]func(*yaml.Node, string){
+				"sessions": func(n *yaml.Node, path string) {
+					doc.L2TP.Sessions = entries(p, n, path, func(a *maps.SessionArgs) fields { return sessionFields(a) })
+				},
+			})
+		},
+		"xconnect": func(n *yaml.Node, path string) {
+			doc.Xconnect = &XconnectSection{Line: n.Line}
+			p.mapping(n, path, map[string]func(*yaml.Node, string){
+				"pairs": func(n *yaml.Node, path string) { doc.Xconnect.Pairs = pairs(p, n, path) },
+			})
+		},
+	})
+	doc.problems = p.problems
+	return doc, nil
+}
+
+// parseYAMLLine splits "yaml: line N: msg".
+func parseYAMLLine(msg string) (int, string, bool) {
+	rest, ok := strings.CutPrefix(msg, "yaml: line ")
+	if !ok {
+		return 0, msg, false
+	}
+	num, rest, ok := strings.Cut(rest, ": ")
+	if !ok {
+		return 0, msg, false
+	}
+	n, err := strconv.Atoi(num)
+	return n, rest, err == nil
+}
+
+// mapping walks a mapping node whose keys must be among handlers. A null
+// value (an empty section) is an empty mapping.
+func (p *parser) mapping(n *yaml.Node, path string, handlers map[string]func(*yaml.Node, string)) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		p.bad(n.Line, path, "must be a mapping (accepted keys: %s)", keys(handlers))
+		return
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		sub := k.Value
+		if path != "" {
+			sub = path + "." + k.Value
+		}
+		h, ok := handlers[k.Value]
+		if !ok {
+			p.bad(k.Line, path, "unknown key %q (accepted: %s)", k.Value, keys(handlers))
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			p.bad(k.Line, path, "key %q repeats the one on line %d", k.Value, first)
+			continue
+		}
+		seen[k.Value] = k.Line
+		h(v, sub)
+	}
+}
+
+func keys[V any](m map[string]V) string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+// entries reads a sequence of flat mappings of scalars into T.
+func entries[T any](p *parser, n *yaml.Node, path string, fieldsOf func(*T) fields) []Entry[T] {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return []Entry[T]{}
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.bad(n.Line, path, "must be a list")
+		return nil
+	}
+	out := make([]Entry[T], 0, len(n.Content))
+	for i, item := range n.Content {
+		e := Entry[T]{Line: item.Line, Path: fmt.Sprintf("%s[%d]", path, i), lines: map[string]int{}}
+		f := fieldsOf(&e.Args)
+		if item.Kind != yaml.MappingNode {
+			p.bad(item.Line, e.Path, "must be a mapping (accepted keys: %s)", f.names())
+			continue
+		}
+		for j := 0; j+1 < len(item.Content); j += 2 {
+			k, v := item.Content[j], item.Content[j+1]
+			dst, ok := f[k.Value]
+			switch {
+			case !ok:
+				p.bad(k.Line, e.Path, "unknown key %q (accepted: %s)", k.Value, f.names())
+			case v.Kind != yaml.ScalarNode || v.Tag == "!!null":
+				p.bad(v.Line, e.Path, "%s must be a single value", k.Value)
+			case e.lines[k.Value] != 0:
+				p.bad(k.Line, e.Path, "%s repeats the one on line %d", k.Value, e.lines[k.Value])
+			default:
+				*dst = v.Value
+				e.lines[k.Value] = k.Line
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// pairs reads xconnect pairs: [a, b] or {a: x, b: y}.
+func pairs(p *parser, n *yaml.Node, path string) []Entry[PairArgs] {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return []Entry[PairArgs]{}
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.bad(n.Line, path, "must be a list of pairs, like [veth1, veth2]")
+		return nil
+	}
+	out := make([]Entry[PairArgs], 0, len(n.Content))
+	for i, item := range n.Content {
+		e := Entry[PairArgs]{Line: item.Line, Path: fmt.Sprintf("%s[%d]", path, i), lines: map[string]int{}}
+		switch {
+		case item.Kind == yaml.SequenceNode && len(item.Content) == 2 &&
+			item.Content[0].Kind == yaml.ScalarNode && item.Content[1].Kind == yaml.ScalarNode:
+			e.Args = PairArgs{A: item.Content[0].Value, B: item.Content[1].Value}
+		case item.Kind == yaml.MappingNode:
+			f := fields{"a": &e.Args.A, "b": &e.Args.B}
+			for j := 0; j+1 < len(item.Content); j += 2 {
+				k, v := item.Content[j], item.Content[j+1]
+				if dst, ok := f[k.Value]; ok && v.Kind == yaml.ScalarNode {
+					*dst = v.Value
+				} else {
+					p.bad(k.Line, e.Path, "unknown key %q (accepted: a, b)", k.Value)
+				}
+			}
+		default:
+			p.bad(item.Line, e.Path, "must be a pair of interface names, like [veth1, veth2] or {a: veth1, b: veth2}")
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func sortProblems(ps []Problem) {
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
+}
+
+// problemsOf turns a validation error of an entry into problems at the
+// lines of the fields it names (an *maps.InvalidError names "--vni").
+func problemsOf[T any](e Entry[T], err error) []Problem {
+	var out []Problem
+	for _, one := range flattenErr(err) {
+		var inv *maps.InvalidError
+		if errors.As(one, &inv) {
+			field := strings.TrimPrefix(inv.Flag, "--")
+			// The file's keys are the flags' names without dashes.
+			msg := strings.ReplaceAll(strings.TrimPrefix(inv.Error(), inv.Flag), " --", " ")
+			out = append(out, Problem{Line: e.fieldLine(field), Path: e.Path, Msg: field + msg})
+			continue
+		}
+		out = append(out, Problem{Line: e.Line, Path: e.Path, Msg: one.Error()})
+	}
+	return out
+}
+
+func flattenErr(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flattenErr(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}

@@ -1,0 +1,401 @@
+package dataplane
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/tunmux/tunmux/maps"
+	"github.com/tunmux/tunmux/netdev"
+)
+
+// Change is one difference between a desired state and the pinned one.
+type Change struct {
+	Action string `json:"action"` // add, change, remove, load
+	Kind   string `json:"kind"`   // dataplane, tunnel, slot, pair, session
+	Key    string `json:"key"`
+	Detail string `json:"detail"`
+	Line   int    `json:"line,omitempty"` // where the desired entry stands in its file
+}
+
+// DesiredTunnel is a tunnel as a desired-state file gives it, its interfaces
+// resolved (indexes set, src MAC defaulted).
+type DesiredTunnel struct {
+	Tunnel   maps.Tunnel
+	Underlay netdev.Iface
+	Overlay  netdev.Iface
+	Line     int
+}
+
+// DesiredSlot is a plain redirect slot as a desired-state file gives it.
+type DesiredSlot struct {
+	In, Out netdev.Iface
+	Line    int
+}
+
+// EncapPlan is what reconciling the encap dataplane with a desired state
+// will do.
+type EncapPlan struct {
+	Changes    []Change
+	putTunnels []maps.Tunnel
+	delTunnels []maps.TunnelKey
+	putSlots   map[uint32]slotWant
+	delSlots   []uint32
+}
+
+type slotWant struct {
+	in, out  netdev.Iface
+	explicit bool
+}
+
+// PlanEncap compares desired tunnels and plain slots with the pinned ones.
+// Entries the file does not have are removed only with prune. A slot the
+// kernel dropped (its interface went away and came back) is repaired.
+func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, prune bool, ino uint64) (*EncapPlan, error) {
+	plan := &EncapPlan{putSlots: map[uint32]slotWant{}}
+	current, err := e.State.ListTunnels()
+	if err != nil {
+		return nil, err
+	}
+	currentSlots, err := e.State.ListSlots()
+	if err != nil {
+		return nil, err
+	}
+	byKey := make(map[maps.TunnelKey]maps.Tunnel, len(current))
+	for _, t := range current {
+		byKey[t.TunnelKey] = t
+	}
+	slotByIn := map[uint32]maps.Slot{}
+	for _, s := range currentSlots {
+		slotByIn[s.In] = s
+	}
+	slotOK := func(ifc netdev.Iface, out uint32) bool {
+		s, ok := slotByIn[uint32(ifc.Index)]
+		return ok && s.Out == out && s.Netns == ino && s.InName == ifc.Name && e.State.SlotLive(s.In)
+	}
+	wanted := make(map[maps.TunnelKey]bool, len(tunnels))
+	for _, d := range tunnels {
+		t := d.Tunnel
+		wanted[t.TunnelKey] = true
+		for _, ifc := range []netdev.Iface{d.Underlay, d.Overlay} {
+			if !slotOK(ifc, uint32(ifc.Index)) {
+				if _, planned := plan.putSlots[uint32(ifc.Index)]; !planned {
+					plan.putSlots[uint32(ifc.Index)] = slotWant{in: ifc, out: ifc, explicit: slotByIn[uint32(ifc.Index)].Explicit}
+					plan.Changes = append(plan.Changes, slotChange(slotByIn, ifc, ifc, d.Line))
+				}
+			}
+		}
+		old, exists := byKey[t.TunnelKey]
+		switch {
+		case !exists:
+			plan.putTunnels = append(plan.putTunnels, t)
+			plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "tunnel", Key: t.TunnelKey.String(), Detail: describeTunnel(t), Line: d.Line})
+		case !maps.SameTunnel(old, t):
+			plan.putTunnels = append(plan.putTunnels, t)
+			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "tunnel", Key: t.TunnelKey.String(), Detail: tunnelDiff(old, t), Line: d.Line})
+		}
+	}
+	wantedSlots := map[uint32]bool{}
+	for _, d := range slots {
+		wantedSlots[uint32(d.In.Index)] = true
+		if !slotOK(d.In, uint32(d.Out.Index)) || !slotByIn[uint32(d.In.Index)].Explicit {
+			plan.putSlots[uint32(d.In.Index)] = slotWant{in: d.In, out: d.Out, explicit: true}
+			plan.Changes = append(plan.Changes, slotChange(slotByIn, d.In, d.Out, d.Line))
+		}
+	}
+	if prune {
+		for _, t := range current {
+			if !wanted[t.TunnelKey] {
+				plan.delTunnels = append(plan.delTunnels, t.TunnelKey)
+				plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "tunnel", Key: t.TunnelKey.String(), Detail: describeTunnel(t)})
+			}
+		}
+		for _, s := range currentSlots {
+			if s.Explicit && !wantedSlots[s.In] {
+				plan.delSlots = append(plan.delSlots, s.In)
+				plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "slot", Key: s.InName, Detail: fmt.Sprintf("%s -> %s", s.InName, s.OutName)})
+			}
+		}
+	}
+	return plan, nil
+}
+
+func slotChange(current map[uint32]maps.Slot, in, out netdev.Iface, line int) Change {
+	c := Change{Action: "add", Kind: "slot", Key: in.Name, Detail: fmt.Sprintf("%s -> %s", in.Name, out.Name), Line: line}
+	if old, ok := current[uint32(in.Index)]; ok {
+		c.Action = "change"
+		c.Detail = fmt.Sprintf("%s -> %s (was %s -> %s, or dropped by the kernel)", in.Name, out.Name, old.InName, old.OutName)
+	}
+	return c
+}
+
+// ExecuteEncap carries a plan out, in dependency order: slots (made ready),
+// then tunnels in batches of chunk, then removals, then slots no longer
+// held. Call it inside the namespace of the interfaces (netdev.Do).
+func (e *Encap) ExecuteEncap(lock *maps.Lock, plan *EncapPlan, netnsName string, ino uint64, chunk int) ([]string, error) {
+	var warnings []string
+	ins := make([]uint32, 0, len(plan.putSlots))
+	for in := range plan.putSlots {
+		ins = append(ins, in)
+	}
+	sort.Slice(ins, func(i, j int) bool { return ins[i] < ins[j] })
+	for _, in := range ins {
+		w := plan.putSlots[in]
+		slot := maps.Slot{In: uint32(w.in.Index), InName: w.in.Name, Out: uint32(w.out.Index), OutName: w.out.Name, Netns: ino, Explicit: w.explicit}
+		var warn string
+		slot.Readiness, slot.Peer, warn = makeReady(w.out, netnsName)
+		if warn != "" {
+			warnings = append(warnings, warn)
+		}
+		if err := e.State.PutSlot(lock, slot); err != nil {
+			return warnings, err
+		}
+	}
+	if err := e.State.PutTunnels(lock, plan.putTunnels, chunk); err != nil {
+		return warnings, err
+	}
+	if err := e.State.DeleteTunnels(lock, plan.delTunnels, chunk); err != nil {
+		return warnings, err
+	}
+	for _, in := range plan.delSlots {
+		if err := e.State.DeleteSlot(lock, in); err != nil {
+			return warnings, err
+		}
+	}
+	// Identity slots that no tunnel holds any more (an underlay that changed,
+	// a tunnel pruned) go last.
+	slots, err := e.State.ListSlots()
+	if err != nil {
+		return warnings, err
+	}
+	for _, s := range slots {
+		if !s.Explicit && len(s.Tunnels) == 0 {
+			if err := e.State.DeleteSlot(lock, s.In); err != nil {
+				return warnings, err
+			}
+		}
+	}
+	return warnings, nil
+}
+
+func describeTunnel(t maps.Tunnel) string {
+	if t.Proto.UsesUDP() {
+		return fmt.Sprintf("%s %s %s -> %s via %s, overlay %s", t.Proto, t.ID(), t.OuterSrc, t.OuterDst, t.Underlay, t.Overlay)
+	}
+	return fmt.Sprintf("%s %s via %s, overlay %s", t.Proto, t.ID(), t.Underlay, t.Overlay)
+}
+
+// tunnelDiff names what differs between two tunnels of one key.
+func tunnelDiff(old, t maps.Tunnel) string {
+	a, b := old.JSON(), t.JSON()
+	var diffs []string
+	str := func(p any) string {
+		switch v := p.(type) {
+		case *string:
+			if v == nil {
+				return "-"
+			}
+			return *v
+		case *uint32:
+			if v == nil {
+				return "-"
+			}
+			return fmt.Sprint(*v)
+		case *uint16:
+			if v == nil {
+				return "-"
+			}
+			return fmt.Sprint(*v)
+		}
+		return fmt.Sprint(p)
+	}
+	for _, f := range []struct {
+		name string
+		x, y any
+	}{
+		{"proto", a.Proto, b.Proto}, {"vni", a.VNI, b.VNI}, {"vlan-id", a.VlanID, b.VlanID},
+		{"outer-src", a.OuterSrc, b.OuterSrc}, {"outer-dst", a.OuterDst, b.OuterDst},
+		{"src-mac", a.SrcMAC, b.SrcMAC}, {"dst-mac", a.DstMAC, b.DstMAC}, {"inner-dst-mac", a.InnerDstMAC, b.InnerDstMAC},
+		{"src-port", a.SrcPort, b.SrcPort}, {"underlay", a.Underlay, b.Underlay}, {"overlay", a.Overlay, b.Overlay},
+		{"underlay ifindex", a.UnderlayIndex, b.UnderlayIndex}, {"overlay ifindex", a.OverlayIndex, b.OverlayIndex},
+	} {
+		if x, y := str(f.x), str(f.y); x != y {
+			diffs = append(diffs, fmt.Sprintf("%s %s -> %s", f.name, x, y))
+		}
+	}
+	return strings.Join(diffs, "; ")
+}
+
+// DesiredPair is an xconnect pair as a desired-state file gives it.
+type DesiredPair struct {
+	A, B netdev.Iface
+	Line int
+}
+
+// XconnectPlan is what reconciling the xconnect dataplane will do.
+type XconnectPlan struct {
+	Changes []Change
+	add     []DesiredPair
+	remove  []maps.Pair
+}
+
+// PlanXconnect compares desired pairs with the pinned ones; a pair whose
+// interfaces changed index (recreated), or whose entries the kernel dropped,
+// is connected again.
+func (x *Xconnect) PlanXconnect(desired []DesiredPair, prune bool, ino uint64) (*XconnectPlan, error) {
+	plan := &XconnectPlan{}
+	current, err := x.State.ListPairs()
+	if err != nil {
+		return nil, err
+	}
+	byName := map[[2]string]maps.Pair{}
+	for _, p := range current {
+		byName[[2]string{p.A.Name, p.B.Name}] = p
+		byName[[2]string{p.B.Name, p.A.Name}] = p
+	}
+	kept := map[string]bool{}
+	for _, d := range desired {
+		key := d.A.Name + "<->" + d.B.Name
+		old, ok := byName[[2]string{d.A.Name, d.B.Name}]
+		same := ok && old.Netns == ino && x.State.Live(old) &&
+			((old.A.Ifindex == uint32(d.A.Index) && old.B.Ifindex == uint32(d.B.Index)) ||
+				(old.A.Ifindex == uint32(d.B.Index) && old.B.Ifindex == uint32(d.A.Index)))
+		if ok {
+			kept[old.Key()] = true
+		}
+		switch {
+		case same:
+		case ok:
+			plan.remove = append(plan.remove, old)
+			plan.add = append(plan.add, d)
+			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "pair", Key: key, Detail: "interfaces recreated or entries dropped: connect again", Line: d.Line})
+		default:
+			plan.add = append(plan.add, d)
+			plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "pair", Key: key, Detail: fmt.Sprintf("%s (%d) <-> %s (%d)", d.A.Name, d.A.Index, d.B.Name, d.B.Index), Line: d.Line})
+		}
+	}
+	// Pairs the file breaks up (an end now paired elsewhere) must go, even
+	// without prune; with prune, every pair not in the file goes.
+	inFile := map[uint32]bool{}
+	for _, d := range desired {
+		inFile[uint32(d.A.Index)], inFile[uint32(d.B.Index)] = true, true
+	}
+	for _, p := range current {
+		if kept[p.Key()] {
+			continue
+		}
+		if prune || inFile[p.A.Ifindex] || inFile[p.B.Ifindex] {
+			plan.remove = append(plan.remove, p)
+			plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "pair", Key: p.Key()})
+		}
+	}
+	return plan, nil
+}
+
+// ExecuteXconnect carries a plan out: removals first (an interface may move
+// to another pair), then new pairs. Call it inside the namespace.
+func (x *Xconnect) ExecuteXconnect(lock *maps.Lock, plan *XconnectPlan, netnsName string, ino uint64) ([]string, error) {
+	var warnings []string
+	for _, p := range plan.remove {
+		if err := x.disconnect(lock, p, netnsName); err != nil {
+			return warnings, err
+		}
+	}
+	for _, d := range plan.add {
+		a, b := d.A, d.B
+		if b.Index < a.Index {
+			a, b = b, a
+		}
+		p := maps.Pair{A: maps.PairEnd{Name: a.Name, Ifindex: uint32(a.Index)}, B: maps.PairEnd{Name: b.Name, Ifindex: uint32(b.Index)}, Netns: ino}
+		w, err := x.connect(lock, &p, a, b, netnsName, "")
+		warnings = append(warnings, w...)
+		if err != nil {
+			return warnings, err
+		}
+	}
+	return warnings, nil
+}
+
+// DesiredSession is an l2tp session as a desired-state file gives it, its
+// interfaces resolved.
+type DesiredSession struct {
+	Session maps.Session
+	Tunnel  netdev.Iface
+	Line    int
+}
+
+// L2TPPlan is what reconciling the l2tp dataplane will do.
+type L2TPPlan struct {
+	Changes []Change
+	put     []DesiredSession
+	remove  []uint32
+}
+
+// PlanL2TP compares desired sessions with the pinned ones.
+func (l *L2TP) PlanL2TP(desired []DesiredSession, prune bool) (*L2TPPlan, error) {
+	plan := &L2TPPlan{}
+	current, err := l.State.ListSessions()
+	if err != nil {
+		return nil, err
+	}
+	byID := map[uint32]maps.Session{}
+	for _, s := range current {
+		byID[s.ID] = s
+	}
+	wanted := map[uint32]bool{}
+	for _, d := range desired {
+		s := d.Session
+		wanted[s.ID] = true
+		key := maps.IDString(s.ID)
+		old, ok := byID[s.ID]
+		switch {
+		case !ok:
+			plan.put = append(plan.put, d)
+			plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "session", Key: key, Detail: describeSession(s), Line: d.Line})
+		case !sameSession(old, s):
+			plan.put = append(plan.put, d)
+			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "session", Key: key, Detail: describeSession(old) + " -> " + describeSession(s), Line: d.Line})
+		}
+	}
+	if prune {
+		for _, s := range current {
+			if !wanted[s.ID] {
+				plan.remove = append(plan.remove, s.ID)
+				plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "session", Key: maps.IDString(s.ID), Detail: describeSession(s)})
+			}
+		}
+	}
+	return plan, nil
+}
+
+func describeSession(s maps.Session) string {
+	return fmt.Sprintf("%s %s -> %s, peer session %d, cookies %s/%s, l2spec %s, %s (%d) via %s (%d)",
+		s.Encap, s.Endpoint(s.Local), s.Endpoint(s.Peer), s.PeerID, maps.CookieString(s.Cookie), maps.CookieString(s.PeerCookie),
+		s.L2SpecString(), s.EthIface, s.EthIndex, s.TunnelIface, s.TunnelIndex)
+}
+
+func sameSession(a, b maps.Session) bool {
+	return describeSession(a) == describeSession(b) && a.PeerMAC.String() == b.PeerMAC.String()
+}
+
+// ExecuteL2TP carries a plan out: removals, then sessions written (the next
+// hop learnt for each). Call it inside the namespace.
+func (l *L2TP) ExecuteL2TP(lock *maps.Lock, plan *L2TPPlan) ([]string, error) {
+	var warnings []string
+	for _, id := range plan.remove {
+		if _, err := l.State.DeleteSession(lock, id); err != nil {
+			return warnings, err
+		}
+	}
+	for _, d := range plan.put {
+		if err := l.State.PutSession(lock, d.Session, maps.Upsert); err != nil {
+			return warnings, err
+		}
+		if d.Session.PeerMAC == nil {
+			if w := l.learnNextHop(lock, d.Session, d.Tunnel); w != "" {
+				warnings = append(warnings, w)
+			}
+		}
+	}
+	return warnings, nil
+}
