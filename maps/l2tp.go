@@ -205,9 +205,7 @@ func (a SessionArgs) Parse(base *Session) (Session, error) {
 			s.PeerMAC = mac
 		}
 	}
-	if len(errs) == 0 {
-		errs = append(errs, s.check()...)
-	}
+	errs = append(errs, s.check()...)
 	return s, errors.Join(errs...)
 }
 
@@ -220,6 +218,9 @@ func (a SessionArgs) FormErrors() error {
 // check applies the rules between fields.
 func (s *Session) check() []error {
 	var errs []error
+	if !s.Local.Addr().IsValid() || !s.Peer.Addr().IsValid() {
+		return nil // already reported
+	}
 	if s.Local.Addr().Is4() != s.Peer.Addr().Is4() {
 		errs = append(errs, Invalid("--peer", s.Peer.String(), "is not of the same IP family as --local", "an address of the same family as --local"))
 	}
