@@ -6,7 +6,9 @@
 #     receiving peer (the program's cost) and with XDP_PASS (the whole path);
 #   - iperf3 TCP and 64-byte UDP over tunmux VXLAN and over the kernel's vxlan;
 #   - iperf3 TCP and 64-byte UDP over a tunmux L2TPv3 pseudowire and over the
-#     same chain bridged to a kernel vxlan device.
+#     same chain bridged to a kernel vxlan device;
+#   - XDP live frames through the xconnect program beside a Linux bridge;
+#   - `tunmux apply` of 100,000 tunnels beside one `tunnel add` process each.
 # Each measurement runs BENCH_COUNT times (default 5); the table shows medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +21,8 @@ trap 'rm -f "$raw"' EXIT
 [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 1; }
 
 echo "bench: XDP live frames ($frames frames x $count runs), then iperf3 (${count} x 5 s per case); this takes a few minutes" >&2
-go test ./bench -run '^$' -bench 'Live' -benchtime "${frames}x" -count "$count" -timeout 30m | tee -a "$raw" >&2
-go test ./bench -run '^$' -bench 'Iperf|L2TP' -benchtime 1x -count "$count" -timeout 30m | tee -a "$raw" >&2
+go test ./bench -run '^$' -bench 'Live|Xconnect' -benchtime "${frames}x" -count "$count" -timeout 30m | tee -a "$raw" >&2
+go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply' -benchtime 1x -count "$count" -timeout 60m | tee -a "$raw" >&2
 
 {
   echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r)"
@@ -51,12 +53,15 @@ go test ./bench -run '^$' -bench 'Iperf|L2TP' -benchtime 1x -count "$count" -tim
         for (c = 1; c <= 5; c++)
           row("live frames, " verdict " on peer: " cases[c] " vs bare redirect (Mpps)", "Live/" peer "/" cases[c], "pps", "Live/" peer "/floor-redirect", "pps", 1e6)
       }
+      row("live frames, XDP_DROP on peer: xconnect vs a Linux bridge of the same veths (Mpps)", "Xconnect/xconnect", "pps", "Xconnect/bridge", "pps", 1e6)
       row("TCP w1 to w2: tunmux vxlan vs kernel vxlan, same offloads (Gbit/s)", "Iperf/tunmux-vxlan/tcp", "Gbit/s", "Iperf/kernel-vxlan/tcp", "Gbit/s", 1)
       row("TCP w1 to w2: tunmux vxlan vs kernel vxlan with tx offloads (Gbit/s)", "Iperf/tunmux-vxlan/tcp", "Gbit/s", "Iperf/kernel-vxlan-offload/tcp", "Gbit/s", 1)
       row("UDP 64 B w1 to w2: tunmux vxlan vs kernel vxlan, same offloads (rx kpps)", "Iperf/tunmux-vxlan/udp64", "rx-pps", "Iperf/kernel-vxlan/udp64", "rx-pps", 1e3)
       row("UDP 64 B w1 to w2: tunmux vxlan vs kernel vxlan with tx offloads (rx kpps)", "Iperf/tunmux-vxlan/udp64", "rx-pps", "Iperf/kernel-vxlan-offload/udp64", "rx-pps", 1e3)
       row("TCP host A to B: tunmux L2TPv3/UDP pseudowire vs kernel vxlan bridged (Gbit/s)", "L2TP/tunmux-l2tp-udp/tcp", "Gbit/s", "L2TP/kernel-vxlan-bridge/tcp", "Gbit/s", 1)
       row("UDP 64 B host A to B: tunmux L2TPv3/UDP pseudowire vs kernel vxlan bridged (rx kpps)", "L2TP/tunmux-l2tp-udp/udp64", "rx-pps", "L2TP/kernel-vxlan-bridge/udp64", "rx-pps", 1e3)
+      row("100,000 tunnels: tunmux apply vs one tunnel add process each (entries/s)", "Apply/apply-100000", "entries/s", "Apply/tunnel-add-x1000", "entries/s", 1)
+      row("100,000 tunnels: tunmux apply vs one tunnel add process each, 1,000 timed (s)", "Apply/apply-100000", "s", "Apply/tunnel-add-x1000", "s", 1)
     }' "$raw"
 } >"$out.table"
 cat "$raw" "$out.table" >"$out"

@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tunmux/tunmux/internal/testnet"
+)
+
+// TestXconnectWatchSwap is xdp-xconnect's three-namespace demo, driven by
+// `tunmux apply --watch`: ns1 pings through the cross-connect to ns2; the
+// file is changed to connect ns1 to ns3 (the same address and MAC: a
+// replacement) and the pings go on, to ns3; the pings lost during the swap
+// are counted and printed; then a bad file leaves the ns3 connection up.
+// The cross-connected veth ends live in the root namespace, as two NICs
+// would.
+func TestXconnectWatchSwap(t *testing.T) {
+	testnet.RequireRoot(t)
+	ends := map[int]string{}
+	nss := map[int]*testnet.Netns{}
+	for i := 1; i <= 3; i++ {
+		nss[i] = testnet.NewNetns(t, fmt.Sprintf("xc%d", i))
+		ends[i] = testnet.Unique(fmt.Sprintf("tx%d", i)) // 9 characters, in the root namespace
+		testnet.Run(t, "ip", "link", "add", ends[i], "type", "veth", "peer", "eth0", "netns", nss[i].Name)
+		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", ends[i]).Run() })
+		testnet.Run(t, "ip", "link", "set", ends[i], "up")
+		mac, ip := "02:00:00:00:09:01", "10.9.0.1/24"
+		if i > 1 {
+			mac, ip = "02:00:00:00:09:02", "10.9.0.2/24" // ns3 replaces ns2
+		}
+		nss[i].Run(t, "ip", "link", "set", "eth0", "address", mac)
+		nss[i].Run(t, "ip", "addr", "add", ip, "dev", "eth0")
+		nss[i].Run(t, "ip", "link", "set", "eth0", "up")
+		nss[i].WaitUp(t, "eth0")
+	}
+	bpffs := testnet.BPFRoot(t, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "xconnect") })
+	file := filepath.Join(t.TempDir(), "xconnect.yaml")
+	write := func(a, b string) {
+		t.Helper()
+		tmp := file + ".tmp"
+		if err := os.WriteFile(tmp, []byte(fmt.Sprintf("xconnect:\n  pairs:\n    - [%s, %s]\n", a, b)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, file); err != nil { // as editors save
+			t.Fatal(err)
+		}
+	}
+	write(ends[1], ends[2])
+
+	watch := exec.Command(bin, "--bpffs", bpffs, "apply", "-f", file, "--watch", "-o", "json")
+	stdout, err := watch.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	watch.Stderr = &stderr
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = watch.Process.Kill(); _ = watch.Wait() })
+	events := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			events <- sc.Text()
+		}
+		close(events)
+	}()
+	next := func(what string) string {
+		t.Helper()
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatalf("apply --watch ended while waiting for %s:\n%s", what, stderr.String())
+			}
+			return ev
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no apply for %s:\n%s", what, stderr.String())
+		}
+		return ""
+	}
+	if ev := next("the first file"); !strings.Contains(ev, `"applied":true`) {
+		t.Fatalf("first apply: %s\n%s", ev, stderr.String())
+	}
+	pingUntil(t, nss[1], "10.9.0.2")
+
+	// Ping steadily (50 per second) while the file swaps ns2 for ns3.
+	ping := nss[1].Cmd("ping", "-i", "0.02", "-c", "250", "-W", "1", "10.9.0.2")
+	var pingOut syncBuffer
+	ping.Stdout, ping.Stderr = &pingOut, &pingOut
+	if err := ping.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // a second of pings through ns2 first
+	write(ends[1], ends[3])
+	if ev := next("the swap"); !strings.Contains(ev, `"applied":true`) || !strings.Contains(ev, ends[3]) {
+		t.Fatalf("swap: %s\n%s", ev, stderr.String())
+	}
+	_ = ping.Wait()
+	m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`).FindStringSubmatch(pingOut.String())
+	if m == nil {
+		t.Fatalf("ping output:\n%s", pingOut.String())
+	}
+	sent, got := atoi(m[1]), atoi(m[2])
+	lost := sent - got
+	fmt.Printf("xconnect swap ns2 -> ns3 under `apply --watch`: %d of %d pings lost (one every 20 ms)\n", lost, sent)
+	t.Logf("pings lost during the swap: %d of %d", lost, sent)
+	if got < sent/2 {
+		t.Errorf("the pings did not go on after the swap: %d of %d answered", got, sent)
+	}
+	// The answers after the swap came from ns3.
+	if out := testnet.MustTunmux(t, bin, "--bpffs", bpffs, "xconnect", "list").Stdout; !strings.Contains(out, ends[3]) || strings.Contains(out, ends[2]) {
+		t.Errorf("pairs after the swap:\n%s", out)
+	}
+	c3 := rxPackets(t, nss[3])
+	pingUntil(t, nss[1], "10.9.0.2")
+	if rxPackets(t, nss[3]) <= c3 {
+		t.Errorf("ns3 received none of the pings")
+	}
+
+	// A bad file: reported, and the ns1 <-> ns3 connection keeps working.
+	write(ends[1], "nosuch0")
+	if ev := next("the bad file"); !strings.Contains(ev, `"kept_last_good":true`) || !strings.Contains(ev, "nosuch0") {
+		t.Fatalf("bad file: %s", ev)
+	}
+	pingUntil(t, nss[1], "10.9.0.2")
+	_ = watch.Process.Signal(syscall.SIGINT)
+	if err := watch.Wait(); err != nil {
+		t.Errorf("apply --watch did not end cleanly on SIGINT: %v\n%s", err, stderr.String())
+	}
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+// rxPackets is the number of packets eth0 received in ns.
+func rxPackets(t *testing.T, ns *testnet.Netns) int {
+	t.Helper()
+	out := ns.Run(t, "cat", "/proc/net/dev")
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(strings.Replace(line, ":", " ", 1)); len(f) > 2 && f[0] == "eth0" {
+			return atoi(f[2])
+		}
+	}
+	t.Fatalf("no eth0 in /proc/net/dev of %s", ns.Name)
+	return 0
+}
