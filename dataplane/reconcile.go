@@ -292,12 +292,18 @@ func (x *Xconnect) PlanXconnect(desired []DesiredPair, prune bool, ino uint64) (
 	return plan, nil
 }
 
-// ExecuteXconnect carries a plan out: removals first (an interface may move
-// to another pair), then new pairs. Call it inside the namespace.
+// ExecuteXconnect carries a plan out: removals first, then new pairs. An
+// end that moves to another pair keeps its program and has its redirect
+// entry overwritten in place, so its frames never pass to the stack in
+// between. Call it inside the namespace.
 func (x *Xconnect) ExecuteXconnect(lock *maps.Lock, plan *XconnectPlan, netnsName string, ino uint64) ([]string, error) {
 	var warnings []string
+	staying := map[uint32]bool{}
+	for _, d := range plan.add {
+		staying[uint32(d.A.Index)], staying[uint32(d.B.Index)] = true, true
+	}
 	for _, p := range plan.remove {
-		if err := x.disconnect(lock, p, netnsName); err != nil {
+		if err := x.disconnectExcept(lock, p, netnsName, staying); err != nil {
 			return warnings, err
 		}
 	}

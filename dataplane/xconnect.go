@@ -150,16 +150,28 @@ func (x *Xconnect) DeletePair(lock *maps.Lock, iface, netnsName string) (maps.Pa
 
 // disconnect removes a pair's entries, then its attachments.
 func (x *Xconnect) disconnect(lock *maps.Lock, p maps.Pair, netnsName string) error {
-	if err := x.State.DeletePair(lock, p); err != nil {
-		return err
-	}
-	prog, _ := x.DP.Program("xconnect")
-	for _, name := range []string{p.A.Name, p.B.Name} {
-		if _, err := x.detach(lock, prog, name, netnsName); err != nil && !errors.Is(err, maps.ErrNotFound) && !errors.Is(err, maps.ErrInvalid) {
-			return err
+	return x.disconnectExcept(lock, p, netnsName, nil)
+}
+
+// disconnectExcept removes a pair, but leaves alone the ends in keep (they
+// are about to join another pair: their entries get overwritten).
+func (x *Xconnect) disconnectExcept(lock *maps.Lock, p maps.Pair, netnsName string, keep map[uint32]bool) error {
+	var leaving []maps.PairEnd
+	for _, end := range []maps.PairEnd{p.A, p.B} {
+		if !keep[end.Ifindex] {
+			leaving = append(leaving, end)
 		}
 		if p.A.Ifindex == p.B.Ifindex {
 			break
+		}
+	}
+	if err := x.State.DeleteEnds(lock, leaving); err != nil {
+		return err
+	}
+	prog, _ := x.DP.Program("xconnect")
+	for _, end := range leaving {
+		if _, err := x.detach(lock, prog, end.Name, netnsName); err != nil && !errors.Is(err, maps.ErrNotFound) && !errors.Is(err, maps.ErrInvalid) {
+			return err
 		}
 	}
 	return nil

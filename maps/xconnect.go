@@ -173,15 +173,21 @@ func (st *XconnectState) PutPair(_ *Lock, p Pair) error {
 }
 
 // DeletePair removes a pair: the devmap entries first, then the records.
-func (st *XconnectState) DeletePair(_ *Lock, p Pair) error {
-	for _, idx := range []uint32{p.A.Ifindex, p.B.Ifindex} {
-		if err := st.ports.Delete(&idx); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("disconnect ifindex %d: %w", idx, err)
+func (st *XconnectState) DeletePair(lock *Lock, p Pair) error {
+	return st.DeleteEnds(lock, []PairEnd{p.A, p.B})
+}
+
+// DeleteEnds removes pair ends: their devmap entries first, then their
+// records and counters.
+func (st *XconnectState) DeleteEnds(_ *Lock, ends []PairEnd) error {
+	for _, e := range ends {
+		if err := st.ports.Delete(&e.Ifindex); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("disconnect %s: %w", e.Name, err)
 		}
 	}
-	for _, idx := range []uint32{p.A.Ifindex, p.B.Ifindex} {
-		_ = st.names.Delete(&idx)
-		_ = st.stats.Delete(&idx)
+	for _, e := range ends {
+		_ = st.names.Delete(&e.Ifindex)
+		_ = st.stats.Delete(&e.Ifindex)
 	}
 	return nil
 }

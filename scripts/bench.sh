@@ -42,7 +42,7 @@ go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply' -benchtime 1x -count "$count
     function row(label, a, unitA, b, unitB, scale,   x, y) {
       x = median(a "|" unitA); y = median(b "|" unitB)
       if (x < 0 || y <= 0) { printf "| %s | n/a | n/a | n/a |\n", label; return }
-      printf "| %s | %.3g | %.3g | %.2f |\n", label, x / scale, y / scale, x / y
+      printf "| %s | %.3g | %.3g | %.3g |\n", label, x / scale, y / scale, x / y
     }
     END {
       print "| measurement | tunmux | reference | ratio |"
