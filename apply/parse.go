@@ -335,7 +335,7 @@ func sortProblems(ps []Problem) {
 // lines of the fields it names (an *maps.InvalidError names "--vni").
 func problemsOf[T any](e Entry[T], err error) []Problem {
 	var out []Problem
-	for _, one := range flattenErr(err) {
+	for _, one := range maps.Flatten(err) {
 		var inv *maps.InvalidError
 		if errors.As(one, &inv) {
 			field := strings.TrimPrefix(inv.Flag, "--")
@@ -347,18 +347,4 @@ func problemsOf[T any](e Entry[T], err error) []Problem {
 		out = append(out, Problem{Line: e.Line, Path: e.Path, Msg: one.Error()})
 	}
 	return out
-}
-
-func flattenErr(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flattenErr(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }

@@ -75,7 +75,7 @@ func isZero(b []byte) bool {
 // missing flag.
 func withoutMissing(err error) error {
 	var keep []error
-	for _, e := range flatten(err) {
+	for _, e := range Flatten(err) {
 		var inv *InvalidError
 		if errors.As(e, &inv) && strings.HasPrefix(inv.Problem, "is required") {
 			continue
@@ -85,15 +85,15 @@ func withoutMissing(err error) error {
 	return errors.Join(keep...)
 }
 
-// flatten lists the errors joined in err.
-func flatten(err error) []error {
+// Flatten lists the errors joined in err (errors.Join, recursively).
+func Flatten(err error) []error {
 	if err == nil {
 		return nil
 	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []error
 		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
+			out = append(out, Flatten(e)...)
 		}
 		return out
 	}

@@ -51,7 +51,7 @@ func TestParseTunnelReportsEveryProblem(t *testing.T) {
 			t.Errorf("%v does not name %s", err, flag)
 		}
 	}
-	if n := len(flatten(err)); n != 3 {
+	if n := len(Flatten(err)); n != 3 {
 		t.Errorf("%d problems reported, want 3: %v", n, err)
 	}
 }

@@ -1,0 +1,105 @@
+package apply
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/tunmux/tunmux/maps"
+)
+
+func TestParseSectionsAndForms(t *testing.T) {
+	doc, err := Parse("f.yaml", []byte(`
+encap:
+  tunnels:
+    - {inner-src: 10.0.0.1, inner-dst: 10.0.0.2, proto: vlan, vlan-id: 7, underlay: a, overlay: b}
+  devmap:
+    - {in: x, out: y}
+xconnect:
+  pairs:
+    - [p, q]
+    - {a: r, b: s}
+l2tp:
+  sessions:
+`))
+	if err != nil || len(doc.problems) != 0 {
+		t.Fatalf("Parse: %v %v", err, doc.problems)
+	}
+	if len(doc.Encap.Tunnels) != 1 || doc.Encap.Tunnels[0].Args.VlanID != "7" || doc.Encap.Tunnels[0].Line != 4 {
+		t.Errorf("tunnels: %+v", doc.Encap.Tunnels)
+	}
+	if doc.Encap.Devmap[0].Args != (SlotArgs{In: "x", Out: "y"}) {
+		t.Errorf("devmap: %+v", doc.Encap.Devmap)
+	}
+	if len(doc.Xconnect.Pairs) != 2 || doc.Xconnect.Pairs[1].Args != (PairArgs{A: "r", B: "s"}) {
+		t.Errorf("pairs: %+v", doc.Xconnect.Pairs)
+	}
+	if doc.L2TP == nil || len(doc.L2TP.Sessions) != 0 {
+		t.Errorf("an empty sessions key is an empty section: %+v", doc.L2TP)
+	}
+}
+
+func TestParseJSON(t *testing.T) {
+	doc, err := Parse("f.json", []byte(`{"xconnect": {"pairs": [["a", "b"]]}}`))
+	if err != nil || doc.Xconnect == nil || doc.Xconnect.Pairs[0].Args.B != "b" || doc.Encap != nil {
+		t.Fatalf("JSON: %+v %v", doc, err)
+	}
+}
+
+func TestParseKeepsEveryProblemWithItsLine(t *testing.T) {
+	doc, err := Parse("f.yaml", []byte(`encap:
+  tunnels:
+    - inner-src: 10.0.0.1
+      colour: red
+      vni: [1, 2]
+      vni: 3
+  devmap: {in: x}
+xconnect:
+  pairs:
+    - [only]
+other: 1
+encap: {}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`4: encap.tunnels[0]: unknown key "colour"`,
+		`5: encap.tunnels[0]: vni must be a single value`,
+		`7: encap.devmap: must be a list`,
+		`10: xconnect.pairs[0]: must be a pair`,
+		`11: unknown key "other"`,
+		`12: key "encap" repeats the one on line 1`,
+	}
+	var got []string
+	for _, p := range doc.problems {
+		got = append(got, p.String())
+	}
+	for _, w := range want {
+		found := false
+		for _, g := range got {
+			found = found || strings.HasPrefix(g, w)
+		}
+		if !found {
+			t.Errorf("no problem %q in %q", w, got)
+		}
+	}
+}
+
+func TestParseBrokenFile(t *testing.T) {
+	for _, content := range []string{"encap: [unclosed", "", "- a list"} {
+		_, err := Parse("f.yaml", []byte(content))
+		var inv *InvalidFileError
+		if !errors.As(err, &inv) || !errors.Is(err, maps.ErrInvalid) || len(inv.Problems) != 1 {
+			t.Errorf("%q: %v", content, err)
+		}
+	}
+}
+
+func TestProblemsOfMapFlagsToKeys(t *testing.T) {
+	e := Entry[maps.TunnelArgs]{Line: 3, Path: "encap.tunnels[0]", lines: map[string]int{"vni": 7}}
+	ps := problemsOf(e, errors.Join(maps.Invalid("--vni", "x", "is not a number", "0..16777215 with --proto vxlan")))
+	if len(ps) != 1 || ps[0].Line != 7 || ps[0].Msg != `vni "x": is not a number (accepted: 0..16777215 with proto vxlan)` {
+		t.Errorf("%+v", ps)
+	}
+}
