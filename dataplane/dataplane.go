@@ -10,6 +10,7 @@ import (
 	"github.com/tunmux/tunmux/maps"
 	"github.com/tunmux/tunmux/progs/encap"
 	"github.com/tunmux/tunmux/progs/l2tp"
+	"github.com/tunmux/tunmux/progs/mux"
 	"github.com/tunmux/tunmux/progs/xconnect"
 )
 
@@ -48,6 +49,8 @@ type Dataplane struct {
 	MainMap           string
 	SizedMaps         []string
 	DefaultMaxEntries uint32
+	// FixedSize: the capacity is part of the design (--max-entries is refused).
+	FixedSize bool
 	Programs          []Program
 	loadSpec          func() (*ebpf.CollectionSpec, error)
 }
@@ -129,7 +132,24 @@ var XconnectDataplane = &Dataplane{
 	loadSpec: xconnect.LoadXconnect,
 }
 
-var registry = []*Dataplane{EncapDataplane, L2TPDataplane, XconnectDataplane}
+// MuxDataplane is the mux dataplane: up to 63 L3 interfaces multiplexed
+// through one carrier by a DSCP label.
+var MuxDataplane = &Dataplane{
+	Name:              "mux",
+	Summary:           "up to 63 L3 interfaces through one carrier by a DSCP label, zero bytes of overhead",
+	Schema:            maps.MuxSchema,
+	MainMap:           "members",
+	DefaultMaxEntries: maps.MaxLabel,
+	FixedSize:         true,
+	Programs: []Program{
+		// Attached and detached by `tunmux mux carrier set` and `mux member add|del`.
+		{Name: "mux-egress", Func: "mux_egress", Hook: maps.HookTCEgress, Role: "a member: its packets are labelled and leave through the carrier"},
+		{Name: "mux-ingress", Func: "mux_ingress", Hook: maps.HookTCIngress, Role: "the carrier: labelled packets are delivered to their member"},
+	},
+	loadSpec: mux.LoadMux,
+}
+
+var registry = []*Dataplane{EncapDataplane, L2TPDataplane, XconnectDataplane, MuxDataplane}
 
 // All returns every dataplane tunmux knows.
 func All() []*Dataplane { return registry }

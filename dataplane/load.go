@@ -49,6 +49,9 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 	if opts.MaxEntries > MaxMaxEntries {
 		return LoadResult{}, maps.Invalid("--max-entries", fmt.Sprint(opts.MaxEntries), "is too large", fmt.Sprintf("1..%d", MaxMaxEntries))
 	}
+	if dp.FixedSize && opts.MaxEntries != 0 && opts.MaxEntries != dp.DefaultMaxEntries {
+		return LoadResult{}, maps.Invalid("--max-entries", fmt.Sprint(opts.MaxEntries), fmt.Sprintf("%s has a fixed capacity", dp.Name), fmt.Sprintf("omit it (%s holds %d)", dp.Name, dp.DefaultMaxEntries))
+	}
 	root := lock.Root()
 	dir := root.Dir(dp.Name)
 	res := LoadResult{Dataplane: dp.Name, Path: dir, Schema: dp.Schema, Created: []string{}, Upgraded: []string{}}

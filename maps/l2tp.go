@@ -88,7 +88,7 @@ func ParseSessionID(flag, s string) (uint32, error) {
 	if s == "" {
 		return 0, Invalid(flag, "", "is required", "1..4294967295")
 	}
-	n, err := parseUint(flag, s, 1, 1<<32-1)
+	n, err := ParseUint(flag, s, 1, 1<<32-1)
 	if err != nil {
 		return 0, err
 	}

@@ -35,7 +35,8 @@ func parseIPv4(flag, s string, unicast bool) (netip.Addr, error) {
 	return ip, nil
 }
 
-func parseUint(flag, s string, lo, hi uint64) (uint64, *InvalidError) {
+// ParseUint parses a decimal number in lo..hi given to flag.
+func ParseUint(flag, s string, lo, hi uint64) (uint64, *InvalidError) {
 	accepted := fmt.Sprintf("%d..%d", lo, hi)
 	n, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {

@@ -145,14 +145,14 @@ func (a TunnelArgs) Parse(base *Tunnel) (Tunnel, error) {
 	protoKnown := t.Proto != 0
 
 	if a.VNI != "" {
-		if n, err := parseUint("--vni", a.VNI, 0, MaxVNI); err != nil {
+		if n, err := ParseUint("--vni", a.VNI, 0, MaxVNI); err != nil {
 			bad(err)
 		} else {
 			t.VNI = uint32(n)
 		}
 	}
 	if a.VlanID != "" {
-		if n, err := parseUint("--vlan-id", a.VlanID, MinVlanID, MaxVlanID); err != nil {
+		if n, err := ParseUint("--vlan-id", a.VlanID, MinVlanID, MaxVlanID); err != nil {
 			bad(err)
 		} else {
 			t.VlanID = uint16(n)
@@ -189,7 +189,7 @@ func (a TunnelArgs) Parse(base *Tunnel) (Tunnel, error) {
 	if a.SrcPort != "" {
 		if a.SrcPort == "flow" {
 			t.SrcPort = 0
-		} else if n, err := parseUint("--src-port", a.SrcPort, 0, 65535); err != nil {
+		} else if n, err := ParseUint("--src-port", a.SrcPort, 0, 65535); err != nil {
 			err.Accepted = "1..65535, or 0 or flow for a port derived per inner flow"
 			bad(err)
 		} else {

@@ -96,6 +96,9 @@ type Iface struct {
 	PeerNetnsID int
 	// The XDP program attached, if any.
 	XDPProgID uint32
+	// L2 is true for an Ethernet device (frames carry an Ethernet header);
+	// false for L3 devices such as tun or wireguard.
+	L2 bool
 }
 
 // IsVeth reports whether the interface is a veth.
@@ -132,7 +135,7 @@ func fromLink(l netlink.Link) Iface {
 	a := l.Attrs()
 	i := Iface{
 		Index: a.Index, Name: a.Name, Kind: l.Type(), MAC: a.HardwareAddr, MTU: a.MTU,
-		Up: a.Flags&net.FlagUp != 0, PeerNetnsID: -1,
+		Up: a.Flags&net.FlagUp != 0, PeerNetnsID: -1, L2: a.EncapType == "ether",
 	}
 	if i.Kind == "veth" {
 		i.PeerIndex = a.ParentIndex

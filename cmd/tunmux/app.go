@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -114,7 +115,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not f
 
 	root.AddCommand(
 		a.loadCommand(), a.unloadCommand(), a.attachCommand(), a.detachCommand(),
-		a.tunnelCommand(), a.devmapCommand(), a.l2tpCommand(), a.xconnectCommand(), a.applyCommand(), a.statsCommand(), a.statusCommand(),
+		a.tunnelCommand(), a.devmapCommand(), a.l2tpCommand(), a.xconnectCommand(), a.muxCommand(), a.applyCommand(), a.statsCommand(), a.statusCommand(),
 	)
 	wrapArgs(root)
 	return root
@@ -249,6 +250,9 @@ func (a *app) writeL2TP(fn func(*maps.Lock, *dataplane.L2TP) error) error {
 		return fn(lock, l)
 	})
 }
+
+// jsonOf encodes v as JSON.
+func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }
 
 // warn prints a warning to standard error.
 func (a *app) warn(msgs ...string) {
