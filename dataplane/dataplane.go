@@ -51,8 +51,8 @@ type Dataplane struct {
 	DefaultMaxEntries uint32
 	// FixedSize: the capacity is part of the design (--max-entries is refused).
 	FixedSize bool
-	Programs          []Program
-	loadSpec          func() (*ebpf.CollectionSpec, error)
+	Programs  []Program
+	loadSpec  func() (*ebpf.CollectionSpec, error)
 }
 
 // sizeMaps sets the capacity of the main map and the maps sized with it.

@@ -31,16 +31,16 @@ var (
 // skbCtx is struct __sk_buff, the context of a TC test run.
 type skbCtx struct {
 	Len, PktType, Mark, QueueMapping, Protocol, VlanPresent, VlanTci, VlanProto uint32
-	Priority, IngressIfindex, Ifindex, TcIndex                                   uint32
-	Cb                                                                           [5]uint32
-	Hash, TcClassid, Data, DataEnd, NapiID, Family, RemoteIP4, LocalIP4          uint32
-	RemoteIP6, LocalIP6                                                          [4]uint32
-	RemotePort, LocalPort, DataMeta                                              uint32
-	FlowKeys, Tstamp                                                             uint64
-	WireLen, GsoSegs                                                             uint32
-	Sk                                                                           uint64
-	GsoSize, TstampType                                                          uint32
-	Hwtstamp                                                                     uint64
+	Priority, IngressIfindex, Ifindex, TcIndex                                  uint32
+	Cb                                                                          [5]uint32
+	Hash, TcClassid, Data, DataEnd, NapiID, Family, RemoteIP4, LocalIP4         uint32
+	RemoteIP6, LocalIP6                                                         [4]uint32
+	RemotePort, LocalPort, DataMeta                                             uint32
+	FlowKeys, Tstamp                                                            uint64
+	WireLen, GsoSegs                                                            uint32
+	Sk                                                                          uint64
+	GsoSize, TstampType                                                         uint32
+	Hwtstamp                                                                    uint64
 }
 
 type env struct {
@@ -249,4 +249,3 @@ func TestMissOwnAndForeign(t *testing.T) {
 		t.Errorf("no carrier: verdict %d", ret)
 	}
 }
-
