@@ -182,3 +182,46 @@ func BenchmarkApply(b *testing.B) {
 		b.ReportMetric(1000/d.Seconds(), "entries/s")
 	})
 }
+
+// BenchmarkMux measures TCP throughput and the rate of 64-byte UDP
+// datagrams through a mux member over an Ethernet carrier (a veth pair),
+// beside the same carrier used directly, in the same namespaces.
+func BenchmarkMux(b *testing.B) {
+	testnet.RequireRoot(b)
+	sides := [2]*testnet.Netns{testnet.NewNetns(b, "mba"), testnet.NewNetns(b, "mbb")}
+	testnet.Veth(b, sides[0], "c0", sides[1], "c0")
+	for i, ns := range sides {
+		root := testnet.BPFRoot(b, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "mux") })
+		tm := func(args ...string) { testnet.MustTunmux(b, bin, append([]string{"--bpffs", root, "--netns", ns.Name}, args...)...) }
+		ns.Run(b, "ip", "addr", "add", fmt.Sprintf("10.250.0.%d/30", i+1), "dev", "c0")
+		tm("load", "mux")
+		tm("mux", "carrier", "set", "c0")
+		tm("mux", "member", "add", "m1", "--label", "1", "--create")
+		ns.Run(b, "ip", "addr", "add", fmt.Sprintf("10.11.1.%d/24", i+1), "dev", "m1")
+	}
+	for _, path := range []struct {
+		name, ip string
+		backlog  string
+	}{{"carrier", "10.250.0.2", ""}, {"member", "10.11.1.2", ""}, {"member-backlog10k", "10.11.1.2", "10000"}} {
+		b.Run(path.name, func(b *testing.B) {
+			if path.backlog != "" {
+				// Delivery into a member goes through the per-CPU backlog once
+				// more; docs/mux.md suggests a larger one at high rates.
+				const sysctl = "/proc/sys/net/core/netdev_max_backlog"
+				old, err := os.ReadFile(sysctl)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := os.WriteFile(sysctl, []byte(path.backlog), 0o644); err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = os.WriteFile(sysctl, old, 0o644) })
+			}
+			testnet.WaitFor(b, 10*time.Second, "a ping to "+path.ip, func() bool {
+				_, err := sides[0].Try("ping", "-c", "1", "-W", "1", path.ip)
+				return err == nil
+			})
+			measure(b, sides[0], sides[1], path.ip)
+		})
+	}
+}

@@ -8,7 +8,8 @@
 #   - iperf3 TCP and 64-byte UDP over a tunmux L2TPv3 pseudowire and over the
 #     same chain bridged to a kernel vxlan device;
 #   - XDP live frames through the xconnect program beside a Linux bridge;
-#   - `tunmux apply` of 100,000 tunnels beside one `tunnel add` process each.
+#   - `tunmux apply` of 100,000 tunnels beside one `tunnel add` process each;
+#   - iperf3 TCP and 64-byte UDP through a mux member beside the carrier itself.
 # Each measurement runs BENCH_COUNT times (default 5); the table shows medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,7 @@ trap 'rm -f "$raw"' EXIT
 
 echo "bench: XDP live frames ($frames frames x $count runs), then iperf3 (${count} x 5 s per case); this takes a few minutes" >&2
 go test ./bench -run '^$' -bench 'Live|Xconnect' -benchtime "${frames}x" -count "$count" -timeout 30m | tee -a "$raw" >&2
-go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply' -benchtime 1x -count "$count" -timeout 60m | tee -a "$raw" >&2
+go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux' -benchtime 1x -count "$count" -timeout 60m | tee -a "$raw" >&2
 
 {
   echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r)"
@@ -60,6 +61,10 @@ go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply' -benchtime 1x -count "$count
       row("UDP 64 B w1 to w2: tunmux vxlan vs kernel vxlan with tx offloads (rx kpps)", "Iperf/tunmux-vxlan/udp64", "rx-pps", "Iperf/kernel-vxlan-offload/udp64", "rx-pps", 1e3)
       row("TCP host A to B: tunmux L2TPv3/UDP pseudowire vs kernel vxlan bridged (Gbit/s)", "L2TP/tunmux-l2tp-udp/tcp", "Gbit/s", "L2TP/kernel-vxlan-bridge/tcp", "Gbit/s", 1)
       row("UDP 64 B host A to B: tunmux L2TPv3/UDP pseudowire vs kernel vxlan bridged (rx kpps)", "L2TP/tunmux-l2tp-udp/udp64", "rx-pps", "L2TP/kernel-vxlan-bridge/udp64", "rx-pps", 1e3)
+      row("TCP through a mux member vs the carrier used directly (Gbit/s)", "Mux/member/tcp", "Gbit/s", "Mux/carrier/tcp", "Gbit/s", 1)
+      row("UDP 64 B through a mux member vs the carrier used directly (rx kpps)", "Mux/member/udp64", "rx-pps", "Mux/carrier/udp64", "rx-pps", 1e3)
+      row("TCP through a mux member, netdev_max_backlog 10000, vs the carrier (Gbit/s)", "Mux/member-backlog10k/tcp", "Gbit/s", "Mux/carrier/tcp", "Gbit/s", 1)
+      row("UDP 64 B through a mux member, netdev_max_backlog 10000, vs the carrier (rx kpps)", "Mux/member-backlog10k/udp64", "rx-pps", "Mux/carrier/udp64", "rx-pps", 1e3)
       row("100,000 tunnels: tunmux apply vs one tunnel add process each (entries/s)", "Apply/apply-100000", "entries/s", "Apply/tunnel-add-x1000", "entries/s", 1)
       row("100,000 tunnels: tunmux apply vs one tunnel add process each, 1,000 timed (s)", "Apply/apply-100000", "s", "Apply/tunnel-add-x1000", "s", 1)
     }' "$raw"

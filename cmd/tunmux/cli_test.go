@@ -82,7 +82,7 @@ func (c *cli) jsonOut(v any, args ...string) {
 
 // programWritten are the maps the programs write (counters, the l2tp next-hop
 // cache): frames the kernel sends on its own move them.
-var programWritten = map[string]bool{"map_stats": true, "map_port_stats": true, "map_session_stats": true, "map_neigh": true}
+var programWritten = map[string]bool{"map_stats": true, "map_port_stats": true, "map_session_stats": true, "map_neigh": true, "map_member_stats": true}
 
 // snapshot returns every pin of the root and bpftool's dump of every map
 // the programs do not write: what a command must leave byte for byte alone

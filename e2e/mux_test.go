@@ -1,0 +1,189 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tunmux/tunmux/internal/testnet"
+)
+
+// muxSide is one end of a mux test: a namespace with a bpffs root.
+type muxSide struct {
+	t    *testing.T
+	ns   *testnet.Netns
+	root string
+}
+
+func (s muxSide) tm(args ...string) testnet.Result {
+	s.t.Helper()
+	return testnet.MustTunmux(s.t, bin, append([]string{"--bpffs", s.root, "--netns", s.ns.Name}, args...)...)
+}
+
+func newMuxSide(t *testing.T, name string) muxSide {
+	s := muxSide{t: t, ns: testnet.NewNetns(t, name)}
+	s.root = testnet.BPFRoot(t, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "mux") })
+	s.tm("load", "mux")
+	return s
+}
+
+// members adds members m<first>..m<last> on both sides (created as TUNs),
+// addressed 10.<net>.<i>.1 and .2.
+func members(a, b muxSide, net, first, last int) {
+	for i := first; i <= last; i++ {
+		for n, s := range []muxSide{a, b} {
+			s.tm("mux", "member", "add", fmt.Sprintf("m%d", i), "--label", fmt.Sprint(i), "--create")
+			s.ns.Run(s.t, "ip", "addr", "add", fmt.Sprintf("10.%d.%d.%d/24", net, i, n+1), "dev", fmt.Sprintf("m%d", i))
+		}
+	}
+}
+
+// rx returns the packets each label received on side s, from its member list.
+func rx(t *testing.T, s muxSide) map[int]uint64 {
+	t.Helper()
+	var ms []struct {
+		Label    int `json:"label"`
+		Counters struct {
+			RxPackets uint64 `json:"rx_packets"`
+		} `json:"counters"`
+	}
+	if err := json.Unmarshal([]byte(s.tm("-o", "json", "mux", "member", "list").Stdout), &ms); err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]uint64{}
+	for _, m := range ms {
+		out[m.Label] = m.Counters.RxPackets
+	}
+	return out
+}
+
+// checkMembers pings across members first..last and checks that each ping
+// arrived on its own member on the far side (and on no other), then moves
+// TCP across the first three; the carrier's own addresses still answer.
+func checkMembers(t *testing.T, a, b muxSide, net, first, last int, tcp bool) {
+	for i := first; i <= last; i++ {
+		before := rx(t, b)
+		pingUntil(t, a.ns, fmt.Sprintf("10.%d.%d.2", net, i))
+		after := rx(t, b)
+		for l, n := range after {
+			if l == i && n <= before[l] {
+				t.Errorf("member m%d on the far side received none of its pings", i)
+			}
+			if l != i && n != before[l] {
+				t.Errorf("member m%d received pings meant for m%d", l, i)
+			}
+		}
+		if tcp && i < first+3 {
+			tcpTransfer(t, a.ns, b.ns, fmt.Sprintf("10.%d.%d.2", net, i))
+			tcpTransfer(t, b.ns, a.ns, fmt.Sprintf("10.%d.%d.1", net, i))
+		}
+	}
+	pingUntil(t, a.ns, "10.250.0.2")
+	pingUntil(t, b.ns, "10.250.0.1")
+}
+
+func TestMuxOverEthernetCarrier(t *testing.T) {
+	testnet.RequireRoot(t)
+	a, b := newMuxSide(t, "mxa"), newMuxSide(t, "mxb")
+	testnet.Veth(t, a.ns, "c0", b.ns, "c0")
+	a.ns.Run(t, "ip", "addr", "add", "10.250.0.1/30", "dev", "c0")
+	b.ns.Run(t, "ip", "addr", "add", "10.250.0.2/30", "dev", "c0")
+	for _, s := range []muxSide{a, b} {
+		s.tm("mux", "carrier", "set", "c0")
+	}
+	members(a, b, 11, 1, 3)
+	checkMembers(t, a, b, 11, 1, 3, true)
+	// IPv6 across a member.
+	a.ns.Run(t, "ip", "addr", "add", "fd11::1/64", "dev", "m2", "nodad")
+	b.ns.Run(t, "ip", "addr", "add", "fd11::2/64", "dev", "m2", "nodad")
+	pingUntil(t, a.ns, "fd11::2")
+	tcpTransfer(t, a.ns, b.ns, "fd11::2")
+
+	t.Run("63 members", func(t *testing.T) {
+		members(a, b, 12, 4, 63)
+		// One ping to each new member; each lands on its member, once.
+		before := rx(t, b)
+		for i := 4; i <= 63; i++ {
+			if out, err := a.ns.Try("ping", "-c", "1", "-W", "2", fmt.Sprintf("10.12.%d.2", i)); err != nil {
+				t.Errorf("ping m%d: %v\n%s", i, err, out)
+			}
+		}
+		after := rx(t, b)
+		for l := 1; l <= 63; l++ {
+			want := before[l]
+			if l >= 4 {
+				want++
+			}
+			if after[l] != want {
+				t.Errorf("label %d received %d packets, want %d", l, after[l]-before[l], want-before[l])
+			}
+		}
+		// Every label is taken now.
+		r := testnet.Tunmux(bin, "--bpffs", a.root, "--netns", a.ns.Name, "mux", "member", "add", "m64", "--label", "64", "--create")
+		if r.Code != 2 || !strings.Contains(r.Stderr, "1..63") {
+			t.Errorf("label 64: %s", r)
+		}
+	})
+}
+
+// tunCarrier opens a TUN device called name in ns (no packet information),
+// addressed ip, up; its file is what a forwarder reads and writes.
+func tunCarrier(t *testing.T, ns *testnet.Netns, name, ip string) *os.File {
+	var f *os.File
+	ns.Do(t, func() error {
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		var req [unix.IFNAMSIZ + 64]byte
+		copy(req[:], name)
+		*(*uint16)(unsafe.Pointer(&req[unix.IFNAMSIZ])) = unix.IFF_TUN | unix.IFF_NO_PI
+		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req[0]))); errno != 0 {
+			unix.Close(fd)
+			return errno
+		}
+		f = os.NewFile(uintptr(fd), name)
+		return nil
+	})
+	t.Cleanup(func() { f.Close() })
+	ns.Run(t, "ip", "addr", "add", ip, "dev", name)
+	ns.Run(t, "ip", "link", "set", name, "up")
+	ns.WaitUp(t, name)
+	return f
+}
+
+// forward copies packets from one TUN to the other until a read fails.
+func forward(from, to *os.File) {
+	buf := make([]byte, 65536)
+	for {
+		n, err := from.Read(buf)
+		if err != nil {
+			return
+		}
+		_, _ = to.Write(buf[:n])
+	}
+}
+
+func TestMuxOverL3Carrier(t *testing.T) {
+	testnet.RequireRoot(t)
+	a, b := newMuxSide(t, "mla"), newMuxSide(t, "mlb")
+	// Two TUN devices relayed by a forwarder: a stand-in for a WireGuard link.
+	ta := tunCarrier(t, a.ns, "c0", "10.250.0.1/30")
+	tb := tunCarrier(t, b.ns, "c0", "10.250.0.2/30")
+	go forward(ta, tb)
+	go forward(tb, ta)
+	for _, s := range []muxSide{a, b} {
+		r := s.tm("-o", "json", "mux", "carrier", "set", "c0")
+		var c struct{ Ethernet bool }
+		if err := json.Unmarshal([]byte(r.Stdout), &c); err != nil || c.Ethernet {
+			t.Errorf("c0 taken for an Ethernet carrier: %s", r.Stdout)
+		}
+	}
+	members(a, b, 13, 1, 3)
+	checkMembers(t, a, b, 13, 1, 3, true)
+}
