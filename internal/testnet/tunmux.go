@@ -50,8 +50,17 @@ func (r Result) String() string {
 	return fmt.Sprintf("tunmux %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(r.Args, " "), r.Code, r.Stdout, r.Stderr)
 }
 
-// Tunmux runs the binary at bin with args, as a separate process.
+// Tunmux runs the binary at bin with args, as a separate process. Tests
+// always name their own bpffs root: without --bpffs it panics, so that no
+// test touches the machine's default root.
 func Tunmux(bin string, args ...string) Result {
+	hasRoot := false
+	for _, a := range args {
+		hasRoot = hasRoot || a == "--bpffs" || strings.HasPrefix(a, "--bpffs=")
+	}
+	if !hasRoot {
+		panic("testnet.Tunmux without --bpffs: tests must use a root of their own")
+	}
 	cmd := exec.Command(bin, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
