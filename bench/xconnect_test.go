@@ -184,21 +184,41 @@ func BenchmarkApply(b *testing.B) {
 }
 
 // BenchmarkMux measures TCP throughput and the rate of 64-byte UDP
-// datagrams through a mux member over an Ethernet carrier (a veth pair),
-// beside the same carrier used directly, in the same namespaces.
+// datagrams through a mux member beside the same carrier used directly, in
+// the same namespaces: over an Ethernet carrier (a veth pair), and over an
+// L3 carrier (two TUN devices relayed by a forwarder in this process, a
+// stand-in for a WireGuard link).
 func BenchmarkMux(b *testing.B) {
 	testnet.RequireRoot(b)
-	sides := [2]*testnet.Netns{testnet.NewNetns(b, "mba"), testnet.NewNetns(b, "mbb")}
-	testnet.Veth(b, sides[0], "c0", sides[1], "c0")
-	for i, ns := range sides {
-		root := testnet.BPFRoot(b, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "mux") })
-		tm := func(args ...string) { testnet.MustTunmux(b, bin, append([]string{"--bpffs", root, "--netns", ns.Name}, args...)...) }
-		ns.Run(b, "ip", "addr", "add", fmt.Sprintf("10.250.0.%d/30", i+1), "dev", "c0")
-		tm("load", "mux")
-		tm("mux", "carrier", "set", "c0")
-		tm("mux", "member", "add", "m1", "--label", "1", "--create")
-		ns.Run(b, "ip", "addr", "add", fmt.Sprintf("10.11.1.%d/24", i+1), "dev", "m1")
+	for _, carrier := range []string{"veth", "tun-relay"} {
+		b.Run(carrier, func(b *testing.B) {
+			sides := [2]*testnet.Netns{testnet.NewNetns(b, "mba"), testnet.NewNetns(b, "mbb")}
+			if carrier == "veth" {
+				testnet.Veth(b, sides[0], "c0", sides[1], "c0")
+				for i, ns := range sides {
+					ns.Run(b, "ip", "addr", "add", fmt.Sprintf("10.250.0.%d/30", i+1), "dev", "c0")
+				}
+			} else {
+				testnet.TUNRelay(b, sides[0], sides[1], "c0", "10.250.0.1/30", "10.250.0.2/30")
+			}
+			for i, ns := range sides {
+				root := testnet.BPFRoot(b, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "mux") })
+				tm := func(args ...string) {
+					testnet.MustTunmux(b, bin, append([]string{"--bpffs", root, "--netns", ns.Name}, args...)...)
+				}
+				tm("load", "mux")
+				tm("mux", "carrier", "set", "c0")
+				tm("mux", "member", "add", "m1", "--label", "1", "--create")
+				ns.Run(b, "ip", "addr", "add", fmt.Sprintf("10.11.1.%d/24", i+1), "dev", "m1")
+			}
+			benchMuxPaths(b, sides)
+		})
 	}
+}
+
+// benchMuxPaths measures the carrier used directly, then member m1, with
+// the default netdev_max_backlog and with 10000.
+func benchMuxPaths(b *testing.B, sides [2]*testnet.Netns) {
 	for _, path := range []struct {
 		name, ip string
 		backlog  string

@@ -3,12 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/tunmux/tunmux/internal/testnet"
 )
@@ -132,52 +128,11 @@ func TestMuxOverEthernetCarrier(t *testing.T) {
 	})
 }
 
-// tunCarrier opens a TUN device called name in ns (no packet information),
-// addressed ip, up; its file is what a forwarder reads and writes.
-func tunCarrier(t *testing.T, ns *testnet.Netns, name, ip string) *os.File {
-	var f *os.File
-	ns.Do(t, func() error {
-		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		var req [unix.IFNAMSIZ + 64]byte
-		copy(req[:], name)
-		*(*uint16)(unsafe.Pointer(&req[unix.IFNAMSIZ])) = unix.IFF_TUN | unix.IFF_NO_PI
-		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req[0]))); errno != 0 {
-			unix.Close(fd)
-			return errno
-		}
-		f = os.NewFile(uintptr(fd), name)
-		return nil
-	})
-	t.Cleanup(func() { f.Close() })
-	ns.Run(t, "ip", "addr", "add", ip, "dev", name)
-	ns.Run(t, "ip", "link", "set", name, "up")
-	ns.WaitUp(t, name)
-	return f
-}
-
-// forward copies packets from one TUN to the other until a read fails.
-func forward(from, to *os.File) {
-	buf := make([]byte, 65536)
-	for {
-		n, err := from.Read(buf)
-		if err != nil {
-			return
-		}
-		_, _ = to.Write(buf[:n])
-	}
-}
-
 func TestMuxOverL3Carrier(t *testing.T) {
 	testnet.RequireRoot(t)
 	a, b := newMuxSide(t, "mla"), newMuxSide(t, "mlb")
 	// Two TUN devices relayed by a forwarder: a stand-in for a WireGuard link.
-	ta := tunCarrier(t, a.ns, "c0", "10.250.0.1/30")
-	tb := tunCarrier(t, b.ns, "c0", "10.250.0.2/30")
-	go forward(ta, tb)
-	go forward(tb, ta)
+	testnet.TUNRelay(t, a.ns, b.ns, "c0", "10.250.0.1/30", "10.250.0.2/30")
 	for _, s := range []muxSide{a, b} {
 		r := s.tm("-o", "json", "mux", "carrier", "set", "c0")
 		var c struct{ Ethernet bool }

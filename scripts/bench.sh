@@ -9,7 +9,8 @@
 #     same chain bridged to a kernel vxlan device;
 #   - XDP live frames through the xconnect program beside a Linux bridge;
 #   - `tunmux apply` of 100,000 tunnels beside one `tunnel add` process each;
-#   - iperf3 TCP and 64-byte UDP through a mux member beside the carrier itself.
+#   - iperf3 TCP and 64-byte UDP through a mux member beside the carrier itself,
+#     over a veth pair and over two TUN devices relayed by a forwarder.
 # Each measurement runs BENCH_COUNT times (default 5); the table shows medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,10 +62,14 @@ go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux' -benchtime 1x -count "$c
       row("UDP 64 B w1 to w2: tunmux vxlan vs kernel vxlan with tx offloads (rx kpps)", "Iperf/tunmux-vxlan/udp64", "rx-pps", "Iperf/kernel-vxlan-offload/udp64", "rx-pps", 1e3)
       row("TCP host A to B: tunmux L2TPv3/UDP pseudowire vs kernel vxlan bridged (Gbit/s)", "L2TP/tunmux-l2tp-udp/tcp", "Gbit/s", "L2TP/kernel-vxlan-bridge/tcp", "Gbit/s", 1)
       row("UDP 64 B host A to B: tunmux L2TPv3/UDP pseudowire vs kernel vxlan bridged (rx kpps)", "L2TP/tunmux-l2tp-udp/udp64", "rx-pps", "L2TP/kernel-vxlan-bridge/udp64", "rx-pps", 1e3)
-      row("TCP through a mux member vs the carrier used directly (Gbit/s)", "Mux/member/tcp", "Gbit/s", "Mux/carrier/tcp", "Gbit/s", 1)
-      row("UDP 64 B through a mux member vs the carrier used directly (rx kpps)", "Mux/member/udp64", "rx-pps", "Mux/carrier/udp64", "rx-pps", 1e3)
-      row("TCP through a mux member, netdev_max_backlog 10000, vs the carrier (Gbit/s)", "Mux/member-backlog10k/tcp", "Gbit/s", "Mux/carrier/tcp", "Gbit/s", 1)
-      row("UDP 64 B through a mux member, netdev_max_backlog 10000, vs the carrier (rx kpps)", "Mux/member-backlog10k/udp64", "rx-pps", "Mux/carrier/udp64", "rx-pps", 1e3)
+      row("TCP through a mux member vs an Ethernet carrier (veth) used directly (Gbit/s)", "Mux/veth/member/tcp", "Gbit/s", "Mux/veth/carrier/tcp", "Gbit/s", 1)
+      row("UDP 64 B through a mux member vs an Ethernet carrier (veth) used directly (rx kpps)", "Mux/veth/member/udp64", "rx-pps", "Mux/veth/carrier/udp64", "rx-pps", 1e3)
+      row("TCP through a mux member, netdev_max_backlog 10000, vs an Ethernet carrier (veth) (Gbit/s)", "Mux/veth/member-backlog10k/tcp", "Gbit/s", "Mux/veth/carrier/tcp", "Gbit/s", 1)
+      row("UDP 64 B through a mux member, netdev_max_backlog 10000, vs an Ethernet carrier (veth) (rx kpps)", "Mux/veth/member-backlog10k/udp64", "rx-pps", "Mux/veth/carrier/udp64", "rx-pps", 1e3)
+      row("TCP through a mux member vs an L3 carrier (TUN relay) used directly (Gbit/s)", "Mux/tun-relay/member/tcp", "Gbit/s", "Mux/tun-relay/carrier/tcp", "Gbit/s", 1)
+      row("UDP 64 B through a mux member vs an L3 carrier (TUN relay) used directly (rx kpps)", "Mux/tun-relay/member/udp64", "rx-pps", "Mux/tun-relay/carrier/udp64", "rx-pps", 1e3)
+      row("TCP through a mux member, netdev_max_backlog 10000, vs an L3 carrier (TUN relay) (Gbit/s)", "Mux/tun-relay/member-backlog10k/tcp", "Gbit/s", "Mux/tun-relay/carrier/tcp", "Gbit/s", 1)
+      row("UDP 64 B through a mux member, netdev_max_backlog 10000, vs an L3 carrier (TUN relay) (rx kpps)", "Mux/tun-relay/member-backlog10k/udp64", "rx-pps", "Mux/tun-relay/carrier/udp64", "rx-pps", 1e3)
       row("100,000 tunnels: tunmux apply vs one tunnel add process each (entries/s)", "Apply/apply-100000", "entries/s", "Apply/tunnel-add-x1000", "entries/s", 1)
       row("100,000 tunnels: tunmux apply vs one tunnel add process each, 1,000 timed (s)", "Apply/apply-100000", "s", "Apply/tunnel-add-x1000", "s", 1)
     }' "$raw"
