@@ -162,17 +162,24 @@ func (m *Mux) AddMember(lock *maps.Lock, name string, opts MemberOptions) (maps.
 			if _, err := netdev.Lookup(name); err == nil {
 				return maps.Invalid("NAME", name, "already exists, so --create cannot create it", "a new interface name, or leave --create out to adopt it")
 			}
-			if mtu == 0 {
-				if !hasCarrier {
-					return maps.Invalid("--mtu", "", "is required when no carrier is set (the member is sized to the carrier's MTU)", "68..65535, or set the carrier first")
-				}
+			// The member takes the carrier's transmit offloads and, unless
+			// --mtu says otherwise, its MTU.
+			off := netdev.TUNOffloads{Checksum: true, TSO: true}
+			if hasCarrier {
 				c, err := netdev.ByIndex(int(carrier.Ifindex))
 				if err != nil {
 					return fmt.Errorf("carrier %s: %w", carrier.Name, err)
 				}
-				mtu = uint64(c.MTU)
+				if off, err = netdev.OffloadsOf(c.Name); err != nil {
+					return fmt.Errorf("carrier %s: %w", carrier.Name, err)
+				}
+				if mtu == 0 {
+					mtu = uint64(c.MTU)
+				}
+			} else if mtu == 0 {
+				return maps.Invalid("--mtu", "", "is required when no carrier is set (the member is sized to the carrier's MTU)", "68..65535, or set the carrier first")
 			}
-			if ifc, err = netdev.CreateTUN(name, int(mtu)); err != nil {
+			if ifc, err = netdev.CreateTUN(name, int(mtu), off); err != nil {
 				return err
 			}
 		} else if ifc, err = lookupArg("NAME", name, opts.Netns); err != nil {

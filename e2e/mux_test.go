@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tunmux/tunmux/internal/testnet"
+	"github.com/tunmux/tunmux/netdev"
 )
 
 // muxSide is one end of a mux test: a namespace with a bpffs root.
@@ -37,6 +38,19 @@ func members(a, b muxSide, net, first, last int) {
 			s.ns.Run(s.t, "ip", "addr", "add", fmt.Sprintf("10.%d.%d.%d/24", net, i, n+1), "dev", fmt.Sprintf("m%d", i))
 		}
 	}
+}
+
+// wantOffloads checks that the member tunmux created takes the carrier's
+// transmit offloads.
+func wantOffloads(t *testing.T, s muxSide, member string, want netdev.TUNOffloads) {
+	t.Helper()
+	s.ns.Do(t, func() error {
+		got, err := netdev.OffloadsOf(member)
+		if err == nil && got != want {
+			t.Errorf("%s takes offloads %+v, want the carrier's %+v", member, got, want)
+		}
+		return err
+	})
 }
 
 // rx returns the packets each label received on side s, from its member list.
@@ -95,6 +109,7 @@ func TestMuxOverEthernetCarrier(t *testing.T) {
 		s.tm("mux", "carrier", "set", "c0")
 	}
 	members(a, b, 11, 1, 3)
+	wantOffloads(t, a, "m1", netdev.TUNOffloads{Checksum: true, TSO: true})
 	checkMembers(t, a, b, 11, 1, 3, true)
 	// IPv6 across a member.
 	a.ns.Run(t, "ip", "addr", "add", "fd11::1/64", "dev", "m2", "nodad")
@@ -141,5 +156,6 @@ func TestMuxOverL3Carrier(t *testing.T) {
 		}
 	}
 	members(a, b, 13, 1, 3)
+	wantOffloads(t, a, "m1", netdev.TUNOffloads{})
 	checkMembers(t, a, b, 13, 1, 3, true)
 }

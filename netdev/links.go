@@ -7,13 +7,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TUN offload flags (linux/if_tun.h): checksums, TSO for IPv4 and IPv6, with ECN.
-const tunOffloads = 0x01 | 0x02 | 0x04 | 0x08
+// TUN offload flags (linux/if_tun.h): checksums; TSO for IPv4 and IPv6, with ECN.
+const (
+	tunOffloadCsum = 0x01
+	tunOffloadTSO  = 0x02 | 0x04 | 0x08
+)
+
+// TUNOffloads says which transmit offloads a TUN device takes.
+type TUNOffloads struct {
+	Checksum bool // the stack may hand it unchecksummed packets
+	TSO      bool // and TCP super-frames (needs Checksum)
+}
+
+// OffloadsOf returns the transmit offloads of the interface called name,
+// for a TUN device that sends everything on through it: a device taking
+// offloads its path lacks would only move the work to that path.
+func OffloadsOf(name string) (TUNOffloads, error) {
+	csum, err := TxChecksum(name)
+	if err != nil {
+		return TUNOffloads{}, err
+	}
+	tso, err := TSO(name)
+	if err != nil {
+		return TUNOffloads{}, err
+	}
+	return TUNOffloads{Checksum: csum, TSO: csum && tso}, nil
+}
 
 // CreateTUN creates a persistent TUN device (no packet information header)
-// with the given MTU and brings it up. A TUN device with no reader has no
-// carrier, but its TC programs still run.
-func CreateTUN(name string, mtu int) (Iface, error) {
+// with the given MTU and transmit offloads, and brings it up. A TUN device
+// with no reader has no carrier, but its TC programs still run.
+func CreateTUN(name string, mtu int, off TUNOffloads) (Iface, error) {
 	t := &netlink.Tuntap{
 		LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu},
 		Mode:      netlink.TUNTAP_MODE_TUN,
@@ -23,11 +47,18 @@ func CreateTUN(name string, mtu int) (Iface, error) {
 	if err := netlink.LinkAdd(t); err != nil {
 		return Iface{}, fmt.Errorf("create tun %s: %w", name, err)
 	}
-	// Let the stack hand the device unchecksummed TSO super-frames: its TC
-	// egress program sends them on through the carrier, which segments
-	// them (or passes them on whole), instead of segmenting here.
+	// With offloads, the stack hands the device unchecksummed TSO
+	// super-frames, and whatever its TC egress program sends them on
+	// through checksums and segments them (or passes them on whole).
+	flags := 0
+	if off.Checksum {
+		flags |= tunOffloadCsum
+		if off.TSO {
+			flags |= tunOffloadTSO
+		}
+	}
 	for _, fd := range t.Fds {
-		_ = unix.IoctlSetInt(int(fd.Fd()), unix.TUNSETOFFLOAD, tunOffloads)
+		_ = unix.IoctlSetInt(int(fd.Fd()), unix.TUNSETOFFLOAD, flags)
 		fd.Close()
 	}
 	l, err := netlink.LinkByName(name)

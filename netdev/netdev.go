@@ -246,6 +246,7 @@ func NameOfCurrent() string {
 // ethtool commands and flags (linux/ethtool.h).
 const (
 	ethtoolGTXCSUM = 0x16
+	ethtoolGTSO    = 0x1e
 	ethtoolGFLAGS  = 0x25
 	ethtoolSFLAGS  = 0x26
 	ethtoolGGRO    = 0x2b
@@ -293,6 +294,15 @@ func SetGRO(name string, on bool) error {
 // TxChecksum reports whether the interface offloads transmit checksums.
 func TxChecksum(name string) (bool, error) {
 	v := ethtoolValue{cmd: ethtoolGTXCSUM}
+	if err := ethtool(name, &v); err != nil {
+		return false, err
+	}
+	return v.data != 0, nil
+}
+
+// TSO reports whether the interface takes TCP segmentation offload.
+func TSO(name string) (bool, error) {
+	v := ethtoolValue{cmd: ethtoolGTSO}
 	if err := ethtool(name, &v); err != nil {
 		return false, err
 	}

@@ -113,7 +113,8 @@ func (a *app) muxMemberAddCommand() *cobra.Command {
 		Long: `Make NAME a member: its packets leave through the carrier with label N (1..63)
 in their DSCP field, and packets arriving on the carrier with label N arrive on
 it. With --create tunmux creates NAME, a persistent TUN device sized to the
-carrier's MTU (or --mtu), and brings it up; without it, NAME must exist. A label
+carrier's MTU (or --mtu) and taking the carrier's checksum and TSO offloads,
+and brings it up; without it, NAME must exist. A label
 or an interface already used is an error naming the member that has it.`,
 		Example: "  tunmux mux member add m1 --label 1 --create\n  tunmux mux member add wg-site2 --label 2",
 		Args:    cobra.ExactArgs(1),
