@@ -21,15 +21,15 @@ func LinkPinName(prog string, netns uint64, ifindex int) string {
 	return fmt.Sprintf("%s%s_%d_%d", maps.LinkPrefix, prog, netns, ifindex)
 }
 
-// linkPins lists the link pins of prog in dir.
-func linkPins(dir, prog string) ([]string, error) {
+// linkPins lists the link pins in dir.
+func linkPins(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", dir, err)
 	}
 	var out []string
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), maps.LinkPrefix+prog+"_") {
+		if strings.HasPrefix(e.Name(), maps.LinkPrefix) {
 			out = append(out, e.Name())
 		}
 	}
@@ -123,7 +123,11 @@ func (l *Loaded) attach(lock *maps.Lock, p Program, iface string, opts AttachOpt
 		if p.Hook == maps.HookXDP && ifc.XDPProgID != 0 {
 			return fmt.Errorf("the XDP slot of %s is owned by %s: %w; detach that first", iface, DescribeXDPOwner(l.Root, ifc.XDPProgID), maps.ErrInUse)
 		}
-		bpfProg, err := l.Program(prog)
+		pinned := prog
+		if p.L3Variant != "" && !ifc.L2 {
+			pinned = p.L3Variant
+		}
+		bpfProg, err := l.Program(pinned)
 		if err != nil {
 			return err
 		}

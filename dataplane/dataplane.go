@@ -11,6 +11,7 @@ import (
 	"github.com/tunmux/tunmux/progs/encap"
 	"github.com/tunmux/tunmux/progs/l2tp"
 	"github.com/tunmux/tunmux/progs/mux"
+	"github.com/tunmux/tunmux/progs/route"
 	"github.com/tunmux/tunmux/progs/xconnect"
 )
 
@@ -28,6 +29,9 @@ type Program struct {
 	// whole, so they lose checksum offload; attach warns when the sender
 	// (a veth peer) offloads transmit checksums.
 	RedirectsIngress bool
+	// L3Variant names the program attached instead, under this program's
+	// name, on an interface without an Ethernet header (a TUN device).
+	L3Variant string
 }
 
 // object returns the program's name in the BPF object.
@@ -149,7 +153,24 @@ var MuxDataplane = &Dataplane{
 	loadSpec: mux.LoadMux,
 }
 
-var registry = []*Dataplane{EncapDataplane, L2TPDataplane, XconnectDataplane, MuxDataplane}
+// RouteDataplane is the route dataplane: LPM overlay routes to weighted,
+// health-aware tunnel nexthops through a flow-based tunnel device.
+var RouteDataplane = &Dataplane{
+	Name:              "route",
+	Summary:           "LPM overlay routes to weighted, health-aware tunnel nexthops via a flow-based vxlan/geneve device",
+	Schema:            maps.RouteSchema,
+	MainMap:           "routes",
+	DefaultMaxEntries: 16384,
+	Programs: []Program{
+		{Name: "route", Func: "route_egress", Hook: maps.HookTCEgress, Attachable: true, L3Variant: "route-l3",
+			Role: "the device overlay routes point at (a TUN device), or the underlay's egress: packets to routed prefixes are tunnelled to a nexthop"},
+		// Attached as "route" on interfaces without an Ethernet header.
+		{Name: "route-l3", Func: "route_egress_l3", Hook: maps.HookTCEgress},
+	},
+	loadSpec: route.LoadRoute,
+}
+
+var registry = []*Dataplane{EncapDataplane, L2TPDataplane, XconnectDataplane, MuxDataplane, RouteDataplane}
 
 // All returns every dataplane tunmux knows.
 func All() []*Dataplane { return registry }

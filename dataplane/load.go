@@ -173,14 +173,21 @@ func pinProgram(dir string, dp *Dataplane, name string, prog *ebpf.Program) (upg
 	if oldInfo.Tag == newInfo.Tag {
 		return false, false, nil
 	}
-	links, err := linkPins(dir, name)
+	// Every link running the old program moves to the new one (whatever
+	// name it is pinned under: an L3 variant runs under its program's).
+	links, err := linkPins(dir)
 	if err != nil {
 		return false, false, err
 	}
+	oldID, _ := oldInfo.ID()
 	for _, lp := range links {
 		l, err := link.LoadPinnedLink(filepath.Join(dir, lp), nil)
 		if err != nil {
 			continue // a defunct link has nothing to upgrade
+		}
+		if info, ierr := l.Info(); ierr != nil || info.Program != oldID {
+			l.Close()
+			continue
 		}
 		err = l.Update(prog)
 		l.Close()

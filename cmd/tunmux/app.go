@@ -115,7 +115,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not f
 
 	root.AddCommand(
 		a.loadCommand(), a.unloadCommand(), a.attachCommand(), a.detachCommand(),
-		a.tunnelCommand(), a.devmapCommand(), a.l2tpCommand(), a.xconnectCommand(), a.muxCommand(), a.applyCommand(), a.statsCommand(), a.statusCommand(),
+		a.tunnelCommand(), a.devmapCommand(), a.l2tpCommand(), a.xconnectCommand(), a.muxCommand(), a.routeCommand(), a.peerCommand(), a.applyCommand(), a.statsCommand(), a.statusCommand(),
 	)
 	wrapArgs(root)
 	return root

@@ -1,0 +1,621 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tunmux/tunmux/dataplane"
+	"github.com/tunmux/tunmux/maps"
+	"github.com/tunmux/tunmux/netdev"
+)
+
+func (a *app) routeCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "route",
+		Short: "Overlay routes to weighted, health-aware tunnel nexthops",
+		Long: `The route dataplane sends packets for overlay prefixes (an LPM table, IPv4 and
+IPv6) to one of up to 8 nexthops per route, chosen per flow by weighted
+rendezvous hashing among the healthy ones: it sets the tunnel key (remote, VNI)
+and redirects the packet to a flow-based vxlan or geneve device.
+  tunmux load route
+  tunmux route dev create vxlan0 --proto vxlan --local 192.168.50.1
+  tunmux route dev create rt0 --routes          # the device routes point at
+  tunmux attach route rt0
+  ip route add 10.200.0.0/16 dev rt0
+  tunmux route add 10.200.0.0/16 --nexthop 192.168.50.2,vni=100 --nexthop 192.168.50.3,vni=100,weight=2
+  tunmux peer set 192.168.50.3 --health down    # its flows move to the others
+(docs/route.md)`,
+	}
+	for _, verb := range []string{"add", "update"} {
+		cmd.AddCommand(a.routePutCommand(verb))
+	}
+	dev := &cobra.Command{Use: "dev", Short: "Create, delete and list the route dataplane's devices"}
+	dev.AddCommand(a.routeDevCreateCommand(), a.routeDevDelCommand(), a.routeDevListCommand())
+	cmd.AddCommand(a.routeGetCommand(), a.routeDelCommand(), a.routeListCommand(), dev)
+	return cmd
+}
+
+func (a *app) routePutCommand(verb string) *cobra.Command {
+	var (
+		nexthops []string
+		replace  bool
+	)
+	cmd := &cobra.Command{
+		Use:  verb + " PREFIX --nexthop REMOTE[,vni=N][,weight=W][,dev=IFACE][,proto=vxlan|geneve|none][,mac=MAC] ...",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, _, err := dataplane.ParseRoute(args[0], nexthops); err != nil {
+				return err
+			}
+			mode := maps.Add
+			switch {
+			case verb == "update":
+				mode = maps.Update
+			case replace:
+				mode = maps.Upsert
+			}
+			var (
+				rt   maps.Route
+				down func(netip.Addr) bool
+			)
+			err := a.writeRoute(func(lock *maps.Lock, r *dataplane.Route) error {
+				var err error
+				if rt, err = r.PutRoute(lock, args[0], nexthops, dataplane.RouteOptions{Mode: mode, Netns: a.netns}); err != nil {
+					return err
+				}
+				down, err = r.Health()
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(routeTable{routes: []maps.Route{rt}, down: down})
+		},
+	}
+	const nexthopHelp = `Each --nexthop is REMOTE[,key=value...], REMOTE the peer's underlay address
+(IPv4 or IPv6, either with either overlay family):
+  vni=N        the VNI, 0..16777215 (required for vxlan and geneve)
+  weight=W     1..65535 (default 1): the nexthop's share of flows is its share
+               of the route's total weight
+  proto=P      vxlan (default) | geneve | none (no tunnel: out of dev= to the
+               remote as a neighbour)
+  dev=IFACE    the device to send through (default: the protocol's device from
+               'route dev create'; for vxlan and geneve it must be flow-based)
+  mac=MAC      the inner destination MAC (default: the remote's tunnel device
+               MAC by the rule 02:a:b:c:d:ff, from the last 4 bytes of REMOTE)
+Up to 8 nexthops; more is an error.`
+	if verb == "add" {
+		cmd.Short = "Add a route (fails if the prefix has one, unless --replace)"
+		cmd.Long = "Add the route of PREFIX (an IPv4 or IPv6 CIDR).\n\n" + nexthopHelp
+		cmd.Example = "  tunmux route add 10.200.0.0/16 --nexthop 192.168.50.2,vni=100 --nexthop 192.168.50.3,vni=100,weight=2\n" +
+			"  tunmux route add fd00:200::/48 --nexthop fd50::2,vni=100\n" +
+			"  tunmux route add 10.201.0.0/16 --nexthop fd50::3,vni=7 --replace"
+		cmd.Flags().BoolVar(&replace, "replace", false, "replace the route if the prefix has one")
+	} else {
+		cmd.Short = "Replace the nexthops of an existing route (exit 3 if there is none)"
+		cmd.Long = "Give the route of PREFIX a new set of nexthops, in one atomic write.\n\n" + nexthopHelp
+		cmd.Example = "  tunmux route update 10.200.0.0/16 --nexthop 192.168.50.2,vni=100 --nexthop 192.168.50.4,vni=100"
+	}
+	cmd.Flags().StringArrayVar(&nexthops, "nexthop", nil, "a nexthop: REMOTE[,vni=N][,weight=W][,dev=IFACE][,proto=vxlan|geneve|none][,mac=MAC] (repeat, up to 8)")
+	return cmd
+}
+
+func (a *app) routeGetCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "get PREFIX|ADDRESS",
+		Short: "Show a route: the exact PREFIX, or the longest match for ADDRESS (exit 3 if none)",
+		Long: `With a CIDR, show the route of exactly that prefix. With an address, show the
+route the datapath uses for it: the longest prefix that contains it.`,
+		Example: "  tunmux route get 10.200.0.0/16\n  tunmux route get 10.200.3.4 -o json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, isAddr, err := maps.ParsePrefixOrAddr("PREFIX|ADDRESS", args[0])
+			if err != nil {
+				return err
+			}
+			var (
+				rt   maps.Route
+				down func(netip.Addr) bool
+			)
+			err = a.readRoute(func(r *dataplane.Route) error {
+				var err error
+				if isAddr {
+					rt, err = r.State.Lookup(p.Addr())
+				} else {
+					rt, err = r.State.Get(p)
+				}
+				if err != nil {
+					return err
+				}
+				down, err = r.Health()
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			rs := []maps.Route{rt}
+			if err := dataplane.NameDevs(a.netns, rs); err != nil {
+				return err
+			}
+			return a.printer.Print(routeTable{routes: rs, down: down, one: true})
+		},
+	}
+}
+
+func (a *app) routeDelCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "del PREFIX",
+		Short:   "Delete the route of exactly PREFIX (exit 3 if there is none)",
+		Example: "  tunmux route del 10.200.0.0/16",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := maps.ParsePrefix("PREFIX", args[0])
+			if err != nil {
+				return err
+			}
+			err = a.writeRoute(func(lock *maps.Lock, r *dataplane.Route) error {
+				return r.State.DeleteRoute(lock, p)
+			})
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(textResult{Message: "deleted route " + p.String(), Prefix: p.String()})
+		},
+	}
+}
+
+func (a *app) routeListCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List every route with its nexthops and their peers' health",
+		Example: "  tunmux route list\n  tunmux route list -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var (
+				rs   []maps.Route
+				down func(netip.Addr) bool
+			)
+			err := a.readRoute(func(r *dataplane.Route) error {
+				var err error
+				if rs, err = r.State.Routes(); err != nil {
+					return err
+				}
+				down, err = r.Health()
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if err := dataplane.NameDevs(a.netns, rs); err != nil {
+				return err
+			}
+			return a.printer.Print(routeTable{routes: rs, down: down})
+		},
+	}
+}
+
+// routeTable prints routes a nexthop per row.
+type routeTable struct {
+	routes []maps.Route
+	down   func(netip.Addr) bool
+	one    bool // a single route: JSON is an object, not a list
+}
+
+func (t routeTable) Header() []string {
+	return []string{"prefix", "remote", "vni", "weight", "proto", "dev", "inner-dst-mac", "health"}
+}
+
+func (t routeTable) Rows() [][]string {
+	var rows [][]string
+	for _, r := range t.routes {
+		for i, n := range r.Nexthops {
+			prefix := ""
+			if i == 0 {
+				prefix = r.Prefix.String()
+			}
+			vni, mac := "-", "-"
+			if n.Proto.Tunnelled() {
+				vni, mac = fmt.Sprint(n.VNI), n.MAC.String()
+			}
+			health := "up"
+			if t.down(n.Remote) {
+				health = "down"
+			}
+			rows = append(rows, []string{prefix, n.Remote.String(), vni, fmt.Sprint(n.Weight), n.Proto.String(), n.Dev, mac, health})
+		}
+	}
+	return rows
+}
+
+func (t routeTable) MarshalJSON() ([]byte, error) {
+	out := make([]maps.RouteJSON, 0, len(t.routes))
+	for _, r := range t.routes {
+		out = append(out, r.JSON(t.down))
+	}
+	if t.one && len(out) == 1 {
+		return jsonOf(out[0])
+	}
+	return jsonOf(out)
+}
+
+// textResult is a one-line result: its message for people, its fields for JSON.
+type textResult struct {
+	Message string `json:"-"`
+	Prefix  string `json:"prefix,omitempty"`
+	Name    string `json:"name,omitempty"`
+	Kind    string `json:"kind,omitempty"`
+}
+
+func (r textResult) Text() string { return r.Message }
+
+func (a *app) routeDevCreateCommand() *cobra.Command {
+	var (
+		topts  dataplane.TunnelDevOptions
+		routes bool
+	)
+	cmd := &cobra.Command{
+		Use:   "create NAME (--proto vxlan|geneve [--local ADDR] [--port N] | --routes) [--mtu M]",
+		Short: "Create the flow-based tunnel device, or the device routes point at",
+		Long: `With --proto, create NAME as a flow-based (external) tunnel device: it sends
+each packet to the remote and VNI the route program sets, and receives every VNI
+on its port (4789 for vxlan, 6081 for geneve). It becomes the default device of
+that protocol's nexthops. --local is this node's underlay address: the device's
+MAC is derived from it (02:a:b:c:d:ff from its last 4 bytes), which is the MAC
+its peers address inner frames to by default. MTU: that of the interface holding
+--local (or 1500) less 70, room for an IPv6 or IPv4 underlay.
+
+This kernel has vxlan but no geneve device type; --proto geneve says so.
+
+With --routes, create NAME as the device overlay routes point at (this kernel has
+no dummy devices): a persistent TUN device, up, with checksum and TSO offloads,
+sized to the tunnel device's MTU. Then attach the route program to it:
+  tunmux attach route NAME
+  ip route add 10.200.0.0/16 dev NAME
+Packets routed to it that no route matches (or whose nexthops are all down) go
+on into the TUN device, which has no reader and drops them (counted).`,
+		Example: "  tunmux route dev create vxlan0 --proto vxlan --local 192.168.50.1\n  tunmux route dev create rt0 --routes",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			topts.Netns = a.netns
+			if routes == (topts.Proto != "") {
+				return maps.Invalid("--proto", topts.Proto, "give either --proto (a tunnel device) or --routes (the device routes point at)", "--proto vxlan|geneve, or --routes")
+			}
+			if routes && (topts.Local != "" || topts.Port != "") {
+				return maps.Invalid("--routes", "", "takes no --local or --port (they are tunnel device settings)", "--routes [--mtu M]")
+			}
+			if routes {
+				var ifc netdev.Iface
+				err := a.writeRoute(func(lock *maps.Lock, r *dataplane.Route) error {
+					var err error
+					ifc, err = r.CreateRoutesDev(lock, args[0], dataplane.RoutesDevOptions{MTU: topts.MTU, Netns: a.netns})
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				return a.printer.Print(devView{Name: ifc.Name, Kind: "routes", Ifindex: uint32(ifc.Index), MTU: ifc.MTU})
+			}
+			var d maps.TunnelDev
+			err := a.writeRoute(func(lock *maps.Lock, r *dataplane.Route) error {
+				var err error
+				d, err = r.CreateTunnelDev(lock, args[0], topts)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(tunnelDevView(d, a.netns))
+		},
+	}
+	cmd.Flags().StringVar(&topts.Proto, "proto", "", "a tunnel device: vxlan|geneve")
+	cmd.Flags().StringVar(&topts.Local, "local", "", "tunnel device: this node's underlay address; the device MAC follows from it")
+	cmd.Flags().StringVar(&topts.Port, "port", "", "tunnel device: UDP port (default 4789 vxlan, 6081 geneve)")
+	cmd.Flags().StringVar(&topts.MTU, "mtu", "", "the MTU (default: see above)")
+	cmd.Flags().BoolVar(&routes, "routes", false, "create the device overlay routes point at (a TUN device)")
+	return cmd
+}
+
+// devView is one route dataplane device.
+type devView struct {
+	Name    string  `json:"name"`
+	Kind    string  `json:"kind"` // tunnel or routes
+	Proto   *string `json:"proto"`
+	Ifindex uint32  `json:"ifindex"`
+	MTU     int     `json:"mtu"`
+	MAC     *string `json:"mac"`
+	Local   *string `json:"local"`
+	Port    *uint16 `json:"-"`
+}
+
+func tunnelDevView(d maps.TunnelDev, netnsName string) devView {
+	proto, mac := d.Proto.String(), d.MAC.String()
+	v := devView{Name: d.Name, Kind: "tunnel", Proto: &proto, Ifindex: d.Ifindex, MAC: &mac}
+	if d.Local.IsValid() {
+		l := d.Local.String()
+		v.Local = &l
+	}
+	_ = netdev.Do(netnsName, func() error {
+		if ifc, err := netdev.ByIndex(int(d.Ifindex)); err == nil {
+			v.MTU = ifc.MTU
+		}
+		return nil
+	})
+	return v
+}
+
+func (v devView) Text() string {
+	if v.Kind == "routes" {
+		return fmt.Sprintf("created %s (ifindex %d, mtu %d): a TUN device for overlay routes; next: tunmux attach route %s", v.Name, v.Ifindex, v.MTU, v.Name)
+	}
+	s := fmt.Sprintf("created %s device %s (ifindex %d, mtu %d, mac %s)", *v.Proto, v.Name, v.Ifindex, v.MTU, *v.MAC)
+	if v.Local != nil {
+		s += ", mac derived from " + *v.Local
+	}
+	return s
+}
+
+func (a *app) routeDevDelCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "del NAME",
+		Short: "Delete a tunnel device no route uses, or a routes device (detached first)",
+		Long: `Delete NAME: a tunnel device 'route dev create --proto' made (refused while a
+route has a nexthop through it), or a TUN device running the route program (the
+program is detached, then the device deleted).`,
+		Example: "  tunmux route dev del rt0\n  tunmux route dev del vxlan0",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var res dataplane.DevDeleteResult
+			err := a.writeRoute(func(lock *maps.Lock, r *dataplane.Route) error {
+				var err error
+				res, err = r.DeleteDev(lock, args[0], a.netns)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(textResult{Message: fmt.Sprintf("deleted %s device %s", res.Kind, res.Name), Name: res.Name, Kind: res.Kind})
+		},
+	}
+}
+
+func (a *app) routeDevListCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List the registered tunnel devices and where the route program is attached",
+		Example: "  tunmux route dev list -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := devTable{}
+			err := a.readRoute(func(r *dataplane.Route) error {
+				devs, err := r.State.TunnelDevs()
+				if err != nil {
+					return err
+				}
+				for _, d := range devs {
+					out = append(out, tunnelDevView(d, a.netns))
+				}
+				atts, err := maps.ListAttachments(r.Maps["attachments"])
+				if err != nil {
+					return err
+				}
+				for _, at := range atts {
+					v := devView{Name: at.Ifname, Kind: "routes", Ifindex: at.Ifindex}
+					_ = netdev.Do(a.netns, func() error {
+						if ifc, err := netdev.ByIndex(int(at.Ifindex)); err == nil {
+							v.MTU = ifc.MTU
+							if ifc.L2 {
+								v.Kind = "underlay"
+							}
+						}
+						return nil
+					})
+					out = append(out, v)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(out)
+		},
+	}
+}
+
+type devTable []devView
+
+func (t devTable) Header() []string {
+	return []string{"name", "kind", "proto", "ifindex", "mtu", "mac", "mac-from"}
+}
+
+func (t devTable) Rows() [][]string {
+	rows := make([][]string, 0, len(t))
+	str := func(s *string) string {
+		if s == nil {
+			return "-"
+		}
+		return *s
+	}
+	for _, v := range t {
+		rows = append(rows, []string{v.Name, v.Kind, str(v.Proto), fmt.Sprint(v.Ifindex), fmt.Sprint(v.MTU), str(v.MAC), str(v.Local)})
+	}
+	return rows
+}
+
+func (a *app) peerCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "peer",
+		Short: "Set, show and clear the health of route peers",
+		Long: `A peer is a nexthop's remote underlay address. Its health lives in one entry
+keyed by that address, so every nexthop to it, in every route, flips with one
+update; a peer without an entry is up. Flows of a peer marked down move to the
+route's other nexthops (the others' flows stay where they are); a route whose
+nexthops are all down passes its packets on as the kernel routed them (counted).
+UDP traffic to a peer's --probe-port still reaches it while it is down, so a
+health checker sees it come back.`,
+	}
+	cmd.AddCommand(a.peerSetCommand(), a.peerGetCommand(), a.peerDelCommand(), a.peerListCommand())
+	return cmd
+}
+
+func (a *app) peerSetCommand() *cobra.Command {
+	var opts dataplane.PeerOptions
+	cmd := &cobra.Command{
+		Use:     "set REMOTE --health up|down [--probe-port N]",
+		Short:   "Mark a peer up or down (and set its probe port)",
+		Example: "  tunmux peer set 192.168.50.3 --health down\n  tunmux peer set 192.168.50.3 --health down --probe-port 9997\n  tunmux peer set fd50::3 --health up",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var rep dataplane.PeerReport
+			err := a.writeRoute(func(lock *maps.Lock, r *dataplane.Route) error {
+				p, err := r.SetPeer(lock, args[0], opts)
+				if err != nil {
+					return err
+				}
+				rep, err = r.PeerReport(p.Remote)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(peerView(rep))
+		},
+	}
+	cmd.Flags().StringVar(&opts.Health, "health", "", "up|down")
+	cmd.Flags().StringVar(&opts.ProbePort, "probe-port", "", "UDP port of health probes, which reach the peer even while it is down (0: none)")
+	return cmd
+}
+
+func (a *app) peerGetCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "get REMOTE",
+		Short:   "Show a peer's health entry (exit 3 if it has none: it counts as up)",
+		Example: "  tunmux peer get 192.168.50.3 -o json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			addr, err := maps.ParsePeerAddr("REMOTE", args[0])
+			if err != nil {
+				return err
+			}
+			var rep dataplane.PeerReport
+			err = a.readRoute(func(r *dataplane.Route) error {
+				if _, err := r.State.Peer(addr); err != nil {
+					return err
+				}
+				var err error
+				rep, err = r.PeerReport(addr)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(peerView(rep))
+		},
+	}
+}
+
+func (a *app) peerDelCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "del REMOTE",
+		Short:   "Remove a peer's health entry: it counts as up again (exit 3 if it has none)",
+		Example: "  tunmux peer del 192.168.50.3",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			addr, err := maps.ParsePeerAddr("REMOTE", args[0])
+			if err != nil {
+				return err
+			}
+			err = a.writeRoute(func(lock *maps.Lock, r *dataplane.Route) error {
+				return r.State.DeletePeer(lock, addr)
+			})
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(textResult{Message: "removed the health entry of peer " + addr.String() + " (it counts as up)", Name: addr.String()})
+		},
+	}
+}
+
+func (a *app) peerListCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List peers: those with a health entry and those routes reach",
+		Example: "  tunmux peer list -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var reps []dataplane.PeerReport
+			err := a.readRoute(func(r *dataplane.Route) error {
+				var err error
+				reps, err = r.PeerReports()
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return a.printer.Print(peerTable(reps))
+		},
+	}
+}
+
+// peerTable prints peers.
+type peerTable []dataplane.PeerReport
+
+func (t peerTable) Header() []string {
+	return []string{"remote", "health", "probe-port", "entry", "routes"}
+}
+
+func (t peerTable) Rows() [][]string {
+	rows := make([][]string, 0, len(t))
+	for _, p := range t {
+		port := "-"
+		if p.ProbePort != 0 {
+			port = fmt.Sprint(p.ProbePort)
+		}
+		entry := "none (up)"
+		if p.Set {
+			entry = "set"
+		}
+		rows = append(rows, []string{p.Remote.String(), p.Health(), port, entry, fmt.Sprint(p.Routes)})
+	}
+	return rows
+}
+
+func (t peerTable) MarshalJSON() ([]byte, error) {
+	out := make([]maps.PeerJSON, 0, len(t))
+	for _, p := range t {
+		out = append(out, p.JSON())
+	}
+	return jsonOf(out)
+}
+
+// peerView prints one peer: a table of one row, a JSON object.
+type peerView dataplane.PeerReport
+
+func (v peerView) Header() []string { return peerTable{}.Header() }
+
+func (v peerView) Rows() [][]string { return peerTable{dataplane.PeerReport(v)}.Rows() }
+
+func (v peerView) MarshalJSON() ([]byte, error) { return jsonOf(dataplane.PeerReport(v).JSON()) }
+
+// readRoute runs fn on the loaded route dataplane, without the lock.
+func (a *app) readRoute(fn func(*dataplane.Route) error) error {
+	r, err := dataplane.OpenRoute(a.root())
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return fn(r)
+}
+
+// writeRoute runs fn on the loaded route dataplane, holding the lock.
+func (a *app) writeRoute(fn func(*maps.Lock, *dataplane.Route) error) error {
+	return a.mutate(false, dataplane.RouteDataplane, func(lock *maps.Lock) error {
+		r, err := dataplane.OpenRoute(lock.Root())
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		return fn(lock, r)
+	})
+}

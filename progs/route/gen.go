@@ -1,0 +1,8 @@
+// Package route holds the route dataplane's BPF programs and maps
+// (route.c): LPM overlay routes to weighted, health-aware tunnel nexthops,
+// compiled by bpf2go into route_bpfel.o and its Go bindings. The objects
+// and log2_table.h are committed; `make generate` rebuilds them.
+package route
+
+//go:generate go run ./gentable
+//go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I../include -I/usr/include/x86_64-linux-gnu" -type route_key -type route -type nexthop -type peer_key -type peer -type tunnel_dev -type counter Route route.c
