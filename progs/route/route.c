@@ -186,7 +186,8 @@ static __always_inline __u32 flow_hash(const struct flow *f)
 /*
  * log2_q16 returns log2(x) in Q16 fixed point for x >= 1: the position of
  * the top bit plus log2 of the mantissa, read from a 257-entry table with
- * linear interpolation between entries (error below 2^-16 + 3e-6).
+ * linear interpolation between entries (measured error below 2.4e-5;
+ * package hrw tests it).
  */
 static __always_inline __u32 log2_q16(__u32 x)
 {
