@@ -3,6 +3,7 @@ package apply
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -37,6 +38,8 @@ type desired struct {
 	slots    []dataplane.DesiredSlot
 	pairs    []dataplane.DesiredPair
 	sessions []dataplane.DesiredSession
+	routes   []dataplane.DesiredRoute
+	peers    []dataplane.DesiredPeer
 }
 
 // ReadFile reads and parses a desired-state file.
@@ -66,7 +69,7 @@ func Apply(root *maps.Root, lock *maps.Lock, file string, doc *Document, opts Op
 	var d desired
 	err := netdev.Do(opts.Netns, func() error {
 		var err error
-		d, err = check(file, doc, opts.Netns)
+		d, err = check(root, file, doc, opts.Netns)
 		if err != nil {
 			return err
 		}
@@ -81,7 +84,7 @@ func Apply(root *maps.Root, lock *maps.Lock, file string, doc *Document, opts Op
 
 // check validates the document's entries and resolves their interfaces in
 // the current namespace.
-func check(file string, doc *Document, netnsName string) (desired, error) {
+func check(root *maps.Root, file string, doc *Document, netnsName string) (desired, error) {
 	var d desired
 	problems := append([]Problem(nil), doc.problems...)
 	ino, err := netdev.CurrentInode()
@@ -238,11 +241,96 @@ func check(file string, doc *Document, netnsName string) (desired, error) {
 			d.sessions = append(d.sessions, dataplane.DesiredSession{Session: s, Tunnel: tun, Line: e.Line})
 		}
 	}
+	if doc.Route != nil {
+		ps, err := checkRoute(root, doc.Route, &d)
+		if err != nil {
+			return d, err
+		}
+		problems = append(problems, ps...)
+	}
 	if len(problems) > 0 {
 		sortProblems(problems)
 		return d, &InvalidFileError{File: file, Problems: problems}
 	}
 	return d, nil
+}
+
+// checkRoute validates the route section: prefixes, nexthops (their devices
+// resolved against the tunnel devices of the loaded route dataplane, if it
+// is loaded) and peers.
+func checkRoute(root *maps.Root, sec *RouteSection, d *desired) ([]Problem, error) {
+	var problems []Problem
+	var devs []maps.TunnelDev
+	r, err := dataplane.OpenRoute(root)
+	switch {
+	case err == nil:
+		devs, err = r.State.TunnelDevs()
+		r.Close()
+		if err != nil {
+			return nil, err
+		}
+	case !errors.Is(err, maps.ErrNotLoaded):
+		return nil, err
+	}
+	bad := func(line int, path string, err error) {
+		for _, one := range maps.Flatten(err) {
+			problems = append(problems, Problem{Line: line, Path: path, Msg: one.Error()})
+		}
+	}
+	seen := map[netip.Prefix]int{}
+	for _, e := range sec.Routes {
+		p, err1 := maps.ParsePrefix("prefix", e.Args.Prefix)
+		if e.Args.Prefix == "" {
+			err1 = maps.Invalid("prefix", "", "is required", "an IPv4 or IPv6 CIDR")
+		}
+		specs, err2 := maps.ParseNexthops("nexthop", e.Args.Nexthops)
+		bad(e.fieldLine("prefix"), e.Path, err1)
+		bad(e.fieldLine("nexthops"), e.Path, err2)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if first, dup := seen[p]; dup {
+			problems = append(problems, Problem{Line: e.Line, Path: e.Path, Msg: fmt.Sprintf("route %s repeats the one on line %d", p, first)})
+			continue
+		}
+		seen[p] = e.Line
+		nhs, err := dataplane.ResolveNexthops(specs, devs, d.ino)
+		if err != nil {
+			bad(e.fieldLine("nexthops"), e.Path, err)
+			continue
+		}
+		d.routes = append(d.routes, dataplane.DesiredRoute{Route: maps.Route{Prefix: p, Nexthops: nhs}, Line: e.Line})
+	}
+	peers := map[netip.Addr]int{}
+	for _, e := range sec.Peers {
+		a, err := maps.ParsePeerAddr("remote", e.Args.Remote)
+		bad(e.fieldLine("remote"), e.Path, err)
+		peer := maps.Peer{Remote: a}
+		health := e.Args.Health
+		if health == "" {
+			health = "up"
+		}
+		down, err := maps.ParseHealth(health)
+		bad(e.fieldLine("health"), e.Path, err)
+		peer.Down = down
+		if e.Args.ProbePort != "" {
+			n, ierr := maps.ParseUint("probe-port", e.Args.ProbePort, 0, 65535)
+			if ierr != nil {
+				bad(e.fieldLine("probe-port"), e.Path, ierr)
+			}
+			peer.ProbePort = uint16(n)
+		}
+		if !a.IsValid() {
+			continue
+		}
+		if first, dup := peers[a]; dup {
+			problems = append(problems, Problem{Line: e.Line, Path: e.Path, Msg: fmt.Sprintf("peer %s repeats the one on line %d", a, first)})
+			continue
+		}
+		peers[a] = e.Line
+		d.peers = append(d.peers, dataplane.DesiredPeer{Peer: peer, Line: e.Line})
+	}
+	return problems, nil
 }
 
 // reconcile loads what the file needs, then plans and writes each section.
@@ -256,6 +344,7 @@ func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts 
 		{doc.Encap != nil, dataplane.EncapDataplane, len(d.tunnels)},
 		{doc.Xconnect != nil, dataplane.XconnectDataplane, 2 * len(d.pairs)},
 		{doc.L2TP != nil, dataplane.L2TPDataplane, len(d.sessions)},
+		{doc.Route != nil, dataplane.RouteDataplane, len(d.routes)},
 	}
 	loaded := map[string]bool{}
 	for _, s := range sections {
@@ -357,6 +446,30 @@ func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts 
 	} else if doc.L2TP != nil {
 		for _, s := range d.sessions {
 			res.Changes = append(res.Changes, dataplane.Change{Action: "add", Kind: "session", Key: maps.IDString(s.Session.ID), Line: s.Line})
+		}
+	}
+	if doc.Route != nil && loaded["route"] {
+		r, err := dataplane.OpenRoute(root)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		plan, err := r.PlanRoute(d.routes, d.peers, opts.Prune)
+		if err != nil {
+			return err
+		}
+		res.Changes = append(res.Changes, plan.Changes...)
+		if !opts.DryRun {
+			if err := r.ExecuteRoute(lock, plan); err != nil {
+				return err
+			}
+		}
+	} else if doc.Route != nil {
+		for _, rt := range d.routes {
+			res.Changes = append(res.Changes, dataplane.Change{Action: "add", Kind: "route", Key: rt.Route.Prefix.String(), Line: rt.Line})
+		}
+		for _, p := range d.peers {
+			res.Changes = append(res.Changes, dataplane.Change{Action: "add", Kind: "peer", Key: p.Peer.Remote.String(), Line: p.Line})
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package apply
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,6 +81,7 @@ type Document struct {
 	Encap    *EncapSection
 	L2TP     *L2TPSection
 	Xconnect *XconnectSection
+	Route    *RouteSection
 	// problems of form found while parsing; Apply reports them with the
 	// problems of meaning, all at once.
 	problems []Problem
@@ -103,6 +105,23 @@ type XconnectSection struct {
 	Line  int
 	Pairs []Entry[PairArgs]
 }
+
+// RouteSection is the route dataplane's desired state: routes and peer
+// health (devices are made by 'route dev create', not here).
+type RouteSection struct {
+	Line   int
+	Routes []Entry[RouteArgs]
+	Peers  []Entry[PeerArgs]
+}
+
+// RouteArgs is a route as given: a prefix and its nexthops in --nexthop form.
+type RouteArgs struct {
+	Prefix   string
+	Nexthops []string
+}
+
+// PeerArgs is a peer's health as given.
+type PeerArgs struct{ Remote, Health, ProbePort string }
 
 // fields names the keys an entry accepts and where each goes.
 type fields map[string]*string
@@ -163,11 +182,11 @@ func Parse(name string, data []byte) (*Document, error) {
 		return nil, &InvalidFileError{File: name, Problems: []Problem{{Line: line, Msg: msg}}}
 	}
 	if len(root.Content) == 0 {
-		return nil, &InvalidFileError{File: name, Problems: []Problem{{Line: 1, Msg: "the file is empty (accepted: a mapping with encap, l2tp and xconnect sections)"}}}
+		return nil, &InvalidFileError{File: name, Problems: []Problem{{Line: 1, Msg: "the file is empty (accepted: a mapping with encap, l2tp, xconnect and route sections)"}}}
 	}
 	top := root.Content[0]
 	if top.Kind != yaml.MappingNode {
-		p.bad(top.Line, "", "the document must be a mapping of sections (encap, l2tp, xconnect)")
+		p.bad(top.Line, "", "the document must be a mapping of sections (encap, l2tp, xconnect, route)")
 		return nil, &InvalidFileError{File: name, Problems: p.problems}
 	}
 	p.mapping(top, "", map[string]func(*yaml.Node, string){
@@ -187,6 +206,17 @@ func Parse(name string, data []byte) (*Document, error) {
 			p.mapping(n, path, map[string]func(*yaml.Node, string){
 				"sessions": func(n *yaml.Node, path string) {
 					doc.L2TP.Sessions = entries(p, n, path, func(a *maps.SessionArgs) fields { return sessionFields(a) })
+				},
+			})
+		},
+		"route": func(n *yaml.Node, path string) {
+			doc.Route = &RouteSection{Line: n.Line}
+			p.mapping(n, path, map[string]func(*yaml.Node, string){
+				"routes": func(n *yaml.Node, path string) { doc.Route.Routes = routeEntries(p, n, path) },
+				"peers": func(n *yaml.Node, path string) {
+					doc.Route.Peers = entries(p, n, path, func(a *PeerArgs) fields {
+						return fields{"remote": &a.Remote, "health": &a.Health, "probe-port": &a.ProbePort}
+					})
 				},
 			})
 		},
@@ -290,6 +320,96 @@ func entries[T any](p *parser, n *yaml.Node, path string, fieldsOf func(*T) fiel
 		out = append(out, e)
 	}
 	return out
+}
+
+// nexthopKeys are the keys of a nexthop written as a mapping, in the order
+// of the --nexthop form.
+var nexthopKeys = []string{"remote", "vni", "weight", "dev", "proto", "mac"}
+
+// routeEntries reads routes: {prefix: CIDR, nexthops: [...]}, each nexthop
+// a --nexthop string or a mapping of its keys.
+func routeEntries(p *parser, n *yaml.Node, path string) []Entry[RouteArgs] {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return []Entry[RouteArgs]{}
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.bad(n.Line, path, "must be a list")
+		return nil
+	}
+	out := make([]Entry[RouteArgs], 0, len(n.Content))
+	for i, item := range n.Content {
+		e := Entry[RouteArgs]{Line: item.Line, Path: fmt.Sprintf("%s[%d]", path, i), lines: map[string]int{}}
+		if item.Kind != yaml.MappingNode {
+			p.bad(item.Line, e.Path, "must be a mapping (accepted keys: nexthops, prefix)")
+			continue
+		}
+		for j := 0; j+1 < len(item.Content); j += 2 {
+			k, v := item.Content[j], item.Content[j+1]
+			if e.lines[k.Value] != 0 {
+				p.bad(k.Line, e.Path, "%s repeats the one on line %d", k.Value, e.lines[k.Value])
+				continue
+			}
+			switch k.Value {
+			case "prefix":
+				if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+					p.bad(v.Line, e.Path, "prefix must be a single value")
+					continue
+				}
+				e.Args.Prefix = v.Value
+			case "nexthops":
+				if v.Kind != yaml.SequenceNode {
+					p.bad(v.Line, e.Path, "nexthops must be a list of nexthops (REMOTE,vni=N,... or a mapping of %s)", strings.Join(nexthopKeys, ", "))
+					continue
+				}
+				for _, nh := range v.Content {
+					if s, ok := nexthopString(p, nh, e.Path); ok {
+						e.Args.Nexthops = append(e.Args.Nexthops, s)
+					}
+				}
+			default:
+				p.bad(k.Line, e.Path, "unknown key %q (accepted: nexthops, prefix)", k.Value)
+				continue
+			}
+			e.lines[k.Value] = k.Line
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// nexthopString turns a nexthop node into its --nexthop form.
+func nexthopString(p *parser, n *yaml.Node, path string) (string, bool) {
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
+		return n.Value, true
+	}
+	if n.Kind != yaml.MappingNode {
+		p.bad(n.Line, path, "a nexthop must be REMOTE,vni=N,... or a mapping of %s", strings.Join(nexthopKeys, ", "))
+		return "", false
+	}
+	vals := map[string]string{}
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		k, v := n.Content[j], n.Content[j+1]
+		if !slices.Contains(nexthopKeys, k.Value) {
+			p.bad(k.Line, path, "unknown nexthop key %q (accepted: %s)", k.Value, strings.Join(nexthopKeys, ", "))
+			return "", false
+		}
+		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+			p.bad(v.Line, path, "nexthop %s must be a single value", k.Value)
+			return "", false
+		}
+		vals[k.Value] = v.Value
+	}
+	if vals["remote"] == "" {
+		p.bad(n.Line, path, "a nexthop needs its remote")
+		return "", false
+	}
+	parts := []string{vals["remote"]}
+	for _, k := range nexthopKeys[1:] {
+		if v, ok := vals[k]; ok {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	return strings.Join(parts, ","), true
 }
 
 // pairs reads xconnect pairs: [a, b] or {a: x, b: y}.

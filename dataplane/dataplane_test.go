@@ -176,3 +176,106 @@ func TestLoadUpgradesProgramsInPlace(t *testing.T) {
 		t.Errorf("%d pins after the upgrade, want 6 maps, 4 programs and 1 link", len(entries))
 	}
 }
+
+// TestUpgradeKeepsL3Variants: route on a TUN device runs route-l3 under the
+// name route; upgrading route's code leaves that link on route-l3.
+func TestUpgradeKeepsL3Variants(t *testing.T) {
+	testnet.RequireRoot(t)
+	ns := testnet.NewNetns(t, "upv")
+	ns.Run(t, "ip", "tuntap", "add", "dev", "rt0", "mode", "tun")
+	ns.Run(t, "ip", "link", "set", "rt0", "up")
+	testnet.Veth(t, ns, "u0", ns, "u1")
+	root, err := maps.OpenRoot(testnet.BPFRoot(t, func(r string) {
+		if root, err := maps.OpenRoot(r, false); err == nil && root.Exists() {
+			if lock, err := root.Lock(time.Second); err == nil {
+				_, _ = Unload(lock, RouteDataplane)
+				lock.Release()
+			}
+		}
+	}), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := root.Lock(time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	if _, err := Load(lock, RouteDataplane, LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(root, RouteDataplane)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l3, err1 := l.Attach(lock, "route", "rt0", AttachOptions{Netns: ns.Name})
+	eth, err2 := l.Attach(lock, "route", "u0", AttachOptions{Netns: ns.Name})
+	l.Close()
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	dir := root.Dir("route")
+	progID := func(pin string) ebpf.ProgramID {
+		p, err := ebpf.LoadPinnedProgram(filepath.Join(dir, pin), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		info, _ := p.Info()
+		id, _ := info.ID()
+		return id
+	}
+	linkProg := func(pin string) ebpf.ProgramID {
+		lk, err := link.LoadPinnedLink(pin, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lk.Close()
+		info, err := lk.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Program
+	}
+	variant := progID("prog_route-l3")
+	if linkProg(l3.Pin) != variant || linkProg(eth.Pin) != progID("prog_route") {
+		t.Fatalf("route on rt0 runs %d (want route-l3, %d); on u0 %d (want route, %d)", linkProg(l3.Pin), variant, linkProg(eth.Pin), progID("prog_route"))
+	}
+	// Another build's route: other code pinned as prog_route, and the
+	// Ethernet link running it, as that build would have left them.
+	spec, err := RouteDataplane.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coll.Close()
+	other := coll.Programs["route_egress_l3"]
+	if err := os.Remove(filepath.Join(dir, "prog_route")); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Pin(filepath.Join(dir, "prog_route")); err != nil {
+		t.Fatal(err)
+	}
+	lk, err := link.LoadPinnedLink(eth.Pin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = lk.Update(other)
+	lk.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Load(lock, RouteDataplane, LoadOptions{})
+	if err != nil || len(res.Upgraded) != 1 || res.Upgraded[0] != "route" {
+		t.Fatalf("reload: %+v, %v; want route upgraded", res, err)
+	}
+	if got := linkProg(l3.Pin); got != variant {
+		t.Errorf("the upgrade moved rt0's link to %d, off route-l3 (%d)", got, variant)
+	}
+	if got, want := linkProg(eth.Pin), progID("prog_route"); got != want {
+		t.Errorf("u0's link runs %d after the upgrade, want the new route %d", got, want)
+	}
+}

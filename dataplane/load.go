@@ -173,19 +173,24 @@ func pinProgram(dir string, dp *Dataplane, name string, prog *ebpf.Program) (upg
 	if oldInfo.Tag == newInfo.Tag {
 		return false, false, nil
 	}
-	// Every link running the old program moves to the new one (whatever
-	// name it is pinned under: an L3 variant runs under its program's).
+	// Links move to the new code: every link running the old program
+	// (whatever name it is pinned under: an L3 variant runs under its
+	// program's name), and links pinned under this name that run no pinned
+	// program at all (left over from an earlier build).
 	links, err := linkPins(dir)
 	if err != nil {
 		return false, false, err
 	}
 	oldID, _ := oldInfo.ID()
+	pinned := pinnedProgramIDs(dir)
 	for _, lp := range links {
 		l, err := link.LoadPinnedLink(filepath.Join(dir, lp), nil)
 		if err != nil {
 			continue // a defunct link has nothing to upgrade
 		}
-		if info, ierr := l.Info(); ierr != nil || info.Program != oldID {
+		info, ierr := l.Info()
+		mine := ierr == nil && (info.Program == oldID || (strings.HasPrefix(lp, maps.LinkPrefix+name+"_") && !pinned[info.Program]))
+		if !mine {
 			l.Close()
 			continue
 		}
@@ -206,6 +211,28 @@ func pinProgram(dir string, dp *Dataplane, name string, prog *ebpf.Program) (upg
 		return false, false, fmt.Errorf("replace pinned program %s: %w", name, err)
 	}
 	return true, false, nil
+}
+
+// pinnedProgramIDs returns the ids of the programs pinned in dir.
+func pinnedProgramIDs(dir string) map[ebpf.ProgramID]bool {
+	ids := map[ebpf.ProgramID]bool{}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), maps.ProgPrefix) {
+			continue
+		}
+		p, err := ebpf.LoadPinnedProgram(filepath.Join(dir, e.Name()), nil)
+		if err != nil {
+			continue
+		}
+		if info, err := p.Info(); err == nil {
+			if id, ok := info.ID(); ok {
+				ids[id] = true
+			}
+		}
+		p.Close()
+	}
+	return ids
 }
 
 // UnloadResult says what Unload did.

@@ -308,6 +308,12 @@ func (r *Route) Resolve(specs []maps.NexthopSpec) ([]maps.Nexthop, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ResolveNexthops(specs, devs, ino)
+}
+
+// ResolveNexthops resolves nexthops against the registered tunnel devices
+// devs, in the current namespace (inode ino).
+func ResolveNexthops(specs []maps.NexthopSpec, devs []maps.TunnelDev, ino uint64) ([]maps.Nexthop, error) {
 	var out []maps.Nexthop
 	var errs []error
 	for _, s := range specs {

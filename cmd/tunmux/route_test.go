@@ -202,3 +202,63 @@ func TestRouteBadInputChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+const routeYAML = `route:
+  routes:
+    - prefix: 10.200.0.0/16
+      nexthops:
+        - 192.168.60.2,vni=100
+        - {remote: 192.168.60.3, vni: 100, weight: 3}
+    - prefix: fd00:200::/48
+      nexthops: [fd60::2]
+  peers:
+    - {remote: 192.168.60.3, health: down, probe-port: 9997}
+`
+
+func TestApplyRouteSection(t *testing.T) {
+	c := newCLI(t)
+	t.Cleanup(func() { c.run("unload", "route") })
+	c.ok("load", "route")
+	c.ok("route", "dev", "create", "vxlan0", "--proto", "vxlan")
+
+	// Every problem at its line, nothing written.
+	bad := writeFile(t, "bad.yaml", routeYAML)
+	r := c.expect(exitInvalid, []string{"apply", "-f", bad}, "bad.yaml:8: route.routes[1]", "vni= is required")
+	if strings.Contains(r.Stderr, ":4:") {
+		t.Errorf("a good route reported:\n%s", r)
+	}
+	var rs []routeJSON
+	c.jsonOut(&rs, "route", "list")
+	if len(rs) != 0 {
+		t.Errorf("a bad file wrote routes: %+v", rs)
+	}
+
+	good := writeFile(t, "good.yaml", strings.Replace(routeYAML, "[fd60::2]", "[\"fd60::2,vni=7\"]", 1))
+	var res applyResult
+	c.jsonOut(&res, "apply", "-f", good)
+	if res.Summary["add"] != 3 {
+		t.Errorf("first apply: %+v", res)
+	}
+	c.jsonOut(&rs, "route", "list")
+	if len(rs) != 2 || len(rs[0].Nexthops) != 2 || rs[0].Nexthops[1].Weight != 3 || rs[0].Nexthops[1].Healthy || *rs[1].Nexthops[0].VNI != 7 {
+		t.Errorf("routes after apply: %+v", rs)
+	}
+	c.jsonOut(&res, "apply", "-f", good)
+	if len(res.Changes) != 0 {
+		t.Errorf("second apply changed %+v", res.Changes)
+	}
+	// A route added by hand stays without --prune and goes with it.
+	c.ok("route", "add", "10.9.0.0/16", "--nexthop", "192.168.60.9,vni=1")
+	c.ok("peer", "set", "192.168.60.9", "--health", "down")
+	changed := writeFile(t, "changed.yaml", strings.Replace(strings.Replace(routeYAML, "[fd60::2]", "[\"fd60::2,vni=8\"]", 1), "health: down", "health: up", 1))
+	c.jsonOut(&res, "apply", "-f", changed)
+	if res.Summary["change"] != 2 || res.Summary["remove"] != 0 {
+		t.Errorf("changed apply: %+v", res)
+	}
+	c.jsonOut(&res, "apply", "-f", changed, "--prune")
+	if res.Summary["remove"] != 2 {
+		t.Errorf("pruning apply: %+v", res)
+	}
+	c.expect(exitNotFound, []string{"route", "get", "10.9.0.0/16"}, "not found")
+	c.expect(exitNotFound, []string{"peer", "get", "192.168.60.9"}, "counts as up")
+}
