@@ -95,7 +95,7 @@ func (v attachView) Text() string {
 	if v.Already {
 		return fmt.Sprintf("%s was already attached to %s (%s), nothing changed", v.Program, where, v.Hook)
 	}
-	return fmt.Sprintf("attached %s to %s (ifindex %d, %s %s, link %d)", v.Program, where, v.Ifindex, v.Hook, v.Mode, v.LinkID)
+	return fmt.Sprintf("attached %s to %s (ifindex %d, %s, link %d)", v.Program, where, v.Ifindex, strings.TrimSpace(v.Hook+" "+v.Mode), v.LinkID)
 }
 
 func (a *app) detachCommand() *cobra.Command {

@@ -63,8 +63,10 @@ func (s statusView) Text() string {
 		for _, p := range d.Programs {
 			var where []string
 			for _, l := range d.Links {
-				if l.Program == p.Name {
-					where = append(where, fmt.Sprintf("%s (%s %s)", l.Where(), l.Hook, l.Mode))
+				// By the program the link runs (an L3 variant runs under
+				// its program's name); a defunct link by its name.
+				if (l.ProgID != 0 && l.ProgID == p.ID) || (l.ProgID == 0 && l.Program == p.Name) {
+					where = append(where, fmt.Sprintf("%s (%s)", l.Where(), strings.TrimSpace(l.Hook+" "+l.Mode)))
 				}
 			}
 			attached := strings.Join(where, ", ")
