@@ -430,13 +430,13 @@ type TunnelDev struct {
 
 // RouteState is the pinned state of the route dataplane.
 type RouteState struct {
-	routes, peers, devs *ebpf.Map
+	routes, peers, devs, config *ebpf.Map
 }
 
 // NewRouteState wraps the route dataplane's open maps, by name.
 func NewRouteState(ms map[string]*ebpf.Map) (*RouteState, error) {
-	s := &RouteState{routes: ms["routes"], peers: ms["peers"], devs: ms["tunnel_devs"]}
-	if s.routes == nil || s.peers == nil || s.devs == nil {
+	s := &RouteState{routes: ms["routes"], peers: ms["peers"], devs: ms["tunnel_devs"], config: ms["config"]}
+	if s.routes == nil || s.peers == nil || s.devs == nil || s.config == nil {
 		return nil, fmt.Errorf("route state: missing maps: %w", ErrNotLoaded)
 	}
 	return s, nil
@@ -568,27 +568,72 @@ func (s *RouteState) Peers() ([]Peer, error) {
 }
 
 // SetPeer writes a peer's health: every nexthop to it follows at once.
+// The count of peers marked down, which lets the program skip peer lookups
+// while it is 0, is raised before a peer goes down and lowered after one
+// comes up, so it is never below the truth.
 func (s *RouteState) SetPeer(_ *Lock, p Peer) error {
+	old, err := s.Peer(p.Remote)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	wasDown := err == nil && old.Down
+	if p.Down && !wasDown {
+		if err := s.addPeersDown(1); err != nil {
+			return err
+		}
+	}
 	v := route.RoutePeer{ProbePort: p.ProbePort}
 	if p.Down {
 		v.Down = 1
 	}
 	if err := s.peers.Put(peerKey(p.Remote), &v); err != nil {
+		if p.Down && !wasDown {
+			_ = s.addPeersDown(-1)
+		}
 		if errors.Is(err, unix.E2BIG) {
 			return fmt.Errorf("peer %s: the peer table is full (%d entries): %w", p.Remote, s.peers.MaxEntries(), err)
 		}
 		return fmt.Errorf("set peer %s: %w", p.Remote, err)
+	}
+	if wasDown && !p.Down {
+		return s.addPeersDown(-1)
 	}
 	return nil
 }
 
 // DeletePeer removes a peer's health entry: it counts as up again.
 func (s *RouteState) DeletePeer(_ *Lock, a netip.Addr) error {
+	old, err := s.Peer(a)
+	if err != nil {
+		return err
+	}
 	if err := s.peers.Delete(peerKey(a)); err != nil {
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("peer %s: %w", a, ErrNotFound)
-		}
 		return fmt.Errorf("delete peer %s: %w", a, err)
+	}
+	if old.Down {
+		return s.addPeersDown(-1)
+	}
+	return nil
+}
+
+// PeersDown returns the program's count of peers marked down.
+func (s *RouteState) PeersDown() (uint32, error) {
+	var c route.RouteRouteConfig
+	if err := s.config.Lookup(uint32(0), &c); err != nil {
+		return 0, fmt.Errorf("read route config: %w", err)
+	}
+	return c.PeersDown, nil
+}
+
+func (s *RouteState) addPeersDown(delta int) error {
+	var c route.RouteRouteConfig
+	if err := s.config.Lookup(uint32(0), &c); err != nil {
+		return fmt.Errorf("read route config: %w", err)
+	}
+	n := int(c.PeersDown) + delta
+	c.PeersDown = uint32(max(n, 0))
+	if err := s.config.Put(uint32(0), &c); err != nil {
+		return fmt.Errorf("write route config: %w", err)
 	}
 	return nil
 }

@@ -120,6 +120,19 @@ struct {
 	__uint(max_entries, 4096);
 } peers SEC(".maps");
 
+/* Settings and state the programs read (one entry). */
+struct route_config {
+	__u32 peers_down; /* peer entries marked down; 0: no peer lookups */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct route_config);
+	__uint(max_entries, 1);
+} config SEC(".maps");
+
 /* The tunnel devices `route dev create` made (never read by the programs). */
 struct tunnel_dev {
 	__u64 netns;       /* inode of its network namespace */
@@ -281,33 +294,54 @@ static __always_inline int parse(struct __sk_buff *skb, __u32 off, int ipv6, str
 	return 0;
 }
 
+/* usable reports whether nexthop nh may carry the flow; *probe is set when
+ * its peer is down and the flow is health-probe traffic to it. */
+static __always_inline int usable(const struct nexthop *nh, __u16 udp_dport, int check_peers, int *probe)
+{
+	struct peer_key pk = {};
+
+	*probe = 0;
+	if (!check_peers)
+		return 1;
+	pk.family = nh->flags & NH_F_IPV6 ? FAMILY_V6 : FAMILY_V4;
+	__builtin_memcpy(pk.addr, nh->remote, 16);
+	struct peer *p = bpf_map_lookup_elem(&peers, &pk);
+
+	if (!p || !p->down)
+		return 1;
+	if (!p->probe_port || p->probe_port != udp_dport)
+		return 0;
+	*probe = 1;
+	return 1;
+}
+
 /*
  * choose returns the index of the nexthop the flow takes, or -1 if none is
- * healthy; *probe is set when it is a peer marked down that the flow
- * reaches only as health-probe traffic.
+ * usable; *probe is set when it is a peer marked down that the flow reaches
+ * only as health-probe traffic. Peers are looked up only while some peer
+ * is marked down.
  */
-static __always_inline int choose(const struct route *r, __u32 hash, __u16 udp_dport, int *probe)
+static __always_inline int choose(const struct route *r, const struct flow *f, __u16 udp_dport, int *probe)
 {
+	__u32 zero = 0;
+	struct route_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	int check_peers = !cfg || cfg->peers_down;
 	int best = -1, best_probe = 0;
 	__u64 best_w = 0, best_r = 1;
+
+	if (r->count == 1)
+		return usable(&r->nh[0], udp_dport, check_peers, probe) ? 0 : -1;
+	__u32 hash = flow_hash(f);
 
 #pragma unroll
 	for (int i = 0; i < MAX_NEXTHOPS; i++) {
 		const struct nexthop *nh = &r->nh[i];
-		struct peer_key pk = {};
-		int via_probe = 0;
+		int via_probe;
 
 		if (i >= r->count)
 			break;
-		pk.family = nh->flags & NH_F_IPV6 ? FAMILY_V6 : FAMILY_V4;
-		__builtin_memcpy(pk.addr, nh->remote, 16);
-		struct peer *p = bpf_map_lookup_elem(&peers, &pk);
-
-		if (p && p->down) {
-			if (!p->probe_port || p->probe_port != udp_dport)
-				continue;
-			via_probe = 1;
-		}
+		if (!usable(nh, udp_dport, check_peers, &via_probe))
+			continue;
 		/* Weighted rendezvous: the largest weight / -ln(u) wins, u the
 		 * nexthop's hash of the flow in (0, 1); compared crosswise. */
 		__u64 w = nh->weight, rr = (32 << 16) - log2_q16(mix32(hash ^ nh->id));
@@ -342,7 +376,7 @@ static __always_inline int route(struct __sk_buff *skb, int l2)
 
 	if (!r)
 		return verdict_pass(S_ROUTE__PASS_NO_ROUTE, len);
-	int probe = 0, i = choose(r, flow_hash(&f), udp_dport, &probe);
+	int probe = 0, i = choose(r, &f, udp_dport, &probe);
 
 	if (i < 0 || i >= MAX_NEXTHOPS)
 		return verdict_pass(S_ROUTE__PASS_NO_HEALTHY, len);

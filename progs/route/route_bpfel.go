@@ -81,6 +81,12 @@ type RouteRoute struct {
 	Nh        [8]RouteNexthop
 }
 
+type RouteRouteConfig struct {
+	_         structs.HostLayout
+	PeersDown uint32
+	Pad       uint32
+}
+
 type RouteRouteKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -121,6 +127,7 @@ type RouteTunnelDev struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	RouteMapAttachments    = "attachments"
+	RouteMapConfig         = "config"
 	RouteMapMeta           = "meta"
 	RouteMapPeers          = "peers"
 	RouteMapRoutes         = "routes"
@@ -181,6 +188,7 @@ type RouteProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type RouteMapSpecs struct {
 	Attachments *ebpf.MapSpec `ebpf:"attachments"`
+	Config      *ebpf.MapSpec `ebpf:"config"`
 	Meta        *ebpf.MapSpec `ebpf:"meta"`
 	Peers       *ebpf.MapSpec `ebpf:"peers"`
 	Routes      *ebpf.MapSpec `ebpf:"routes"`
@@ -215,6 +223,7 @@ func (o *RouteObjects) Close() error {
 // It can be passed to LoadRouteObjects or ebpf.CollectionSpec.LoadAndAssign.
 type RouteMaps struct {
 	Attachments *ebpf.Map `ebpf:"attachments"`
+	Config      *ebpf.Map `ebpf:"config"`
 	Meta        *ebpf.Map `ebpf:"meta"`
 	Peers       *ebpf.Map `ebpf:"peers"`
 	Routes      *ebpf.Map `ebpf:"routes"`
@@ -225,6 +234,7 @@ type RouteMaps struct {
 func (m *RouteMaps) Close() error {
 	return _RouteClose(
 		m.Attachments,
+		m.Config,
 		m.Meta,
 		m.Peers,
 		m.Routes,

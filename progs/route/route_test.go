@@ -51,7 +51,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { e.objs.Close() })
 	var err error
-	e.st, err = maps.NewRouteState(map[string]*ebpf.Map{"routes": e.objs.Routes, "peers": e.objs.Peers, "tunnel_devs": e.objs.TunnelDevs})
+	e.st, err = maps.NewRouteState(map[string]*ebpf.Map{"routes": e.objs.Routes, "peers": e.objs.Peers, "tunnel_devs": e.objs.TunnelDevs, "config": e.objs.Config})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,5 +581,36 @@ func TestTunnelKey(t *testing.T) {
 				return nil
 			})
 		})
+	}
+}
+
+// TestPeersDownCount: the count that gates peer lookups follows the peers
+// marked down through every change.
+func TestPeersDownCount(t *testing.T) {
+	e := newEnv(t)
+	a, b := netip.MustParseAddr("192.168.50.2"), netip.MustParseAddr("fd50::3")
+	want := func(n uint32) {
+		t.Helper()
+		if got, err := e.st.PeersDown(); err != nil || got != n {
+			t.Fatalf("peers down: %d (%v), want %d", got, err, n)
+		}
+	}
+	steps := []struct {
+		do   func() error
+		down uint32
+	}{
+		{func() error { return e.st.SetPeer(nil, maps.Peer{Remote: a, Down: true}) }, 1},
+		{func() error { return e.st.SetPeer(nil, maps.Peer{Remote: a, Down: true, ProbePort: 9}) }, 1},
+		{func() error { return e.st.SetPeer(nil, maps.Peer{Remote: b}) }, 1},
+		{func() error { return e.st.SetPeer(nil, maps.Peer{Remote: b, Down: true}) }, 2},
+		{func() error { return e.st.SetPeer(nil, maps.Peer{Remote: a}) }, 1},
+		{func() error { return e.st.DeletePeer(nil, b) }, 0},
+		{func() error { return e.st.DeletePeer(nil, a) }, 0},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatal(err)
+		}
+		want(s.down)
 	}
 }
