@@ -10,7 +10,9 @@
 #   - XDP live frames through the xconnect program beside a Linux bridge;
 #   - `tunmux apply` of 100,000 tunnels beside one `tunnel add` process each;
 #   - iperf3 TCP and 64-byte UDP through a mux member beside the carrier itself,
-#     over a veth pair and over two TUN devices relayed by a forwarder.
+#     over a veth pair and over two TUN devices relayed by a forwarder;
+#   - the route program's cost per packet with 10 and 100,000 prefixes, and
+#     iperf3 over a tunmux route beside a kernel route to the same vxlan device.
 # Each measurement runs BENCH_COUNT times (default 5); the table shows medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +26,7 @@ trap 'rm -f "$raw"' EXIT
 
 echo "bench: XDP live frames ($frames frames x $count runs), then iperf3 (${count} x 5 s per case); this takes a few minutes" >&2
 go test ./bench -run '^$' -bench 'Live|Xconnect' -benchtime "${frames}x" -count "$count" -timeout 30m | tee -a "$raw" >&2
-go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux' -benchtime 1x -count "$count" -timeout 60m | tee -a "$raw" >&2
+go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux|Route' -benchtime 1x -count "$count" -timeout 60m | tee -a "$raw" >&2
 
 {
   echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r)"
@@ -70,6 +72,11 @@ go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux' -benchtime 1x -count "$c
       row("UDP 64 B through a mux member vs an L3 carrier (TUN relay) used directly (rx kpps)", "Mux/tun-relay/member/udp64", "rx-pps", "Mux/tun-relay/carrier/udp64", "rx-pps", 1e3)
       row("TCP through a mux member, netdev_max_backlog 10000, vs an L3 carrier (TUN relay) (Gbit/s)", "Mux/tun-relay/member-backlog10k/tcp", "Gbit/s", "Mux/tun-relay/carrier/tcp", "Gbit/s", 1)
       row("UDP 64 B through a mux member, netdev_max_backlog 10000, vs an L3 carrier (TUN relay) (rx kpps)", "Mux/tun-relay/member-backlog10k/udp64", "rx-pps", "Mux/tun-relay/carrier/udp64", "rx-pps", 1e3)
+      row("route program, 1 nexthop: 100,000 prefixes vs 10 (ns/packet)", "RouteLookup/prefixes-100000/nexthops-1", "ns/pkt", "RouteLookup/prefixes-10/nexthops-1", "ns/pkt", 1)
+      row("route program, 8 nexthops: 100,000 prefixes vs 10 (ns/packet)", "RouteLookup/prefixes-100000/nexthops-8", "ns/pkt", "RouteLookup/prefixes-10/nexthops-8", "ns/pkt", 1)
+      row("route program, 10 prefixes: 8 nexthops vs 1 (ns/packet)", "RouteLookup/prefixes-10/nexthops-8", "ns/pkt", "RouteLookup/prefixes-10/nexthops-1", "ns/pkt", 1)
+      row("TCP over a tunmux route vs a kernel route to the same vxlan device (Gbit/s)", "Route/tunmux-route/tcp", "Gbit/s", "Route/kernel-route/tcp", "Gbit/s", 1)
+      row("UDP 64 B over a tunmux route vs a kernel route to the same vxlan device (rx kpps)", "Route/tunmux-route/udp64", "rx-pps", "Route/kernel-route/udp64", "rx-pps", 1e3)
       row("100,000 tunnels: tunmux apply vs one tunnel add process each (entries/s)", "Apply/apply-100000", "entries/s", "Apply/tunnel-add-x1000", "entries/s", 1)
       row("100,000 tunnels: tunmux apply vs one tunnel add process each, 1,000 timed (s)", "Apply/apply-100000", "s", "Apply/tunnel-add-x1000", "s", 1)
     }' "$raw"
