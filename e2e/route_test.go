@@ -166,8 +166,8 @@ func TestRouteSpreadsFlowsAndFollowsHealth(t *testing.T) {
 		t.Logf("64 flows to %s: %v", addr, got)
 	}
 	pingUntil(t, c.ns, "fd00:200::1")
-	tcpTransfer(t, c.ns, r1.ns, "10.200.0.1") // whichever remote the flow takes answers
 	pingUntil(t, c.ns, "10.201.0.1")
+	tcpTransfer(t, c.ns, r1.ns, "10.201.0.1") // 10.201.0.0/24 has one nexthop: r1
 	if got := whoServes(t, c, "10.201.0.1", 4); got["rt2"] != 4 {
 		t.Errorf("IPv4 over the IPv6 underlay: %v", got)
 	}
