@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sort"
 
+	"github.com/tunmux/tunmux/hrw"
 	"github.com/tunmux/tunmux/maps"
 	"github.com/tunmux/tunmux/netdev"
 )
@@ -518,4 +519,41 @@ func (r *Route) PeerReport(a netip.Addr) (PeerReport, error) {
 		}
 	}
 	return PeerReport{Peer: maps.Peer{Remote: a}}, nil
+}
+
+// Choose returns the nexthop of rt that the flow f takes, as the program
+// chooses it (package hrw, peer health, probe ports), or -1 if none is
+// usable; probe is true when it is a down peer reached as probe traffic.
+func (r *Route) Choose(rt maps.Route, f hrw.Flow) (int, bool, error) {
+	peers, err := r.State.Peers()
+	if err != nil {
+		return -1, false, err
+	}
+	byAddr := map[netip.Addr]maps.Peer{}
+	for _, p := range peers {
+		byAddr[p.Remote] = p
+	}
+	var dport uint16
+	if f.Proto == 17 && f.HasPorts {
+		dport = uint16(f.Ports[2])<<8 | uint16(f.Ports[3])
+	}
+	cs := make([]hrw.Candidate, len(rt.Nexthops))
+	probes := make([]bool, len(rt.Nexthops))
+	for i, n := range rt.Nexthops {
+		p := byAddr[n.Remote]
+		probes[i] = p.Down && p.ProbePort != 0 && p.ProbePort == dport
+		cs[i] = hrw.Candidate{ID: n.ID(), Weight: n.Weight, Usable: !p.Down || probes[i]}
+	}
+	i := -1
+	if len(cs) == 1 {
+		if cs[0].Usable {
+			i = 0
+		}
+	} else {
+		i = hrw.Pick(f.Hash(), cs)
+	}
+	if i < 0 {
+		return -1, false, nil
+	}
+	return i, probes[i], nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,6 +90,17 @@ func serveName(t *testing.T, r routeNode, addr string) {
 func whoServes(t *testing.T, c routeNode, addr string, n int) map[string]int {
 	t.Helper()
 	got := map[string]int{}
+	for _, name := range servedBy(t, c, addr, n) {
+		got[name]++
+	}
+	return got
+}
+
+// servedBy opens n connections from c to addr:7000 and returns, by source
+// port, the name of the node that answered.
+func servedBy(t *testing.T, c routeNode, addr string, n int) map[int]string {
+	t.Helper()
+	got := map[int]string{}
 	c.ns.Do(t, func() error {
 		for i := 0; i < n; i++ {
 			conn, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "7000"), 5*time.Second)
@@ -97,11 +109,12 @@ func whoServes(t *testing.T, c routeNode, addr string, n int) map[string]int {
 			}
 			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 			b, err := io.ReadAll(conn)
+			port := conn.LocalAddr().(*net.TCPAddr).Port
 			conn.Close()
 			if err != nil {
 				return fmt.Errorf("flow %d to %s: %w", i, addr, err)
 			}
-			got[string(b)]++
+			got[port] = string(b)
 		}
 		return nil
 	})
@@ -164,6 +177,27 @@ func TestRouteSpreadsFlowsAndFollowsHealth(t *testing.T) {
 			t.Errorf("64 flows to %s: %v, want both remotes", addr, got)
 		}
 		t.Logf("64 flows to %s: %v", addr, got)
+	}
+	// route get --from says, for each flow, which remote answers it.
+	names := map[string]string{r1.v4(): "rt2", r2.v4(): "rt3"}
+	for _, src := range []string{"10.100.0.1", "fd00:100::1"} {
+		dst := "10.200.0.1"
+		if strings.Contains(src, ":") {
+			dst = "fd00:200::1"
+		}
+		for port, who := range servedBy(t, c, dst, 8) {
+			var got struct {
+				Nexthops []struct{ Remote string } `json:"nexthops"`
+				Flow     *int                      `json:"flow_nexthop"`
+			}
+			out := c.tm("-o", "json", "route", "get", dst, "--from", src, "--ip-proto", "tcp", "--sport", fmt.Sprint(port), "--dport", "7000").Stdout
+			if err := json.Unmarshal([]byte(out), &got); err != nil || got.Flow == nil {
+				t.Fatalf("route get --from: %v\n%s", err, out)
+			}
+			if said := names[got.Nexthops[*got.Flow].Remote]; said != who {
+				t.Errorf("flow %s:%d -> %s:7000: route get says %s, %s answered", src, port, dst, said, who)
+			}
+		}
 	}
 	pingUntil(t, c.ns, "fd00:200::1")
 	pingUntil(t, c.ns, "10.201.0.1")

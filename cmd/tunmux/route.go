@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tunmux/tunmux/dataplane"
+	"github.com/tunmux/tunmux/hrw"
 	"github.com/tunmux/tunmux/maps"
 	"github.com/tunmux/tunmux/netdev"
 )
@@ -103,21 +104,34 @@ Up to 8 nexthops; more is an error.`
 }
 
 func (a *app) routeGetCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "get PREFIX|ADDRESS",
+	var fl flowFlags
+	cmd := &cobra.Command{
+		Use:   "get PREFIX|ADDRESS [--from SRC [--ip-proto P] [--sport N] [--dport N]]",
 		Short: "Show a route: the exact PREFIX, or the longest match for ADDRESS (exit 3 if none)",
 		Long: `With a CIDR, show the route of exactly that prefix. With an address, show the
-route the datapath uses for it: the longest prefix that contains it.`,
-		Example: "  tunmux route get 10.200.0.0/16\n  tunmux route get 10.200.3.4 -o json",
-		Args:    cobra.ExactArgs(1),
+route the datapath uses for it: the longest prefix that contains it.
+
+With --from, also say which nexthop a flow from SRC to ADDRESS takes, computed as
+the program computes it (the same hash, weights, peer health and probe ports):
+--ip-proto tcp|udp|sctp|udplite|icmp|N (default tcp), --sport and --dport for the
+protocols with ports (default 0). A flow that no nexthop can take shows none.`,
+		Example: "  tunmux route get 10.200.0.0/16\n  tunmux route get 10.200.3.4 -o json\n" +
+			"  tunmux route get 10.200.3.4 --from 10.100.0.1 --ip-proto tcp --sport 40000 --dport 443",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, isAddr, err := maps.ParsePrefixOrAddr("PREFIX|ADDRESS", args[0])
 			if err != nil {
 				return err
 			}
+			flow, withFlow, err := fl.parse(p, isAddr)
+			if err != nil {
+				return err
+			}
 			var (
-				rt   maps.Route
-				down func(netip.Addr) bool
+				rt     maps.Route
+				down   func(netip.Addr) bool
+				chosen = -1
+				probe  bool
 			)
 			err = a.readRoute(func(r *dataplane.Route) error {
 				var err error
@@ -129,6 +143,11 @@ route the datapath uses for it: the longest prefix that contains it.`,
 				if err != nil {
 					return err
 				}
+				if withFlow {
+					if chosen, probe, err = r.Choose(rt, flow); err != nil {
+						return err
+					}
+				}
 				down, err = r.Health()
 				return err
 			})
@@ -139,9 +158,70 @@ route the datapath uses for it: the longest prefix that contains it.`,
 			if err := dataplane.NameDevs(a.netns, rs); err != nil {
 				return err
 			}
-			return a.printer.Print(routeTable{routes: rs, down: down, one: true})
+			t := routeTable{routes: rs, down: down, one: true}
+			if withFlow {
+				t.flow = &flowChoice{Flow: flow, Index: chosen, Probe: probe}
+			}
+			return a.printer.Print(t)
 		},
 	}
+	cmd.Flags().StringVar(&fl.from, "from", "", "a flow's source address: say which nexthop the flow takes")
+	cmd.Flags().StringVar(&fl.proto, "ip-proto", "tcp", "with --from: the flow's IP protocol: tcp|udp|sctp|udplite|icmp|0..255")
+	cmd.Flags().StringVar(&fl.sport, "sport", "0", "with --from: the flow's source port")
+	cmd.Flags().StringVar(&fl.dport, "dport", "0", "with --from: the flow's destination port")
+	return cmd
+}
+
+// flowFlags are route get's flow flags, as given.
+type flowFlags struct{ from, proto, sport, dport string }
+
+var ipProtos = map[string]uint8{"tcp": 6, "udp": 17, "sctp": 132, "udplite": 136, "icmp": 1, "icmpv6": 58}
+
+// parse turns the flags into the flow the program would hash for a packet
+// from --from to ADDRESS.
+func (fl flowFlags) parse(p netip.Prefix, isAddr bool) (hrw.Flow, bool, error) {
+	if fl.from == "" {
+		return hrw.Flow{}, false, nil
+	}
+	if !isAddr {
+		return hrw.Flow{}, false, maps.Invalid("--from", fl.from, "needs an ADDRESS to go to, not a prefix", "route get ADDRESS --from SRC")
+	}
+	src, err := netip.ParseAddr(fl.from)
+	if err != nil || src.Unmap().Is4() != p.Addr().Is4() {
+		return hrw.Flow{}, false, maps.Invalid("--from", fl.from, "is not an address of the destination's family", "an IPv4 source for an IPv4 ADDRESS, IPv6 for IPv6")
+	}
+	f := hrw.Flow{Src: src.Unmap(), Dst: p.Addr()}
+	proto, ok := ipProtos[fl.proto]
+	if !ok {
+		n, ierr := maps.ParseUint("--ip-proto", fl.proto, 0, 255)
+		if ierr != nil {
+			ierr.Accepted = "tcp|udp|sctp|udplite|icmp|icmpv6|0..255"
+			return f, false, ierr
+		}
+		proto = uint8(n)
+	}
+	f.Proto = proto
+	sport, err1 := maps.ParseUint("--sport", fl.sport, 0, 65535)
+	dport, err2 := maps.ParseUint("--dport", fl.dport, 0, 65535)
+	if err1 != nil {
+		return f, false, err1
+	}
+	if err2 != nil {
+		return f, false, err2
+	}
+	switch proto {
+	case 6, 17, 132, 136:
+		f.HasPorts = true
+		f.Ports = [4]byte{byte(sport >> 8), byte(sport), byte(dport >> 8), byte(dport)}
+	}
+	return f, true, nil
+}
+
+// flowChoice is the nexthop a flow takes (Index -1: none).
+type flowChoice struct {
+	Flow  hrw.Flow
+	Index int
+	Probe bool
 }
 
 func (a *app) routeDelCommand() *cobra.Command {
@@ -200,11 +280,16 @@ func (a *app) routeListCommand() *cobra.Command {
 type routeTable struct {
 	routes []maps.Route
 	down   func(netip.Addr) bool
-	one    bool // a single route: JSON is an object, not a list
+	one    bool        // a single route: JSON is an object, not a list
+	flow   *flowChoice // route get --from: the nexthop the flow takes
 }
 
 func (t routeTable) Header() []string {
-	return []string{"prefix", "remote", "vni", "weight", "proto", "dev", "inner-dst-mac", "health"}
+	h := []string{"prefix", "remote", "vni", "weight", "proto", "dev", "inner-dst-mac", "health"}
+	if t.flow != nil {
+		h = append(h, "flow")
+	}
+	return h
 }
 
 func (t routeTable) Rows() [][]string {
@@ -223,7 +308,18 @@ func (t routeTable) Rows() [][]string {
 			if t.down(n.Remote) {
 				health = "down"
 			}
-			rows = append(rows, []string{prefix, n.Remote.String(), vni, fmt.Sprint(n.Weight), n.Proto.String(), n.Dev, mac, health})
+			row := []string{prefix, n.Remote.String(), vni, fmt.Sprint(n.Weight), n.Proto.String(), n.Dev, mac, health}
+			if t.flow != nil {
+				mark := ""
+				if t.flow.Index == i {
+					mark = "<- takes"
+					if t.flow.Probe {
+						mark += " (probe)"
+					}
+				}
+				row = append(row, mark)
+			}
+			rows = append(rows, row)
 		}
 	}
 	return rows
@@ -235,6 +331,17 @@ func (t routeTable) MarshalJSON() ([]byte, error) {
 		out = append(out, r.JSON(t.down))
 	}
 	if t.one && len(out) == 1 {
+		if t.flow != nil {
+			var idx *int
+			if t.flow.Index >= 0 {
+				idx = &t.flow.Index
+			}
+			return jsonOf(struct {
+				maps.RouteJSON
+				FlowNexthop *int `json:"flow_nexthop"`
+				FlowProbe   bool `json:"flow_probe"`
+			}{out[0], idx, t.flow.Probe})
+		}
 		return jsonOf(out[0])
 	}
 	return jsonOf(out)
