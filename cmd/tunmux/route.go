@@ -433,7 +433,6 @@ type devView struct {
 	MTU     int     `json:"mtu"`
 	MAC     *string `json:"mac"`
 	Local   *string `json:"local"`
-	Port    *uint16 `json:"-"`
 }
 
 func tunnelDevView(d maps.TunnelDev, netnsName string) devView {
