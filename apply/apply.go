@@ -150,6 +150,7 @@ func check(root *maps.Root, file string, doc *Document, netnsName string) (desir
 				continue
 			}
 			t.UnderlayIndex, t.OverlayIndex = uint32(under.Index), uint32(over.Index)
+			t.OverlayPeerNetns = over.PeerElsewhere()
 			if t.Proto.UsesUDP() && t.SrcMAC == nil {
 				if len(under.MAC) != 6 {
 					problems = append(problems, Problem{Line: e.Line, Path: e.Path, Msg: fmt.Sprintf("src-mac is required: %s has no Ethernet address", under.Name)})

@@ -51,7 +51,7 @@ func newLiveEnv(b *testing.B, peerVerdict uint32) *liveEnv {
 	}
 	b.Cleanup(func() { e.objs.Close() })
 	var err error
-	if e.state, err = maps.NewEncapState(map[string]*ebpf.Map{"tunnels": e.objs.Tunnels, "devmap": e.objs.Devmap, "slots": e.objs.Slots}); err != nil {
+	if e.state, err = maps.NewEncapState(map[string]*ebpf.Map{"tunnels": e.objs.Tunnels, "tunnel_stats": e.objs.TunnelStats, "devmap": e.objs.Devmap, "slots": e.objs.Slots}); err != nil {
 		b.Fatal(err)
 	}
 	root, err := maps.OpenRoot(testnet.BPFRoot(b, nil), true)

@@ -40,6 +40,7 @@ func linkPins(dir string) ([]string, error) {
 type AttachOptions struct {
 	Netns string // network namespace of the interface; "" for the caller's
 	Mode  string // XDP: "native" (default) or "generic"
+	Hook  string // "xdp" or "tc" for programs with a TC variant; "" their default
 }
 
 // AttachResult describes an attachment.
@@ -79,7 +80,51 @@ func (l *Loaded) Attach(lock *maps.Lock, prog, iface string, opts AttachOptions)
 	if !ok || !p.Attachable {
 		return AttachResult{}, maps.Invalid("PROGRAM", prog, "is not an attachable program of "+l.DP.Name, attachableNames(l.DP))
 	}
+	p, err := l.forHook(p, opts)
+	if err != nil {
+		return AttachResult{}, err
+	}
 	return l.attach(lock, p, iface, opts)
+}
+
+// forHook returns the program --hook asks for: p, or its TC variant.
+func (l *Loaded) forHook(p Program, opts AttachOptions) (Program, error) {
+	switch opts.Hook {
+	case "":
+		return p, nil
+	case "xdp":
+		if p.Hook != maps.HookXDP {
+			return p, maps.Invalid("--hook", opts.Hook, p.Name+" attaches at "+p.Hook.String(), "omit it")
+		}
+		return p, nil
+	case "tc":
+		if p.Hook != maps.HookXDP {
+			return p, nil // a TC program already
+		}
+		if p.TCVariant == "" {
+			return p, maps.Invalid("--hook", opts.Hook, p.Name+" has no TC variant", "xdp")
+		}
+		if opts.Mode != "" {
+			return p, maps.Invalid("--mode", opts.Mode, "applies to XDP only", "omit it with --hook tc")
+		}
+		v, _ := l.DP.Program(p.TCVariant)
+		return v, nil
+	}
+	return p, maps.Invalid("--hook", opts.Hook, "unknown hook", "xdp|tc")
+}
+
+// sibling returns the other hook's form of p (its TC variant, or the XDP
+// program it is the TC variant of), if it has one.
+func (l *Loaded) sibling(p Program) (Program, bool) {
+	if p.TCVariant != "" {
+		return l.DP.Program(p.TCVariant)
+	}
+	for _, q := range l.DP.Programs {
+		if q.TCVariant == p.Name {
+			return q, true
+		}
+	}
+	return Program{}, false
 }
 
 // attach is Attach for any program of the dataplane.
@@ -109,6 +154,9 @@ func (l *Loaded) attach(lock *maps.Lock, p Program, iface string, opts AttachOpt
 		res.Pin = pin
 		if p.RedirectsIngress {
 			res.Warnings = append(res.Warnings, checksumWarning(ifc, opts.Netns)...)
+		}
+		if sib, ok := l.sibling(p); ok && linkAlive(filepath.Join(l.Dir, LinkPinName(sib.Name, ino, ifc.Index))) {
+			return fmt.Errorf("%s is attached to %s at %s: %w; one hook per interface: detach it first", sib.Name, iface, sib.Hook, maps.ErrInUse)
 		}
 		if linkAlive(pin) {
 			rec, err := maps.GetAttachment(l.Maps["attachments"], ino, uint32(ifc.Index), p.Hook)
@@ -246,7 +294,15 @@ func (l *Loaded) Detach(lock *maps.Lock, prog, iface, netnsName string) (DetachR
 	if !ok || !p.Attachable {
 		return DetachResult{}, maps.Invalid("PROGRAM", prog, "is not an attachable program of "+l.DP.Name, attachableNames(l.DP))
 	}
-	return l.detach(lock, p, iface, netnsName)
+	res, err := l.detach(lock, p, iface, netnsName)
+	if errors.Is(err, maps.ErrNotFound) && p.TCVariant != "" {
+		// Attached with --hook tc: its TC variant is what to detach.
+		v, _ := l.DP.Program(p.TCVariant)
+		if vres, verr := l.detach(lock, v, iface, netnsName); verr == nil || !errors.Is(verr, maps.ErrNotFound) {
+			return vres, verr
+		}
+	}
+	return res, err
 }
 
 // detach is Detach for any program of the dataplane.

@@ -32,6 +32,9 @@ type Program struct {
 	// L3Variant names the program attached instead, under this program's
 	// name, on an interface without an Ethernet header (a TUN device).
 	L3Variant string
+	// TCVariant names the program `attach --hook tc` attaches instead: the
+	// same job at TC ingress.
+	TCVariant string
 }
 
 // object returns the program's name in the BPF object.
@@ -91,13 +94,17 @@ func (d *Dataplane) Program(name string) (Program, bool) {
 // push and pop at XDP with devmap redirect.
 var EncapDataplane = &Dataplane{
 	Name:              "encap",
-	Summary:           "per-flow GENEVE, VXLAN and 802.1Q push/pop at XDP with devmap redirect",
+	Summary:           "per-flow GENEVE, VXLAN and 802.1Q push/pop at XDP (devmap redirect) or TC (GSO kept), IPv4 and IPv6",
 	Schema:            maps.EncapSchema,
 	MainMap:           "tunnels",
+	SizedMaps:         []string{"tunnel_stats"},
 	DefaultMaxEntries: 1024,
 	Programs: []Program{
-		{Name: "encap", Hook: maps.HookXDP, Attachable: true, RedirectsIngress: true, Role: "frames from workloads arrive here and are encapsulated"},
-		{Name: "decap", Hook: maps.HookXDP, Attachable: true, Role: "tunnelled frames arrive here and are decapsulated"},
+		{Name: "encap", Hook: maps.HookXDP, Attachable: true, RedirectsIngress: true, TCVariant: "encap-tc", Role: "frames from workloads arrive here and are encapsulated"},
+		{Name: "decap", Hook: maps.HookXDP, Attachable: true, TCVariant: "decap-tc", Role: "tunnelled frames arrive here and are decapsulated"},
+		// Attached by `attach encap|decap IFACE --hook tc`.
+		{Name: "encap-tc", Func: "encap_tc", Hook: maps.HookTCIngress, Role: "encap at TC ingress: GSO kept"},
+		{Name: "decap-tc", Func: "decap_tc", Hook: maps.HookTCIngress, Role: "decap at TC ingress: delivered into the workload namespace"},
 		{Name: "redirect", Hook: maps.HookXDP, Attachable: true, RedirectsIngress: true, Role: "frames arriving here leave through the interface's devmap slot (devmap add IN OUT)"},
 		{Name: "pass", Hook: maps.HookXDP, Attachable: true, Role: "passes every frame: readies a veth peer for redirected frames with XDP instead of GRO"},
 	},

@@ -84,6 +84,7 @@ func (e *Encap) PutTunnel(lock *maps.Lock, args maps.TunnelArgs, mode maps.PutMo
 			return err
 		}
 		t.UnderlayIndex, t.OverlayIndex = uint32(under.Index), uint32(over.Index)
+		t.OverlayPeerNetns = over.PeerElsewhere()
 		if t.Proto.UsesUDP() && t.SrcMAC == nil {
 			if len(under.MAC) != 6 {
 				return maps.Invalid("--src-mac", "", fmt.Sprintf("is required: %s has no Ethernet address", under.Name), "a unicast MAC address")
@@ -255,12 +256,17 @@ func makeReady(ifc netdev.Iface, netnsName string) (maps.Readiness, string, stri
 	return ready, peer, ""
 }
 
-// showVLANTags makes a veth underlay of a VLAN tunnel receive tags inside
-// the frame, where XDP can see them: its peer stops handing tags over beside
-// the frame (tx VLAN offload off). It returns a warning when it cannot.
+// showVLANTags makes the tags of a VLAN tunnel's veth underlay travel inside
+// the frame, where XDP can see them: the underlay puts the tags TC encap
+// pushes into the frames it sends, and its peer stops handing tags over
+// beside the frame (tx VLAN offload off at both). It returns a warning when
+// it cannot.
 func showVLANTags(ifc netdev.Iface, netnsName string) string {
 	if !ifc.IsVeth() {
 		return ""
+	}
+	if _, err := netdev.DisableTxVLANOffload(ifc.Name); err != nil {
+		return fmt.Sprintf("could not turn tx VLAN offload off at %s (%v): tags TC encap pushes may travel beside the frame, unseen by XDP at the far end; run 'ethtool -K %s txvlan off'", ifc.Name, err, ifc.Name)
 	}
 	peer, err := netdev.InPeer(ifc, nsDisplayName(netnsName), func(p netdev.Iface) error {
 		_, err := netdev.DisableTxVLANOffload(p.Name)

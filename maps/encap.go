@@ -16,7 +16,8 @@ const L2TPSchema = 1
 
 // EncapSchema is the layout version of the encap dataplane's maps. Raise it
 // when a map's meaning changes in a way the sizes do not show.
-const EncapSchema = 1
+// 2: IPv6 inner pairs and underlays, GENEVE options, per-tunnel counters.
+const EncapSchema = 2
 
 // PutMode says whether a write may create, replace, or both.
 type PutMode int
@@ -42,17 +43,54 @@ func (m PutMode) flags() ebpf.MapUpdateFlags {
 // redirect slots (the devmap, and what userspace knows about each slot).
 type EncapState struct {
 	tunnels *ebpf.Map
+	stats   *ebpf.Map
 	devmap  *ebpf.Map
 	slots   *ebpf.Map
 }
 
 // NewEncapState wraps the encap dataplane's open maps, by name.
 func NewEncapState(ms map[string]*ebpf.Map) (*EncapState, error) {
-	s := &EncapState{tunnels: ms["tunnels"], devmap: ms["devmap"], slots: ms["slots"]}
-	if s.tunnels == nil || s.devmap == nil || s.slots == nil {
-		return nil, fmt.Errorf("encap state: tunnels, devmap and slots maps are required: %w", ErrNotLoaded)
+	s := &EncapState{tunnels: ms["tunnels"], stats: ms["tunnel_stats"], devmap: ms["devmap"], slots: ms["slots"]}
+	if s.tunnels == nil || s.stats == nil || s.devmap == nil || s.slots == nil {
+		return nil, fmt.Errorf("encap state: tunnels, tunnel_stats, devmap and slots maps are required: %w", ErrNotLoaded)
 	}
 	return s, nil
+}
+
+// FillCounters reads the counters of each tunnel.
+func (s *EncapState) FillCounters(ts []Tunnel) {
+	for i := range ts {
+		ts[i].Counters = s.counters(ts[i].kernelKey())
+	}
+}
+
+func (s *EncapState) counters(kk encap.EncapTunnelKey) TunnelCounters {
+	var per []encap.EncapTunnelCounters
+	var c TunnelCounters
+	if s.stats.Lookup(&kk, &per) == nil {
+		for _, p := range per {
+			c.TxPackets += p.TxPackets
+			c.TxBytes += p.TxBytes
+			c.RxPackets += p.RxPackets
+			c.RxBytes += p.RxBytes
+			c.DropTooBig += p.DropTooBig
+		}
+	}
+	return c
+}
+
+// ensureCounters creates zeroed counters for the tunnel keys that have none.
+func (s *EncapState) ensureCounters(keys []encap.EncapTunnelKey) error {
+	zero := make([]encap.EncapTunnelCounters, ebpf.MustPossibleCPU())
+	for _, k := range keys {
+		if err := s.stats.Update(&k, zero, ebpf.UpdateNoExist); err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+			if errors.Is(err, unix.E2BIG) {
+				return fmt.Errorf("tunnel counters: the map is full (%d entries): %w", s.stats.MaxEntries(), err)
+			}
+			return fmt.Errorf("create tunnel counters: %w", err)
+		}
+	}
+	return nil
 }
 
 // TunnelCapacity is the number of tunnels the map holds.
@@ -70,6 +108,7 @@ func (s *EncapState) GetTunnel(k TunnelKey) (Tunnel, error) {
 	}
 	t := tunnelFromKernel(kk, v)
 	s.nameInterfaces(&t)
+	t.Counters = s.counters(kk)
 	return t, nil
 }
 
@@ -125,6 +164,12 @@ func (s *EncapState) TunnelsUsing(ifindex uint32) ([]Tunnel, error) {
 // exist already: the datapath never sees a tunnel without its slots.
 func (s *EncapState) PutTunnel(_ *Lock, t Tunnel, mode PutMode) error {
 	k, v := t.kernelKey(), t.kernelValue()
+	if mode != Update {
+		// Counters before the tunnel, so its first frame is counted.
+		if err := s.ensureCounters([]encap.EncapTunnelKey{k}); err != nil {
+			return err
+		}
+	}
 	if err := s.tunnels.Update(&k, &v, mode.flags()); err != nil {
 		switch {
 		case errors.Is(err, ebpf.ErrKeyExist):
@@ -148,6 +193,7 @@ func (s *EncapState) DeleteTunnel(_ *Lock, k TunnelKey) error {
 		}
 		return fmt.Errorf("delete tunnel %s: %w", k, err)
 	}
+	_ = s.stats.Delete(&kk)
 	return nil
 }
 
@@ -388,6 +434,9 @@ func (s *EncapState) PutTunnels(_ *Lock, ts []Tunnel, chunk int) error {
 			keys = append(keys, t.kernelKey())
 			vals = append(vals, t.kernelValue())
 		}
+		if err := s.ensureCounters(keys); err != nil {
+			return err
+		}
 		if _, err := s.tunnels.BatchUpdate(keys, vals, nil); err != nil {
 			if errors.Is(err, unix.E2BIG) {
 				return fmt.Errorf("write tunnels: the tunnel map is full (%d entries); load encap with a larger --max-entries: %w", s.tunnels.MaxEntries(), err)
@@ -417,6 +466,9 @@ func (s *EncapState) DeleteTunnels(lock *Lock, keys []TunnelKey, chunk int) erro
 					return err
 				}
 			}
+		}
+		for i := range kk {
+			_ = s.stats.Delete(&kk[i])
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package maps
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,7 +52,11 @@ func ParseProto(s string) (Proto, error) {
 func (p Proto) UsesUDP() bool { return p == ProtoGENEVE || p == ProtoVXLAN }
 
 // Tunnel flag bits (enum tunnel_flags in encap.c).
-const tunnelFlagInnerDstMAC = 1
+const (
+	tunnelFlagInnerDstMAC = 1
+	tunnelFlagOuterV6     = 2
+	tunnelFlagPeerNetns   = 4
+)
 
 // Limits of tunnel fields.
 const (
@@ -60,7 +65,7 @@ const (
 	MaxVlanID = 4094
 )
 
-// TunnelKey is the inner IPv4 pair, as the local workload sends it.
+// TunnelKey is the inner pair (IPv4 or IPv6), as the local workload sends it.
 type TunnelKey struct {
 	InnerSrc netip.Addr
 	InnerDst netip.Addr
@@ -81,11 +86,94 @@ type Tunnel struct {
 	DstMAC      net.HardwareAddr // GENEVE, VXLAN: outer destination
 	InnerDstMAC net.HardwareAddr // optional rewrite of the inner destination on encap
 	SrcPort     uint16           // 0: derived per inner flow
+	GeneveOpts  []GeneveOpt      // GENEVE: options sent on encap
 	Underlay    string           // where encapsulated frames leave
 	Overlay     string           // where decapsulated frames go
 	// Interface indexes, as stored in the kernel; set by the dataplane.
 	UnderlayIndex uint32
 	OverlayIndex  uint32
+	// OverlayPeerNetns: the overlay is a veth whose peer is in another
+	// namespace (TC decap delivers there directly); set by the dataplane.
+	OverlayPeerNetns bool
+	// Counters are read with the tunnel, never written from here.
+	Counters TunnelCounters
+}
+
+// TunnelCounters are a tunnel's frames and bytes each way (inner frames),
+// and frames dropped as too big for the underlay, summed over CPUs.
+type TunnelCounters struct {
+	TxPackets  uint64 `json:"tx_packets"`
+	TxBytes    uint64 `json:"tx_bytes"`
+	RxPackets  uint64 `json:"rx_packets"`
+	RxBytes    uint64 `json:"rx_bytes"`
+	DropTooBig uint64 `json:"drop_too_big"`
+}
+
+// GeneveOpt is one GENEVE option (RFC 8926 3.5): class, type (bit 7: the
+// receiver must understand it) and data, a multiple of 4 bytes.
+type GeneveOpt struct {
+	Class uint16
+	Type  uint8
+	Data  []byte
+}
+
+// MaxGeneveOptBytes is how many bytes of options a tunnel sends, headers
+// included (the program's room).
+const MaxGeneveOptBytes = 64
+
+// Critical reports whether the receiver must understand the option.
+func (o GeneveOpt) Critical() bool { return o.Type&0x80 != 0 }
+
+func (o GeneveOpt) String() string {
+	return fmt.Sprintf("%04x:%02x:%s", o.Class, o.Type, hex.EncodeToString(o.Data))
+}
+
+const geneveOptForm = "CLASS:TYPE:HEXDATA in hex, like 0102:80:deadbeef (data a multiple of 4 bytes, up to 124)"
+
+// ParseGeneveOpt parses a --geneve-opt value.
+func ParseGeneveOpt(s string) (GeneveOpt, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return GeneveOpt{}, Invalid("--geneve-opt", s, "is not CLASS:TYPE:HEXDATA", geneveOptForm)
+	}
+	class, err1 := strconv.ParseUint(strings.TrimPrefix(parts[0], "0x"), 16, 16)
+	typ, err2 := strconv.ParseUint(strings.TrimPrefix(parts[1], "0x"), 16, 8)
+	data, err3 := hex.DecodeString(strings.TrimPrefix(parts[2], "0x"))
+	switch {
+	case err1 != nil:
+		return GeneveOpt{}, Invalid("--geneve-opt", s, "has a class that is not 1 to 4 hex digits", geneveOptForm)
+	case err2 != nil:
+		return GeneveOpt{}, Invalid("--geneve-opt", s, "has a type that is not 1 or 2 hex digits", geneveOptForm)
+	case err3 != nil:
+		return GeneveOpt{}, Invalid("--geneve-opt", s, "has data that is not hex", geneveOptForm)
+	case len(data)%4 != 0 || len(data) > 124:
+		return GeneveOpt{}, Invalid("--geneve-opt", s, fmt.Sprintf("has %d bytes of data, not a multiple of 4 up to 124", len(data)), geneveOptForm)
+	}
+	return GeneveOpt{Class: uint16(class), Type: uint8(typ), Data: data}, nil
+}
+
+// encodeGeneveOpts lays options out as they go on the wire.
+func encodeGeneveOpts(opts []GeneveOpt) []byte {
+	var b []byte
+	for _, o := range opts {
+		b = append(b, byte(o.Class>>8), byte(o.Class), o.Type, byte(len(o.Data)/4))
+		b = append(b, o.Data...)
+	}
+	return b
+}
+
+// decodeGeneveOpts reads options laid out as on the wire.
+func decodeGeneveOpts(b []byte) []GeneveOpt {
+	var out []GeneveOpt
+	for len(b) >= 4 {
+		n := 4 + int(b[3]&0x1f)*4
+		if n > len(b) {
+			break
+		}
+		out = append(out, GeneveOpt{Class: uint16(b[0])<<8 | uint16(b[1]), Type: b[2], Data: append([]byte(nil), b[4:n]...)})
+		b = b[n:]
+	}
+	return out
 }
 
 // TunnelArgs are the tunnel flags as given; "" means the flag was not given.
@@ -96,23 +184,46 @@ type TunnelArgs struct {
 	SrcMAC, DstMAC, InnerDstMAC string
 	SrcPort                     string
 	Underlay, Overlay           string
+	// GeneveOpts are the --geneve-opt values; nil: not given.
+	GeneveOpts []string
 }
 
-// ParseTunnelKey parses --inner-src and --inner-dst.
+// ParseTunnelKey parses --inner-src and --inner-dst: two IPv4 or two IPv6
+// addresses.
 func ParseTunnelKey(src, dst string) (TunnelKey, error) {
 	var k TunnelKey
 	var errs []error
 	var err error
-	if k.InnerSrc, err = parseIPv4("--inner-src", src, true); err != nil {
+	if k.InnerSrc, err = parseUnicast("--inner-src", src); err != nil {
 		errs = append(errs, err)
 	}
-	if k.InnerDst, err = parseIPv4("--inner-dst", dst, true); err != nil {
+	if k.InnerDst, err = parseUnicast("--inner-dst", dst); err != nil {
 		errs = append(errs, err)
+	}
+	if len(errs) == 0 && k.InnerSrc.Is4() != k.InnerDst.Is4() {
+		errs = append(errs, Invalid("--inner-dst", dst, "is not of --inner-src's family", "two IPv4 or two IPv6 addresses"))
 	}
 	if len(errs) == 0 && k.InnerSrc == k.InnerDst {
-		errs = append(errs, Invalid("--inner-dst", dst, "equals --inner-src", "a different IPv4 address"))
+		errs = append(errs, Invalid("--inner-dst", dst, "equals --inner-src", "a different address"))
 	}
 	return k, errors.Join(errs...)
+}
+
+// parseUnicast parses an IPv4 or IPv6 unicast address given to flag.
+func parseUnicast(flag, s string) (netip.Addr, error) {
+	const form = "an IPv4 or IPv6 address like 10.0.0.1 or fd00::1"
+	if s == "" {
+		return netip.Addr{}, Invalid(flag, "", "is required", form)
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil || ip.Zone() != "" {
+		return netip.Addr{}, Invalid(flag, s, "is not an IP address", form)
+	}
+	ip = ip.Unmap()
+	if ip.IsUnspecified() || ip.IsMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return netip.Addr{}, Invalid(flag, s, "is not a unicast address", "a unicast "+form)
+	}
+	return ip, nil
 }
 
 // Parse validates the arguments into a Tunnel. With base nil every required
@@ -159,17 +270,35 @@ func (a TunnelArgs) Parse(base *Tunnel) (Tunnel, error) {
 		}
 	}
 	if a.OuterSrc != "" {
-		if ip, err := parseIPv4("--outer-src", a.OuterSrc, true); err != nil {
+		if ip, err := parseUnicast("--outer-src", a.OuterSrc); err != nil {
 			bad(err)
 		} else {
 			t.OuterSrc = ip
 		}
 	}
 	if a.OuterDst != "" {
-		if ip, err := parseIPv4("--outer-dst", a.OuterDst, true); err != nil {
+		if ip, err := parseUnicast("--outer-dst", a.OuterDst); err != nil {
 			bad(err)
 		} else {
 			t.OuterDst = ip
+		}
+	}
+	if a.GeneveOpts != nil {
+		t.GeneveOpts = nil
+		for _, o := range a.GeneveOpts {
+			if o == "" || o == "none" {
+				continue // --geneve-opt none clears them
+			}
+			opt, err := ParseGeneveOpt(o)
+			if err != nil {
+				bad(err)
+				continue
+			}
+			t.GeneveOpts = append(t.GeneveOpts, opt)
+		}
+		if n := len(encodeGeneveOpts(t.GeneveOpts)); n > MaxGeneveOptBytes {
+			bad(Invalid("--geneve-opt", strings.Join(a.GeneveOpts, " "), fmt.Sprintf("adds up to %d bytes of options", n),
+				fmt.Sprintf("up to %d bytes in all, 4 of header per option", MaxGeneveOptBytes)))
 		}
 	}
 	for _, m := range []struct {
@@ -239,7 +368,10 @@ func (t *Tunnel) checkProtoFields(a TunnelArgs, hadUDP bool) []error {
 				errs = append(errs, Invalid(f.flag, f.value, "is invalid with --proto vlan (a VLAN tag has no outer IP, UDP or MAC header)", "omit it"))
 			}
 		}
-		t.VNI, t.OuterSrc, t.OuterDst, t.SrcMAC, t.DstMAC, t.SrcPort = 0, netip.Addr{}, netip.Addr{}, nil, nil, 0
+		if len(a.GeneveOpts) > 0 {
+			errs = append(errs, Invalid("--geneve-opt", strings.Join(a.GeneveOpts, " "), "is only valid with --proto geneve", "omit it"))
+		}
+		t.VNI, t.OuterSrc, t.OuterDst, t.SrcMAC, t.DstMAC, t.SrcPort, t.GeneveOpts = 0, netip.Addr{}, netip.Addr{}, nil, nil, 0, nil
 		if t.VlanID == 0 && a.VlanID == "" {
 			errs = append(errs, Invalid("--vlan-id", "", "is required with --proto vlan", "1..4094"))
 		}
@@ -249,18 +381,27 @@ func (t *Tunnel) checkProtoFields(a TunnelArgs, hadUDP bool) []error {
 		errs = append(errs, Invalid("--vlan-id", a.VlanID, "is only valid with --proto vlan", "omit it, or use --vni"))
 	}
 	t.VlanID = 0
+	if t.Proto != ProtoGENEVE {
+		if len(a.GeneveOpts) > 0 && len(t.GeneveOpts) > 0 {
+			errs = append(errs, Invalid("--geneve-opt", strings.Join(a.GeneveOpts, " "), "is only valid with --proto geneve", "omit it"))
+		}
+		t.GeneveOpts = nil
+	}
 	if a.VNI == "" && !hadUDP {
 		// A new GENEVE/VXLAN tunnel, or a switch from VLAN: nothing to inherit.
 		errs = append(errs, Invalid("--vni", "", "is required with --proto "+t.Proto.String(), "0..16777215"))
 	}
 	if !t.OuterSrc.IsValid() && a.OuterSrc == "" {
-		errs = append(errs, Invalid("--outer-src", "", "is required with --proto "+t.Proto.String(), "the local underlay IPv4 address"))
+		errs = append(errs, Invalid("--outer-src", "", "is required with --proto "+t.Proto.String(), "the local underlay address, IPv4 or IPv6"))
 	}
 	if !t.OuterDst.IsValid() && a.OuterDst == "" {
-		errs = append(errs, Invalid("--outer-dst", "", "is required with --proto "+t.Proto.String(), "the remote underlay IPv4 address"))
+		errs = append(errs, Invalid("--outer-dst", "", "is required with --proto "+t.Proto.String(), "the remote underlay address, IPv4 or IPv6"))
 	}
 	if t.OuterSrc.IsValid() && t.OuterSrc == t.OuterDst {
-		errs = append(errs, Invalid("--outer-dst", t.OuterDst.String(), "equals --outer-src", "the remote underlay IPv4 address"))
+		errs = append(errs, Invalid("--outer-dst", t.OuterDst.String(), "equals --outer-src", "the remote underlay address"))
+	}
+	if t.OuterSrc.IsValid() && t.OuterDst.IsValid() && t.OuterSrc.Is4() != t.OuterDst.Is4() {
+		errs = append(errs, Invalid("--outer-dst", t.OuterDst.String(), "is not of --outer-src's family", "two IPv4 or two IPv6 underlay addresses"))
 	}
 	if t.DstMAC == nil && a.DstMAC == "" {
 		errs = append(errs, Invalid("--dst-mac", "", "is required with --proto "+t.Proto.String(), "the MAC address of the next hop towards --outer-dst, like 02:00:00:00:00:02"))
@@ -270,7 +411,20 @@ func (t *Tunnel) checkProtoFields(a TunnelArgs, hadUDP bool) []error {
 
 // kernelKey returns the map key of k.
 func (k TunnelKey) kernelKey() encap.EncapTunnelKey {
-	return encap.EncapTunnelKey{InnerSrc: be32(k.InnerSrc), InnerDst: be32(k.InnerDst)}
+	kk := encap.EncapTunnelKey{Family: 4}
+	if k.InnerSrc.Is6() {
+		kk.Family = 6
+	}
+	copy(kk.InnerSrc[:], k.InnerSrc.AsSlice())
+	copy(kk.InnerDst[:], k.InnerDst.AsSlice())
+	return kk
+}
+
+func addrFromKernel(family uint8, b [16]uint8) netip.Addr {
+	if family == 6 {
+		return netip.AddrFrom16(b)
+	}
+	return netip.AddrFrom4([4]byte(b[:4]))
 }
 
 // kernelValue returns the map value of t. Interface indexes must be set.
@@ -283,14 +437,30 @@ func (t Tunnel) kernelValue() encap.EncapTunnel {
 		OverlayIfindex:  t.OverlayIndex,
 	}
 	if t.Proto.UsesUDP() {
-		v.OuterSrc, v.OuterDst = be32(t.OuterSrc), be32(t.OuterDst)
+		copy(v.OuterSrc[:], t.OuterSrc.AsSlice())
+		copy(v.OuterDst[:], t.OuterDst.AsSlice())
+		if t.OuterSrc.Is6() {
+			v.Flags |= tunnelFlagOuterV6
+		}
 		copy(v.SrcMac[:], t.SrcMAC)
 		copy(v.DstMac[:], t.DstMAC)
 		v.SrcPort = htons(t.SrcPort)
 	}
+	if t.Proto == ProtoGENEVE {
+		opts := encodeGeneveOpts(t.GeneveOpts)
+		v.OptLen = uint8(copy(v.Opts[:], opts))
+		for _, o := range t.GeneveOpts {
+			if o.Critical() {
+				v.GeneveFlags = 0x40 // the C bit
+			}
+		}
+	}
 	if t.InnerDstMAC != nil {
 		v.Flags |= tunnelFlagInnerDstMAC
 		copy(v.InnerDstMac[:], t.InnerDstMAC)
+	}
+	if t.OverlayPeerNetns {
+		v.Flags |= tunnelFlagPeerNetns
 	}
 	return v
 }
@@ -299,18 +469,26 @@ func (t Tunnel) kernelValue() encap.EncapTunnel {
 // left empty; the caller fills them from the slots.
 func tunnelFromKernel(k encap.EncapTunnelKey, v encap.EncapTunnel) Tunnel {
 	t := Tunnel{
-		TunnelKey:     TunnelKey{InnerSrc: fromBE32(k.InnerSrc), InnerDst: fromBE32(k.InnerDst)},
-		Proto:         Proto(v.Proto),
-		VNI:           v.Vni,
-		VlanID:        v.VlanId,
-		UnderlayIndex: v.UnderlayIfindex,
-		OverlayIndex:  v.OverlayIfindex,
+		TunnelKey:        TunnelKey{InnerSrc: addrFromKernel(k.Family, k.InnerSrc), InnerDst: addrFromKernel(k.Family, k.InnerDst)},
+		Proto:            Proto(v.Proto),
+		VNI:              v.Vni,
+		VlanID:           v.VlanId,
+		UnderlayIndex:    v.UnderlayIfindex,
+		OverlayIndex:     v.OverlayIfindex,
+		OverlayPeerNetns: v.Flags&tunnelFlagPeerNetns != 0,
 	}
 	if t.Proto.UsesUDP() {
-		t.OuterSrc, t.OuterDst = fromBE32(v.OuterSrc), fromBE32(v.OuterDst)
+		family := uint8(4)
+		if v.Flags&tunnelFlagOuterV6 != 0 {
+			family = 6
+		}
+		t.OuterSrc, t.OuterDst = addrFromKernel(family, v.OuterSrc), addrFromKernel(family, v.OuterDst)
 		t.SrcMAC = append(net.HardwareAddr(nil), v.SrcMac[:]...)
 		t.DstMAC = append(net.HardwareAddr(nil), v.DstMac[:]...)
 		t.SrcPort = htons(v.SrcPort)
+	}
+	if t.Proto == ProtoGENEVE && v.OptLen > 0 {
+		t.GeneveOpts = decodeGeneveOpts(v.Opts[:min(int(v.OptLen), len(v.Opts))])
 	}
 	if v.Flags&tunnelFlagInnerDstMAC != 0 {
 		t.InnerDstMAC = append(net.HardwareAddr(nil), v.InnerDstMac[:]...)
@@ -335,6 +513,9 @@ type TunnelJSON struct {
 	UnderlayIndex uint32  `json:"underlay_ifindex"`
 	Overlay       string  `json:"overlay"`
 	OverlayIndex  uint32  `json:"overlay_ifindex"`
+	// GeneveOpts are CLASS:TYPE:HEXDATA strings; null for other protocols.
+	GeneveOpts []string       `json:"geneve_opts"`
+	Counters   TunnelCounters `json:"counters"`
 }
 
 // JSON returns the stable JSON form of t; fields the protocol does not use are null.
@@ -354,6 +535,13 @@ func (t Tunnel) JSON() TunnelJSON {
 			j.SrcPort = &t.SrcPort
 		}
 	}
+	if t.Proto == ProtoGENEVE {
+		j.GeneveOpts = []string{}
+		for _, o := range t.GeneveOpts {
+			j.GeneveOpts = append(j.GeneveOpts, o.String())
+		}
+	}
+	j.Counters = t.Counters
 	if t.InnerDstMAC != nil {
 		j.InnerDstMAC = str(t.InnerDstMAC.String())
 	}

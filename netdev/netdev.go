@@ -104,6 +104,10 @@ type Iface struct {
 // IsVeth reports whether the interface is a veth.
 func (i Iface) IsVeth() bool { return i.Kind == "veth" }
 
+// PeerElsewhere reports whether the interface is a veth whose peer is in
+// another network namespace.
+func (i Iface) PeerElsewhere() bool { return i.IsVeth() && i.PeerNetnsID != -1 }
+
 // Lookup resolves an interface by name in the current namespace. A missing
 // interface is an error wrapping ErrNoInterface.
 func Lookup(name string) (Iface, error) {

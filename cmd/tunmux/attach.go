@@ -42,7 +42,7 @@ func programArg(name string) (*dataplane.Dataplane, error) {
 }
 
 func (a *app) attachCommand() *cobra.Command {
-	var mode string
+	var mode, hook string
 	cmd := &cobra.Command{
 		Use:   "attach PROGRAM IFACE",
 		Short: "Attach a program to an interface with a pinned link",
@@ -55,9 +55,14 @@ interface's XDP slot: if another holds it, the error names the owner.
 Programs:
 ` + programHelp() + `
 XDP modes: native (default; on a veth it turns TSO off at the peer) or generic
-(works on any device, slower).`,
+(works on any device, slower).
+
+--hook tc attaches encap or decap at TC ingress of the same interface instead of
+XDP (a TCX link): encapsulation keeps GSO/TSO and checksum offload, decap
+delivers straight into a workload namespace. One hook per interface.`,
 		Example: `  tunmux attach encap veth-wl
   tunmux attach decap eth0
+  tunmux attach encap veth-wl --hook tc
   tunmux --netns node1 attach decap ul0 --mode generic`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -68,13 +73,16 @@ XDP modes: native (default; on a veth it turns TSO off at the peer) or generic
 			if _, err := dataplane.ParseMode(mode); err != nil {
 				return err
 			}
+			if hook != "" && hook != "xdp" && hook != "tc" {
+				return maps.Invalid("--hook", hook, "unknown hook", "xdp|tc")
+			}
 			if err := maps.ValidateIfaceName("IFACE", args[1]); err != nil {
 				return err
 			}
 			var res dataplane.AttachResult
 			err = a.writeDataplane(dp, func(lock *maps.Lock, l *dataplane.Loaded) error {
 				var err error
-				res, err = l.Attach(lock, args[0], args[1], dataplane.AttachOptions{Netns: a.netns, Mode: mode})
+				res, err = l.Attach(lock, args[0], args[1], dataplane.AttachOptions{Netns: a.netns, Mode: mode, Hook: hook})
 				return err
 			})
 			a.warn(res.Warnings...)
@@ -85,6 +93,7 @@ XDP modes: native (default; on a veth it turns TSO off at the peer) or generic
 		},
 	}
 	cmd.Flags().StringVar(&mode, "mode", "", "XDP attach mode: native (the default) or generic; XDP programs only")
+	cmd.Flags().StringVar(&hook, "hook", "", "encap, decap: xdp (the default) or tc (TC ingress: keeps GSO)")
 	return cmd
 }
 

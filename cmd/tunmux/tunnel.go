@@ -15,10 +15,12 @@ func (a *app) tunnelCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tunnel",
 		Short: "Add, update, get, delete and list encap tunnels",
-		Long: `Tunnels of the encap dataplane. A tunnel is keyed by the inner IPv4 pair that
-the local workload sends (--inner-src, --inner-dst) and serves both directions:
-  encap: frames from inner-src to inner-dst (IPv4, and ARP between the two)
-         get the tunnel's headers and leave on --underlay;
+		Long: `Tunnels of the encap dataplane. A tunnel is keyed by the inner pair (two IPv4
+or two IPv6 addresses) that the local workload sends (--inner-src, --inner-dst)
+and serves both directions:
+  encap: frames from inner-src to inner-dst (IP, and ARP or IPv6 neighbour
+         solicitations between the two) get the tunnel's headers and leave
+         on --underlay (IPv4 or IPv6 underlay, either with either);
   decap: frames from inner-dst to inner-src that arrive with the tunnel's
          protocol, port, VNI or VLAN id and outer destination = --outer-src are
          stripped and leave on --overlay.
@@ -32,8 +34,8 @@ Each tunnel holds a redirect slot for its --underlay and --overlay (see
 
 // keyFlags adds --inner-src and --inner-dst.
 func keyFlags(fs *pflag.FlagSet, args *maps.TunnelArgs) {
-	fs.StringVar(&args.InnerSrc, "inner-src", "", "inner IPv4 source, as the local workload sends it (key)")
-	fs.StringVar(&args.InnerDst, "inner-dst", "", "inner IPv4 destination, as the local workload sends it (key)")
+	fs.StringVar(&args.InnerSrc, "inner-src", "", "inner source (IPv4 or IPv6), as the local workload sends it (key)")
+	fs.StringVar(&args.InnerDst, "inner-dst", "", "inner destination, of the same family (key)")
 }
 
 func (a *app) tunnelPutCommand(verb string) *cobra.Command {
@@ -93,16 +95,27 @@ to geneve or vxlan needs --vni, --outer-src, --outer-dst and --dst-mac.`
 	fs.StringVar(&args.Proto, "proto", "", "tunnel protocol: geneve|vxlan|vlan")
 	fs.StringVar(&args.VNI, "vni", "", "virtual network identifier, geneve and vxlan: 0..16777215")
 	fs.StringVar(&args.VlanID, "vlan-id", "", "802.1Q VLAN id, vlan: 1..4094")
-	fs.StringVar(&args.OuterSrc, "outer-src", "", "outer IPv4 source: this node's underlay address (geneve, vxlan)")
-	fs.StringVar(&args.OuterDst, "outer-dst", "", "outer IPv4 destination: the peer node's underlay address (geneve, vxlan)")
+	fs.StringVar(&args.OuterSrc, "outer-src", "", "outer source, IPv4 or IPv6: this node's underlay address (geneve, vxlan)")
+	fs.StringVar(&args.OuterDst, "outer-dst", "", "outer destination, of the same family: the peer node's underlay address (geneve, vxlan)")
 	fs.StringVar(&args.SrcMAC, "src-mac", "", "outer Ethernet source (geneve, vxlan; default: the underlay's MAC)")
 	fs.StringVar(&args.DstMAC, "dst-mac", "", "outer Ethernet destination: the next hop towards --outer-dst (geneve, vxlan)")
 	fs.StringVar(&args.InnerDstMAC, "inner-dst-mac", "", "rewrite the inner destination MAC of unicast frames on encap (optional)")
 	fs.StringVar(&args.SrcPort, "src-port", "", "outer UDP source port 1..65535 (geneve, vxlan; default: derived per inner flow, as the kernel's vxlan does)")
 	fs.StringVar(&args.Underlay, "underlay", "", "interface where encapsulated frames leave")
 	fs.StringVar(&args.Overlay, "overlay", "", "interface where decapsulated frames go")
+	fs.Var(&geneveOptsFlag{&args.GeneveOpts}, "geneve-opt", "a GENEVE option CLASS:TYPE:HEXDATA (hex; repeat; TYPE bit 0x80 marks it critical; up to 64 bytes in all; 'none' clears them on update)")
 	return cmd
 }
+
+// geneveOptsFlag collects --geneve-opt values; given at all, it is non-nil.
+type geneveOptsFlag struct{ vals *[]string }
+
+func (f *geneveOptsFlag) String() string { return strings.Join(*f.vals, " ") }
+func (f *geneveOptsFlag) Set(v string) error {
+	*f.vals = append(*f.vals, v)
+	return nil
+}
+func (f *geneveOptsFlag) Type() string { return "stringArray" }
 
 func (a *app) tunnelKeyCommand(verb string) *cobra.Command {
 	var args maps.TunnelArgs
@@ -158,6 +171,7 @@ func (a *app) tunnelListCommand() *cobra.Command {
 			ts := []maps.Tunnel{}
 			err := a.readEncap(func(e *dataplane.Encap) error {
 				list, err := e.State.ListTunnels()
+				e.State.FillCounters(list)
 				ts = append(ts, list...)
 				return err
 			})
@@ -172,7 +186,7 @@ func (a *app) tunnelListCommand() *cobra.Command {
 type tunnelTable []maps.Tunnel
 
 func (t tunnelTable) Header() []string {
-	return []string{"inner-src", "inner-dst", "proto", "id", "outer-src", "outer-dst", "dst-mac", "src-port", "underlay", "overlay"}
+	return []string{"inner-src", "inner-dst", "proto", "id", "outer-src", "outer-dst", "dst-mac", "src-port", "underlay", "overlay", "tx-pkts", "rx-pkts", "too-big"}
 }
 
 func (t tunnelTable) Rows() [][]string {
@@ -182,8 +196,10 @@ func (t tunnelTable) Rows() [][]string {
 		if x.Proto.UsesUDP() {
 			outerSrc, outerDst, dstMAC = x.OuterSrc.String(), x.OuterDst.String(), x.DstMAC.String()
 		}
+		c := x.Counters
 		rows = append(rows, []string{x.InnerSrc.String(), x.InnerDst.String(), x.Proto.String(), x.ID(),
-			outerSrc, outerDst, dstMAC, x.SrcPortString(), x.Underlay, x.Overlay})
+			outerSrc, outerDst, dstMAC, x.SrcPortString(), x.Underlay, x.Overlay,
+			fmt.Sprint(c.TxPackets), fmt.Sprint(c.RxPackets), fmt.Sprint(c.DropTooBig)})
 	}
 	return rows
 }
@@ -205,12 +221,19 @@ func (t tunnelDetail) Text() string {
 			{"src-mac", x.SrcMAC.String()}, {"dst-mac", x.DstMAC.String()}, {"src-port", x.SrcPortString()},
 		}...)
 	}
+	for _, o := range x.GeneveOpts {
+		lines = append(lines, [2]string{"geneve-opt", o.String()})
+	}
 	if x.InnerDstMAC != nil {
 		lines = append(lines, [2]string{"inner-dst-mac", x.InnerDstMAC.String()})
 	}
+	c := x.Counters
 	lines = append(lines,
 		[2]string{"underlay", fmt.Sprintf("%s (ifindex %d)", x.Underlay, x.UnderlayIndex)},
-		[2]string{"overlay", fmt.Sprintf("%s (ifindex %d)", x.Overlay, x.OverlayIndex)})
+		[2]string{"overlay", fmt.Sprintf("%s (ifindex %d)", x.Overlay, x.OverlayIndex)},
+		[2]string{"tx", fmt.Sprintf("%d packets, %d bytes", c.TxPackets, c.TxBytes)},
+		[2]string{"rx", fmt.Sprintf("%d packets, %d bytes", c.RxPackets, c.RxBytes)},
+		[2]string{"too big", fmt.Sprintf("%d dropped", c.DropTooBig)})
 	var b strings.Builder
 	for _, l := range lines {
 		fmt.Fprintf(&b, "%-14s %s\n", l[0]+":", l[1])

@@ -1,60 +1,101 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR MIT)
 //go:build ignore
 /*
- * encap: per-flow GENEVE, VXLAN and 802.1Q push and pop at XDP (the MPTM model).
+ * encap: per-flow GENEVE, VXLAN and 802.1Q push and pop (the MPTM model, and
+ * beyond it: IPv6 inner pairs and underlays, a TC hook that keeps GSO,
+ * per-tunnel counters, GENEVE options).
  *
- * One tunnel entry, keyed by the inner (source, destination) IPv4 pair, serves
- * both directions of a flow pair:
- *   - encap (on the interface where workload frames arrive) looks up the
- *     frame's (src, dst), pushes the tunnel's headers and redirects through the
- *     devmap slot of the tunnel's underlay interface;
- *   - decap (on the interface where tunnelled frames arrive) looks up the
- *     swapped inner pair (dst, src) of a received frame, checks protocol, port,
- *     VNI or VLAN id and that the outer destination is the entry's outer
- *     source, strips the outer headers and redirects through the devmap slot
- *     of the tunnel's overlay interface.
- * ARP frames are matched by their sender and target protocol addresses, so
- * the real peer answers across the tunnel.
+ * One tunnel entry, keyed by the inner (source, destination) pair (IPv4 or
+ * IPv6), serves both directions of a flow pair:
+ *   - encap (where workload frames arrive) looks up the frame's (src, dst),
+ *     pushes the tunnel's headers and sends the frame out of the tunnel's
+ *     underlay interface;
+ *   - decap (where tunnelled frames arrive) looks up the swapped inner pair
+ *     (dst, src) of a received frame, checks protocol, port, VNI or VLAN id
+ *     and that the outer destination is the entry's outer source, strips the
+ *     outer headers and sends the inner frame to the tunnel's overlay.
+ * ARP frames are matched by their sender and target protocol addresses and
+ * IPv6 neighbour solicitations by their target, so the real peer answers
+ * across the tunnel.
+ *
+ * Two hooks run the same tunnels:
+ *   - XDP (encap, decap): redirect through the devmap slots of the underlay
+ *     and overlay; no GSO (frames are single packets);
+ *   - TC ingress (encap_tc, decap_tc): bpf_skb_adjust_room with the encap
+ *     flags, so GSO super-frames stay whole and the kernel segments them
+ *     after the underlay; decap delivers into a workload namespace with
+ *     bpf_redirect_peer.
  *
  * Nothing is changed before the lookup succeeds; everything that is not ours
- * passes untouched, and every outcome is counted in "stats".
+ * passes untouched (XDP_PASS, or TCX_NEXT for the next TC program), and every
+ * outcome is counted in "stats".
  */
 #include <linux/types.h>
 
 enum stat {
-	S_ENCAP__GENEVE,              /* pushed GENEVE, redirected to the underlay */
-	S_ENCAP__VXLAN,               /* pushed VXLAN, redirected to the underlay */
-	S_ENCAP__VLAN,                /* pushed an 802.1Q tag, redirected to the underlay */
-	S_ENCAP__PASS_NOT_IPV4,       /* neither IPv4 nor ARP (tagged frames included) */
-	S_ENCAP__PASS_MALFORMED,      /* truncated header, bad IHL, not ARP for IPv4 */
-	S_ENCAP__PASS_NO_TUNNEL,      /* no tunnel for (src, dst) */
-	S_ENCAP__PASS_NO_SLOT,        /* the underlay has no redirect slot */
-	S_ENCAP__DROP_TOO_BIG,        /* would exceed the underlay MTU once encapsulated */
-	S_ENCAP__DROP_ERROR,          /* the kernel refused to grow the frame */
-	S_DECAP__GENEVE,              /* popped GENEVE, redirected to the overlay */
-	S_DECAP__VXLAN,               /* popped VXLAN, redirected to the overlay */
-	S_DECAP__VLAN,                /* popped an 802.1Q tag, redirected to the overlay */
-	S_DECAP__PASS_NOT_TUNNEL,     /* not 802.1Q, not IPv4/UDP to port 6081 or 4789 */
-	S_DECAP__PASS_MALFORMED,      /* truncated at a header, bad IHL or lengths, bad version */
-	S_DECAP__PASS_FRAGMENT,       /* outer IPv4 fragment */
-	S_DECAP__PASS_INNER_NOT_IPV4, /* inner frame neither IPv4 nor ARP */
-	S_DECAP__PASS_STACKED_VLAN,   /* 802.1Q inside 802.1Q (or 802.1ad) */
-	S_DECAP__PASS_OAM,            /* GENEVE control (O bit) packet */
-	S_DECAP__PASS_NO_TUNNEL,      /* no tunnel for the swapped inner pair */
-	S_DECAP__PASS_MISMATCH,       /* tunnel found; protocol, VNI/VLAN id or outer dst differ */
-	S_DECAP__PASS_NO_SLOT,        /* the overlay has no redirect slot */
-	S_DECAP__DROP_CRITICAL_OPT,   /* GENEVE critical options, which we cannot honour */
-	S_DECAP__DROP_ERROR,          /* the kernel refused to shrink the frame */
-	S_REDIRECT__OUT,              /* redirected through the ingress interface's slot */
-	S_REDIRECT__PASS_NO_SLOT,     /* the ingress interface has no slot */
-	S_PASS__PASS,                 /* frames received by a readied veth peer */
+	S_ENCAP__GENEVE,                 /* pushed GENEVE, redirected to the underlay */
+	S_ENCAP__VXLAN,                  /* pushed VXLAN, redirected to the underlay */
+	S_ENCAP__VLAN,                   /* pushed an 802.1Q tag, redirected to the underlay */
+	S_ENCAP__PASS_NOT_IP,            /* neither IPv4, IPv6 nor ARP (tagged frames included) */
+	S_ENCAP__PASS_MALFORMED,         /* truncated header, bad IHL, not ARP for IPv4 */
+	S_ENCAP__PASS_NO_TUNNEL,         /* no tunnel for (src, dst) */
+	S_ENCAP__PASS_NO_SLOT,           /* the underlay has no redirect slot */
+	S_ENCAP__DROP_TOO_BIG,           /* would exceed the underlay MTU once encapsulated */
+	S_ENCAP__DROP_ERROR,             /* the kernel refused to grow the frame */
+	S_DECAP__GENEVE,                 /* popped GENEVE, redirected to the overlay */
+	S_DECAP__VXLAN,                  /* popped VXLAN, redirected to the overlay */
+	S_DECAP__VLAN,                   /* popped an 802.1Q tag, redirected to the overlay */
+	S_DECAP__PASS_NOT_TUNNEL,        /* not 802.1Q, not IP/UDP to port 6081 or 4789 */
+	S_DECAP__PASS_MALFORMED,         /* truncated at a header, bad IHL or lengths, bad version */
+	S_DECAP__PASS_FRAGMENT,          /* outer fragment */
+	S_DECAP__PASS_INNER_NOT_IP,      /* inner frame neither IPv4, IPv6 nor ARP */
+	S_DECAP__PASS_STACKED_VLAN,      /* 802.1Q inside 802.1Q (or 802.1ad) */
+	S_DECAP__PASS_OAM,               /* GENEVE control (O bit) packet */
+	S_DECAP__PASS_NO_TUNNEL,         /* no tunnel for the swapped inner pair */
+	S_DECAP__PASS_MISMATCH,          /* tunnel found; protocol, VNI/VLAN id or outer dst differ */
+	S_DECAP__PASS_NO_SLOT,           /* the overlay has no redirect slot */
+	S_DECAP__DROP_CRITICAL_OPT,      /* GENEVE critical options, which we cannot honour */
+	S_DECAP__DROP_ERROR,             /* the kernel refused to shrink the frame */
+	S_ENCAP_TC__GENEVE,              /* TC: pushed GENEVE (GSO kept), redirected to the underlay */
+	S_ENCAP_TC__VXLAN,               /* TC: pushed VXLAN (GSO kept), redirected to the underlay */
+	S_ENCAP_TC__VLAN,                /* TC: pushed an 802.1Q tag, redirected to the underlay */
+	S_ENCAP_TC__PASS_NOT_IP,         /* TC: neither IPv4, IPv6 nor ARP */
+	S_ENCAP_TC__PASS_MALFORMED,      /* TC: truncated or bad inner header */
+	S_ENCAP_TC__PASS_NO_TUNNEL,      /* TC: no tunnel for (src, dst) */
+	S_ENCAP_TC__DROP_TOO_BIG,        /* TC: a packet or GSO segment would exceed the underlay MTU */
+	S_ENCAP_TC__DROP_ERROR,          /* TC: the kernel refused a header change */
+	S_DECAP_TC__GENEVE,              /* TC: popped GENEVE, delivered to the overlay */
+	S_DECAP_TC__VXLAN,               /* TC: popped VXLAN, delivered to the overlay */
+	S_DECAP_TC__VLAN,                /* TC: popped an 802.1Q tag, delivered to the overlay */
+	S_DECAP_TC__PASS_NOT_TUNNEL,     /* TC: not ours */
+	S_DECAP_TC__PASS_MALFORMED,      /* TC: truncated at a header, bad lengths or version */
+	S_DECAP_TC__PASS_FRAGMENT,       /* TC: outer fragment */
+	S_DECAP_TC__PASS_INNER_NOT_IP,   /* TC: inner frame neither IPv4, IPv6 nor ARP */
+	S_DECAP_TC__PASS_OAM,            /* TC: GENEVE control packet */
+	S_DECAP_TC__PASS_NO_TUNNEL,      /* TC: no tunnel for the swapped inner pair */
+	S_DECAP_TC__PASS_MISMATCH,       /* TC: protocol, VNI/VLAN id or outer dst differ */
+	S_DECAP_TC__DROP_CRITICAL_OPT,   /* TC: GENEVE critical options */
+	S_DECAP_TC__DROP_ERROR,          /* TC: the kernel refused a header change */
+	S_REDIRECT__OUT,                 /* redirected through the ingress interface's slot */
+	S_REDIRECT__PASS_NO_SLOT,        /* the ingress interface has no slot */
+	S_PASS__PASS,                    /* frames received by a readied veth peer */
 	STAT_MAX,
 };
 
 #include "tunmux.h"
 #include "proto.h"
+#include <linux/ipv6.h>
+#include <linux/icmpv6.h>
+#include <linux/pkt_cls.h>
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+#ifndef TCX_NEXT
+#define TCX_NEXT -1
+#endif
+/* Not in the UAPI headers this builds against (kernel 6.3+). */
+#define ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
+#define ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
 
 enum tunnel_proto {
 	PROTO_VLAN = 1,
@@ -64,12 +105,21 @@ enum tunnel_proto {
 
 enum tunnel_flags {
 	TUNNEL_F_INNER_DMAC = 1, /* rewrite the inner destination MAC on encap */
+	TUNNEL_F_OUTER_V6 = 2,   /* IPv6 underlay */
+	TUNNEL_F_PEER_NETNS = 4, /* the overlay veth's peer is in another namespace */
 };
 
-/* Key of a tunnel: the inner IPv4 pair, as sent by the local workload. */
+#define FAMILY_V4 4
+#define FAMILY_V6 6
+#define MAX_OPT_LEN 64 /* bytes of GENEVE options a tunnel sends */
+
+/* Key of a tunnel: the inner pair, as sent by the local workload. IPv4
+ * addresses take the first 4 bytes. */
 struct tunnel_key {
-	__be32 inner_src;
-	__be32 inner_dst;
+	__u8 family;         /* of the inner pair: 4 or 6 */
+	__u8 pad[3];
+	__u8 inner_src[16];
+	__u8 inner_dst[16];
 };
 
 /* A tunnel: how to encapsulate (src, dst) and how to recognise (dst, src). */
@@ -78,15 +128,18 @@ struct tunnel {
 	__u8 flags;          /* enum tunnel_flags */
 	__u16 vlan_id;       /* 1..4094 for PROTO_VLAN */
 	__u32 vni;           /* 0..2^24-1 for PROTO_VXLAN and PROTO_GENEVE */
-	__be32 outer_src;    /* local underlay address */
-	__be32 outer_dst;    /* remote underlay address */
+	__u8 outer_src[16];  /* local underlay address (IPv4: first 4 bytes) */
+	__u8 outer_dst[16];  /* remote underlay address */
 	__u8 src_mac[6];     /* outer Ethernet source */
 	__u8 dst_mac[6];     /* outer Ethernet destination */
 	__u8 inner_dst_mac[6];
 	__be16 src_port;     /* 0: derived from the inner flow */
 	__u32 underlay_ifindex;
 	__u32 overlay_ifindex;
-	__u32 reserved;
+	__u8 opt_len;        /* bytes of GENEVE options, a multiple of 4, up to 64 */
+	__u8 geneve_flags;   /* GENEVE_F_CRITICAL when an option is critical */
+	__u8 pad[2];
+	__u8 opts[MAX_OPT_LEN];
 };
 
 struct {
@@ -95,6 +148,23 @@ struct {
 	__type(value, struct tunnel);
 	__uint(max_entries, 1024); /* tunmux load encap --max-entries */
 } tunnels SEC(".maps");
+
+/* Per tunnel: frames encapsulated (tx) and decapsulated (rx), bytes of the
+ * inner frames, and frames dropped as too big for the underlay. */
+struct tunnel_counters {
+	__u64 tx_packets;
+	__u64 tx_bytes;
+	__u64 rx_packets;
+	__u64 rx_bytes;
+	__u64 drop_too_big;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__type(key, struct tunnel_key);
+	__type(value, struct tunnel_counters);
+	__uint(max_entries, 1024); /* sized with tunnels */
+} tunnel_stats SEC(".maps");
 
 /* Redirect slots: tunnels hold identity slots (ifindex -> itself) for their
  * underlay and overlay; `devmap add IN OUT` holds IN -> OUT. */
@@ -124,14 +194,77 @@ struct {
 	__uint(max_entries, 1024);
 } slots SEC(".maps");
 
-#define ENCAP_UDP_LEN (sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr) + 8)
+/* Scratch space for the IPv6 UDP checksum. */
+#define CSUM_CHUNK 512
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u8[CSUM_CHUNK]);
+	__uint(max_entries, 1);
+} scratch SEC(".maps");
+
+#define UDP_TUN_LEN (sizeof(struct udphdr) + 8) /* UDP + VXLAN or GENEVE base header */
 #define ETH_MACS_LEN 12
 
-enum { PARSE_OK = 0, PARSE_NOT_IPV4 = 1, PARSE_MALFORMED = 2 };
+enum { PARSE_OK = 0, PARSE_NOT_IP = 1, PARSE_MALFORMED = 2 };
+
+static __always_inline int verdict(enum stat id, __u64 bytes, int action)
+{
+	count(id, bytes);
+	return action;
+}
+
+enum tunnel_count { COUNT_TX, COUNT_RX, COUNT_TOO_BIG };
+
+static __always_inline void count_tunnel(const struct tunnel_key *k, __u64 bytes, enum tunnel_count what)
+{
+	struct tunnel_counters *c = bpf_map_lookup_elem(&tunnel_stats, k);
+
+	if (!c)
+		return;
+	if (what == COUNT_TX) {
+		c->tx_packets++;
+		c->tx_bytes += bytes;
+	} else if (what == COUNT_RX) {
+		c->rx_packets++;
+		c->rx_bytes += bytes;
+	} else {
+		c->drop_too_big++;
+	}
+}
+
+/* The bytes of GENEVE options tunnel t sends. */
+static __always_inline __u32 opt_len(const struct tunnel *t)
+{
+	__u32 n = t->opt_len;
+
+	if (t->proto != PROTO_GENEVE)
+		return 0;
+	if (n > MAX_OPT_LEN)
+		n = MAX_OPT_LEN;
+	return n & ~3U;
+}
+
+/* The outer IP header's length of tunnel t. */
+static __always_inline __u32 ip_len(const struct tunnel *t)
+{
+	return (t->flags & TUNNEL_F_OUTER_V6) ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
+}
+
+/* The outer header length of a tunnel, from the outer IP header to the inner
+ * frame (0 for VLAN). */
+static __always_inline __u32 outer_len(const struct tunnel *t)
+{
+	if (t->proto == PROTO_VLAN)
+		return 0;
+	return ip_len(t) + UDP_TUN_LEN + opt_len(t);
+}
 
 /*
- * parse_inner reads the IPv4 pair of an IPv4 or ARP payload of ethertype
- * proto at l3, and a hash of its flow (addresses, protocol, ports).
+ * parse_inner reads the pair of an IPv4, IPv6 or ARP payload of ethertype
+ * proto at l3, and a hash of its flow (addresses, protocol, ports). An IPv6
+ * neighbour solicitation is keyed by its target, as ARP is.
  */
 static __always_inline int parse_inner(__be16 proto, void *l3, void *end,
 				       struct tunnel_key *key, __u32 *hash)
@@ -144,8 +277,9 @@ static __always_inline int parse_inner(__be16 proto, void *l3, void *end,
 			return PARSE_MALFORMED;
 		if (iph->version != 4 || iph->ihl < 5)
 			return PARSE_MALFORMED;
-		key->inner_src = iph->saddr;
-		key->inner_dst = iph->daddr;
+		key->family = FAMILY_V4;
+		__builtin_memcpy(key->inner_src, &iph->saddr, 4);
+		__builtin_memcpy(key->inner_dst, &iph->daddr, 4);
 		h = iph->saddr ^ mix32(iph->daddr ^ iph->protocol);
 		if ((iph->frag_off & bpf_htons(0x3fff)) == 0 &&
 		    (iph->protocol == IPPROTO_TCP || iph->protocol == IPPROTO_UDP ||
@@ -158,27 +292,195 @@ static __always_inline int parse_inner(__be16 proto, void *l3, void *end,
 		*hash = mix32(h);
 		return PARSE_OK;
 	}
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = l3;
+		__u32 h, *s, *d;
+
+		if ((void *)(ip6 + 1) > end)
+			return PARSE_MALFORMED;
+		if (ip6->version != 6)
+			return PARSE_MALFORMED;
+		key->family = FAMILY_V6;
+		__builtin_memcpy(key->inner_src, &ip6->saddr, 16);
+		__builtin_memcpy(key->inner_dst, &ip6->daddr, 16);
+		s = (__u32 *)&ip6->saddr;
+		d = (__u32 *)&ip6->daddr;
+		h = mix32(s[0] ^ s[1] ^ s[2] ^ s[3]) ^ (d[0] ^ d[1] ^ d[2] ^ d[3]) ^ ip6->nexthdr;
+		if (ip6->nexthdr == IPPROTO_TCP || ip6->nexthdr == IPPROTO_UDP || ip6->nexthdr == IPPROTO_SCTP) {
+			__u32 *ports = (void *)(ip6 + 1);
+
+			if ((void *)(ports + 1) <= end)
+				h ^= mix32(*ports);
+		} else if (ip6->nexthdr == IPPROTO_ICMPV6) {
+			/* Neighbour solicitation: type 135, the target at byte 8. */
+			__u8 *icmp = (void *)(ip6 + 1);
+
+			if ((void *)(icmp + 24) <= end && icmp[0] == 135)
+				__builtin_memcpy(key->inner_dst, icmp + 8, 16);
+		}
+		*hash = mix32(h);
+		return PARSE_OK;
+	}
 	if (proto == bpf_htons(ETH_P_ARP)) {
 		struct arp_ipv4 *arp = l3;
+		__u32 spa, tpa;
 
 		if ((void *)(arp + 1) > end)
 			return PARSE_MALFORMED;
 		if (arp->hrd != bpf_htons(1) || arp->pro != bpf_htons(ETH_P_IP) ||
 		    arp->hln != 6 || arp->pln != 4)
 			return PARSE_MALFORMED;
-		__builtin_memcpy(&key->inner_src, arp->spa, 4);
-		__builtin_memcpy(&key->inner_dst, arp->tpa, 4);
-		*hash = mix32(key->inner_src ^ mix32(key->inner_dst));
+		key->family = FAMILY_V4;
+		__builtin_memcpy(key->inner_src, arp->spa, 4);
+		__builtin_memcpy(key->inner_dst, arp->tpa, 4);
+		__builtin_memcpy(&spa, arp->spa, 4);
+		__builtin_memcpy(&tpa, arp->tpa, 4);
+		*hash = mix32(spa ^ mix32(tpa));
 		return PARSE_OK;
 	}
-	return PARSE_NOT_IPV4;
+	return PARSE_NOT_IP;
 }
 
-static __always_inline int verdict(enum stat id, __u64 bytes, int action)
+/* swap gives the key a frame travelling the other way has. */
+static __always_inline void swap(struct tunnel_key *out, const struct tunnel_key *in)
 {
-	count(id, bytes);
-	return action;
+	__builtin_memset(out, 0, sizeof(*out));
+	out->family = in->family;
+	__builtin_memcpy(out->inner_src, in->inner_dst, 16);
+	__builtin_memcpy(out->inner_dst, in->inner_src, 16);
 }
+
+/* Everything between the outer Ethernet header and the inner frame. */
+struct outer {
+	union {
+		struct iphdr ip4;
+		struct ipv6hdr ip6;
+	};
+	__u8 rest[sizeof(struct udphdr) + 8]; /* UDP, then VXLAN or GENEVE */
+};
+
+/* The outer headers up to the GENEVE options: an IPv6 header is 20 bytes
+ * longer than an IPv4 one, and the union covers both. */
+#define BASE_LEN(v6) (((v6) ? sizeof(struct ipv6hdr) : sizeof(struct iphdr)) + UDP_TUN_LEN)
+
+/*
+ * build_outer fills the outer IP, UDP and tunnel headers of tunnel t (all but
+ * the GENEVE options) for an inner frame of inner_len bytes, and returns the
+ * length of all outer headers, options included. The IPv6 UDP checksum is
+ * left 0 (the caller fills it in where it can).
+ */
+static __always_inline __u32 build_outer(struct outer *o, const struct tunnel *t, __be16 sport, __u32 inner_len)
+{
+	__u32 olen = outer_len(t), opts = opt_len(t);
+	__u32 udp_len = inner_len + UDP_TUN_LEN + opts;
+	struct udphdr *udp;
+
+	if (t->flags & TUNNEL_F_OUTER_V6) {
+		o->ip6.version = 6;
+		o->ip6.payload_len = bpf_htons(udp_len);
+		o->ip6.nexthdr = IPPROTO_UDP;
+		o->ip6.hop_limit = 64;
+		__builtin_memcpy(&o->ip6.saddr, t->outer_src, 16);
+		__builtin_memcpy(&o->ip6.daddr, t->outer_dst, 16);
+		udp = (void *)o + sizeof(struct ipv6hdr);
+	} else {
+		o->ip4.version = 4;
+		o->ip4.ihl = 5;
+		o->ip4.tot_len = bpf_htons(sizeof(struct iphdr) + udp_len);
+		o->ip4.frag_off = bpf_htons(0x4000); /* DF, an atomic datagram (RFC 6864) */
+		o->ip4.ttl = 64;
+		o->ip4.protocol = IPPROTO_UDP;
+		__builtin_memcpy(&o->ip4.saddr, t->outer_src, 4);
+		__builtin_memcpy(&o->ip4.daddr, t->outer_dst, 4);
+		o->ip4.check = ipv4_csum(&o->ip4);
+		udp = (void *)o + sizeof(struct iphdr);
+	}
+	udp->source = sport;
+	udp->len = bpf_htons(udp_len);
+	udp->check = 0; /* IPv4: allowed (RFC 768), as the kernel's vxlan does */
+	if (t->proto == PROTO_GENEVE) {
+		struct geneve_hdr *gh = (void *)(udp + 1);
+
+		udp->dest = bpf_htons(GENEVE_PORT);
+		gh->ver_optlen = opts >> 2;
+		gh->flags = t->geneve_flags & GENEVE_F_CRITICAL;
+		gh->proto = bpf_htons(ETH_P_TEB);
+		gh->vni[0] = t->vni >> 16;
+		gh->vni[1] = t->vni >> 8;
+		gh->vni[2] = t->vni;
+		gh->reserved = 0;
+	} else {
+		struct vxlan_hdr *vh = (void *)(udp + 1);
+
+		udp->dest = bpf_htons(VXLAN_PORT);
+		vh->flags = bpf_htonl(VXLAN_F_VNI);
+		vh->vni = bpf_htonl(t->vni << 8);
+	}
+	return olen;
+}
+
+/* ------------------------------------------------------------ checksums */
+
+struct csum_ctx {
+	void *ctx;     /* struct xdp_md or struct __sk_buff */
+	int xdp;
+	__u32 off;
+	__u32 end;
+	__s64 sum;
+};
+
+static long csum_chunk(__u32 i, struct csum_ctx *c)
+{
+	__u32 zero = 0, off = c->off + i * CSUM_CHUNK, n, padded;
+	__u8 *buf;
+	long err;
+
+	if (off >= c->end)
+		return 1;
+	n = c->end - off;
+	if (n > CSUM_CHUNK)
+		n = CSUM_CHUNK;
+	buf = bpf_map_lookup_elem(&scratch, &zero);
+	if (!buf)
+		return 1;
+	padded = (n + 3) & ~3U;
+	if (padded > CSUM_CHUNK || n == 0)
+		return 1;
+	/* Zero the last word first: an odd tail is padded with zero bytes. */
+	*(__u32 *)(buf + ((padded - 4) & (CSUM_CHUNK - 4))) = 0;
+	if (c->xdp)
+		err = bpf_xdp_load_bytes(c->ctx, off, buf, n);
+	else
+		err = bpf_skb_load_bytes(c->ctx, off, buf, n);
+	if (err)
+		return 1;
+	c->sum = bpf_csum_diff(NULL, 0, (void *)buf, padded, c->sum);
+	return 0;
+}
+
+/* The UDP checksum of an IPv6 datagram whose UDP header (checksum 0) is at
+ * udp_off and runs to end. */
+static __always_inline __u16 udp6_csum(void *ctx, int xdp, const struct ipv6hdr *ip6, __u32 udp_off, __u32 end)
+{
+	struct {
+		struct in6_addr src, dst;
+		__be32 len;
+		__be32 next;
+	} pseudo = {};
+	struct csum_ctx c = { .ctx = ctx, .xdp = xdp, .off = udp_off, .end = end };
+
+	__builtin_memcpy(&pseudo.src, &ip6->saddr, 16);
+	__builtin_memcpy(&pseudo.dst, &ip6->daddr, 16);
+	pseudo.len = bpf_htonl(end - udp_off);
+	pseudo.next = bpf_htonl(IPPROTO_UDP);
+	c.sum = bpf_csum_diff(NULL, 0, (void *)&pseudo, sizeof(pseudo), 0);
+	bpf_loop((end - udp_off + CSUM_CHUNK - 1) / CSUM_CHUNK, csum_chunk, &c, 0);
+	__u16 sum = csum_fold((__u32)c.sum);
+
+	return sum ? sum : 0xffff;
+}
+
+/* ------------------------------------------------------------------ XDP */
 
 static __always_inline int push_vlan(struct xdp_md *ctx, __u16 vlan_id)
 {
@@ -205,61 +507,48 @@ static __always_inline int push_vlan(struct xdp_md *ctx, __u16 vlan_id)
 	return 0;
 }
 
+/* push_udp puts the outer headers of t in front of an inner frame of
+ * inner_len bytes. */
 static __always_inline int push_udp(struct xdp_md *ctx, const struct tunnel *t,
 				    __be16 sport, __u32 inner_len)
 {
+	struct outer o = {};
+	__u32 olen = build_outer(&o, t, sport, inner_len), opts = opt_len(t);
+	__u32 head = ETH_HLEN + olen, v6 = t->flags & TUNNEL_F_OUTER_V6;
 	void *data, *end;
 
-	if (bpf_xdp_adjust_head(ctx, -(int)ENCAP_UDP_LEN))
+	if (bpf_xdp_adjust_head(ctx, -(int)head))
 		return -1;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
-	if (data + ENCAP_UDP_LEN > end)
+	if (data + ETH_HLEN + BASE_LEN(1) > end)
 		return -1;
 
 	struct ethhdr *eth = data;
-	struct iphdr *iph = (void *)(eth + 1);
-	struct udphdr *udp = (void *)(iph + 1);
-	void *th = udp + 1;
 
 	__builtin_memcpy(eth->h_dest, t->dst_mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, t->src_mac, ETH_ALEN);
-	eth->h_proto = bpf_htons(ETH_P_IP);
+	eth->h_proto = bpf_htons(v6 ? ETH_P_IPV6 : ETH_P_IP);
+	if (v6)
+		__builtin_memcpy(data + ETH_HLEN, &o, BASE_LEN(1));
+	else
+		__builtin_memcpy(data + ETH_HLEN, &o, BASE_LEN(0));
+	/* GENEVE options, a word at a time. */
+	__u8 *dst = data + ETH_HLEN + (v6 ? BASE_LEN(1) : BASE_LEN(0));
 
-	iph->version = 4;
-	iph->ihl = 5;
-	iph->tos = 0;
-	iph->tot_len = bpf_htons(inner_len + ENCAP_UDP_LEN - sizeof(struct ethhdr));
-	iph->id = 0;                     /* atomic datagram (RFC 6864): DF set */
-	iph->frag_off = bpf_htons(0x4000);
-	iph->ttl = 64;
-	iph->protocol = IPPROTO_UDP;
-	iph->check = 0;
-	iph->saddr = t->outer_src;
-	iph->daddr = t->outer_dst;
-	iph->check = ipv4_csum(iph);
+	for (int i = 0; i < MAX_OPT_LEN / 4; i++) {
+		if (i * 4 >= opts)
+			break;
+		if ((void *)(dst + i * 4 + 4) > end)
+			return -1;
+		__builtin_memcpy(dst + i * 4, t->opts + i * 4, 4);
+	}
+	if (v6) {
+		__u32 udp_off = ETH_HLEN + sizeof(struct ipv6hdr);
+		__u16 csum = udp6_csum(ctx, 1, &o.ip6, udp_off, head + inner_len);
 
-	udp->source = sport;
-	udp->len = bpf_htons(inner_len + sizeof(struct udphdr) + 8);
-	udp->check = 0; /* allowed for IPv4 (RFC 768); the kernel's vxlan does the same */
-
-	if (t->proto == PROTO_GENEVE) {
-		struct geneve_hdr *gh = th;
-
-		udp->dest = bpf_htons(GENEVE_PORT);
-		gh->ver_optlen = 0;
-		gh->flags = 0;
-		gh->proto = bpf_htons(ETH_P_TEB);
-		gh->vni[0] = t->vni >> 16;
-		gh->vni[1] = t->vni >> 8;
-		gh->vni[2] = t->vni;
-		gh->reserved = 0;
-	} else {
-		struct vxlan_hdr *vh = th;
-
-		udp->dest = bpf_htons(VXLAN_PORT);
-		vh->flags = bpf_htonl(VXLAN_F_VNI);
-		vh->vni = bpf_htonl(t->vni << 8);
+		if (bpf_xdp_store_bytes(ctx, udp_off + 6, &csum, 2))
+			return -1;
 	}
 	return 0;
 }
@@ -271,7 +560,7 @@ int encap(struct xdp_md *ctx)
 	void *end = (void *)(long)ctx->data_end;
 	__u64 len = end - data;
 	struct ethhdr *eth = data;
-	struct tunnel_key key;
+	struct tunnel_key key = {};
 	struct tunnel *t;
 	__u32 hash = 0, mtu = 0;
 	int ret;
@@ -279,8 +568,8 @@ int encap(struct xdp_md *ctx)
 	if ((void *)(eth + 1) > end)
 		return verdict(S_ENCAP__PASS_MALFORMED, len, XDP_PASS);
 	ret = parse_inner(eth->h_proto, eth + 1, end, &key, &hash);
-	if (ret == PARSE_NOT_IPV4)
-		return verdict(S_ENCAP__PASS_NOT_IPV4, len, XDP_PASS);
+	if (ret == PARSE_NOT_IP)
+		return verdict(S_ENCAP__PASS_NOT_IP, len, XDP_PASS);
 	if (ret != PARSE_OK)
 		return verdict(S_ENCAP__PASS_MALFORMED, len, XDP_PASS);
 
@@ -291,8 +580,10 @@ int encap(struct xdp_md *ctx)
 	/* The growth must fit the underlay's MTU (a VLAN tag is not counted
 	 * against it, as Ethernet allows the tag on top of the MTU). */
 	if (bpf_check_mtu(ctx, t->underlay_ifindex, &mtu,
-			  t->proto == PROTO_VLAN ? 0 : (int)ENCAP_UDP_LEN, 0))
+			  t->proto == PROTO_VLAN ? 0 : (int)(ETH_HLEN + outer_len(t)), 0)) {
+		count_tunnel(&key, len, COUNT_TOO_BIG);
 		return verdict(S_ENCAP__DROP_TOO_BIG, len, XDP_DROP);
+	}
 
 	/* Choose the slot first: on a miss nothing has been changed yet. */
 	if (bpf_redirect_map(&devmap, t->underlay_ifindex, XDP_PASS) != XDP_REDIRECT)
@@ -304,54 +595,57 @@ int encap(struct xdp_md *ctx)
 	if (t->proto == PROTO_VLAN) {
 		if (push_vlan(ctx, t->vlan_id))
 			return verdict(S_ENCAP__DROP_ERROR, len, XDP_DROP);
+		count_tunnel(&key, len, COUNT_TX);
 		return verdict(S_ENCAP__VLAN, len + sizeof(struct vlan_hdr), XDP_REDIRECT);
 	}
 
 	__be16 sport = t->src_port ? t->src_port : bpf_htons(flow_src_port(hash));
+	__u32 grown = ETH_HLEN + outer_len(t);
+	enum stat done = t->proto == PROTO_GENEVE ? S_ENCAP__GENEVE : S_ENCAP__VXLAN;
 
 	if (push_udp(ctx, t, sport, len))
 		return verdict(S_ENCAP__DROP_ERROR, len, XDP_DROP);
-	return verdict(t->proto == PROTO_GENEVE ? S_ENCAP__GENEVE : S_ENCAP__VXLAN,
-		       len + ENCAP_UDP_LEN, XDP_REDIRECT);
+	count_tunnel(&key, len, COUNT_TX);
+	return verdict(done, len + grown, XDP_REDIRECT);
 }
 
-/* lookup_for_decap finds the tunnel of a received inner frame and checks it. */
+/* lookup_for_decap finds the tunnel of a received inner frame and checks it;
+ * key is set to the tunnel's key. */
 static __always_inline struct tunnel *lookup_for_decap(__be16 proto, void *l3, void *end,
-						       enum stat *why)
+						       struct tunnel_key *key, int *why_not_ip)
 {
-	struct tunnel_key key, swapped;
+	struct tunnel_key inner = {};
 	__u32 hash;
-	int ret = parse_inner(proto, l3, end, &key, &hash);
+	int ret = parse_inner(proto, l3, end, &inner, &hash);
 
-	if (ret != PARSE_OK) {
-		*why = ret == PARSE_NOT_IPV4 ? S_DECAP__PASS_INNER_NOT_IPV4 : S_DECAP__PASS_MALFORMED;
+	*why_not_ip = ret;
+	if (ret != PARSE_OK)
 		return NULL;
-	}
-	swapped.inner_src = key.inner_dst;
-	swapped.inner_dst = key.inner_src;
-	struct tunnel *t = bpf_map_lookup_elem(&tunnels, &swapped);
-
-	if (!t)
-		*why = S_DECAP__PASS_NO_TUNNEL;
-	return t;
+	swap(key, &inner);
+	return bpf_map_lookup_elem(&tunnels, key);
 }
 
 static __always_inline int decap_vlan(struct xdp_md *ctx, struct vlan_hdr *vh, void *end,
 				      __u64 len)
 {
-	enum stat why = S_DECAP__PASS_MALFORMED;
+	struct tunnel_key key;
 	struct tunnel *t;
 	__u8 macs[ETH_MACS_LEN];
 	void *data;
+	int why;
 
 	if ((void *)(vh + 1) > end)
 		return verdict(S_DECAP__PASS_MALFORMED, len, XDP_PASS);
 	if (vh->proto == bpf_htons(ETH_P_8021Q) || vh->proto == bpf_htons(ETH_P_8021AD))
 		return verdict(S_DECAP__PASS_STACKED_VLAN, len, XDP_PASS);
 
-	t = lookup_for_decap(vh->proto, vh + 1, end, &why);
+	t = lookup_for_decap(vh->proto, vh + 1, end, &key, &why);
+	if (why == PARSE_NOT_IP)
+		return verdict(S_DECAP__PASS_INNER_NOT_IP, len, XDP_PASS);
+	if (why != PARSE_OK)
+		return verdict(S_DECAP__PASS_MALFORMED, len, XDP_PASS);
 	if (!t)
-		return verdict(why, len, XDP_PASS);
+		return verdict(S_DECAP__PASS_NO_TUNNEL, len, XDP_PASS);
 	if (t->proto != PROTO_VLAN || t->vlan_id != (bpf_ntohs(vh->tci) & 0x0fff))
 		return verdict(S_DECAP__PASS_MISMATCH, len, XDP_PASS);
 	if (bpf_redirect_map(&devmap, t->overlay_ifindex, XDP_PASS) != XDP_REDIRECT)
@@ -368,7 +662,132 @@ static __always_inline int decap_vlan(struct xdp_md *ctx, struct vlan_hdr *vh, v
 	if (data + ETH_MACS_LEN > end)
 		return verdict(S_DECAP__DROP_ERROR, len, XDP_DROP);
 	__builtin_memcpy(data, macs, ETH_MACS_LEN);
+	count_tunnel(&key, len - sizeof(struct vlan_hdr), COUNT_RX);
 	return verdict(S_DECAP__VLAN, len - sizeof(struct vlan_hdr), XDP_REDIRECT);
+}
+
+/* What parse_outer found of a tunnelled datagram. */
+struct outer_info {
+	__u8 proto;        /* PROTO_GENEVE or PROTO_VXLAN */
+	__u8 critical;     /* GENEVE C bit */
+	__u8 v6;
+	__u32 vni;
+	__u32 datagram;    /* outer IP header to the end of the datagram */
+	__u32 inner;       /* offset of the inner Ethernet frame */
+	__u8 dst[16];      /* outer destination */
+};
+
+enum {
+	OUTER_OK = 0,
+	OUTER_NOT_TUNNEL,
+	OUTER_MALFORMED,
+	OUTER_FRAGMENT,
+	OUTER_OAM,
+};
+
+/*
+ * parse_outer reads the outer IPv4 or IPv6, UDP and GENEVE or VXLAN headers
+ * of the frame at data (len bytes in all, end the end of what can be read).
+ */
+static __always_inline int parse_outer(void *data, void *end, __u32 len, struct outer_info *oi)
+{
+	struct ethhdr *eth = data;
+	struct udphdr *udp;
+	__u32 ip_len, ulen;
+
+	if ((void *)(eth + 1) > end)
+		return OUTER_MALFORMED;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = (void *)(eth + 1);
+
+		if ((void *)(iph + 1) > end)
+			return OUTER_MALFORMED;
+		if (iph->protocol != IPPROTO_UDP)
+			return OUTER_NOT_TUNNEL;
+		if (iph->version != 4 || iph->ihl < 5)
+			return OUTER_MALFORMED;
+		if (iph->frag_off & bpf_htons(0x3fff))
+			return OUTER_FRAGMENT;
+		ip_len = (iph->ihl & 0xf) << 2;
+		oi->datagram = bpf_ntohs(iph->tot_len);
+		if (oi->datagram < ip_len)
+			return OUTER_MALFORMED;
+		__builtin_memcpy(oi->dst, &iph->daddr, 4);
+		oi->v6 = 0;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > end)
+			return OUTER_MALFORMED;
+		if (ip6->nexthdr == 44)
+			return OUTER_FRAGMENT;
+		if (ip6->nexthdr != IPPROTO_UDP)
+			return OUTER_NOT_TUNNEL;
+		if (ip6->version != 6)
+			return OUTER_MALFORMED;
+		ip_len = sizeof(*ip6);
+		oi->datagram = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+		__builtin_memcpy(oi->dst, &ip6->daddr, 16);
+		oi->v6 = 1;
+	} else {
+		return OUTER_NOT_TUNNEL;
+	}
+	udp = data + ETH_HLEN + (ip_len & 0x3c);
+	if ((void *)(udp + 1) > end)
+		return OUTER_MALFORMED;
+	if (udp->dest == bpf_htons(GENEVE_PORT))
+		oi->proto = PROTO_GENEVE;
+	else if (udp->dest == bpf_htons(VXLAN_PORT))
+		oi->proto = PROTO_VXLAN;
+	else
+		return OUTER_NOT_TUNNEL;
+	/* The datagram must be whole, and the UDP length inside it. */
+	ulen = bpf_ntohs(udp->len);
+	if (ETH_HLEN + oi->datagram > len || ulen + ip_len > oi->datagram ||
+	    ulen < UDP_TUN_LEN + ETH_HLEN)
+		return OUTER_MALFORMED;
+
+	void *th = udp + 1;
+
+	if (oi->proto == PROTO_GENEVE) {
+		struct geneve_hdr *gh = th;
+
+		if ((void *)(gh + 1) > end)
+			return OUTER_MALFORMED;
+		if (gh->ver_optlen >> 6)
+			return OUTER_MALFORMED;
+		if (gh->flags & GENEVE_F_OAM)
+			return OUTER_OAM;
+		if (gh->proto != bpf_htons(ETH_P_TEB))
+			return OUTER_NOT_TUNNEL;
+		oi->critical = gh->flags & GENEVE_F_CRITICAL;
+		oi->vni = ((__u32)gh->vni[0] << 16) | ((__u32)gh->vni[1] << 8) | gh->vni[2];
+		oi->inner = (void *)(gh + 1) - data + ((gh->ver_optlen & 0x3f) << 2);
+	} else {
+		struct vxlan_hdr *vh = th;
+
+		if ((void *)(vh + 1) > end)
+			return OUTER_MALFORMED;
+		if (!(vh->flags & bpf_htonl(VXLAN_F_VNI)))
+			return OUTER_MALFORMED;
+		oi->vni = bpf_ntohl(vh->vni) >> 8;
+		oi->inner = (void *)(vh + 1) - data;
+	}
+	if (oi->inner + ETH_HLEN > ETH_HLEN + oi->datagram)
+		return OUTER_MALFORMED;
+	return OUTER_OK;
+}
+
+/* matches reports whether tunnel t carries what parse_outer found. */
+static __always_inline int matches(const struct tunnel *t, const struct outer_info *oi)
+{
+	if (t->proto != oi->proto || t->vni != oi->vni || !(t->flags & TUNNEL_F_OUTER_V6) != !oi->v6)
+		return 0;
+	const __u32 *a = (const __u32 *)t->outer_src, *b = (const __u32 *)oi->dst;
+
+	if (!oi->v6)
+		return a[0] == b[0];
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
 }
 
 SEC("xdp")
@@ -378,100 +797,327 @@ int decap(struct xdp_md *ctx)
 	void *end = (void *)(long)ctx->data_end;
 	__u64 len = end - data;
 	struct ethhdr *eth = data;
-	enum stat why = S_DECAP__PASS_MALFORMED;
+	struct outer_info oi = {};
+	struct tunnel_key key;
 	struct tunnel *t;
-	__u8 proto, critical = 0;
-	__u32 vni, hlen, tot, ulen, outer_len;
+	int why;
 
 	if ((void *)(eth + 1) > end)
 		return verdict(S_DECAP__PASS_MALFORMED, len, XDP_PASS);
 	if (eth->h_proto == bpf_htons(ETH_P_8021Q))
 		return decap_vlan(ctx, (void *)(eth + 1), end, len);
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
+	switch (parse_outer(data, end, len, &oi)) {
+	case OUTER_OK:
+		break;
+	case OUTER_NOT_TUNNEL:
 		return verdict(S_DECAP__PASS_NOT_TUNNEL, len, XDP_PASS);
-
-	struct iphdr *iph = (void *)(eth + 1);
-
-	if ((void *)(iph + 1) > end)
-		return verdict(S_DECAP__PASS_MALFORMED, len, XDP_PASS);
-	if (iph->version != 4 || iph->ihl < 5)
-		return verdict(S_DECAP__PASS_MALFORMED, len, XDP_PASS);
-	if (iph->protocol != IPPROTO_UDP)
-		return verdict(S_DECAP__PASS_NOT_TUNNEL, len, XDP_PASS);
-	if (iph->frag_off & bpf_htons(0x3fff))
+	case OUTER_FRAGMENT:
 		return verdict(S_DECAP__PASS_FRAGMENT, len, XDP_PASS);
-
-	hlen = (iph->ihl & 0xf) << 2;
-	struct udphdr *udp = (void *)iph + hlen;
-
-	if ((void *)(udp + 1) > end)
+	case OUTER_OAM:
+		return verdict(S_DECAP__PASS_OAM, len, XDP_PASS);
+	default:
 		return verdict(S_DECAP__PASS_MALFORMED, len, XDP_PASS);
-	if (udp->dest == bpf_htons(GENEVE_PORT))
-		proto = PROTO_GENEVE;
-	else if (udp->dest == bpf_htons(VXLAN_PORT))
-		proto = PROTO_VXLAN;
-	else
-		return verdict(S_DECAP__PASS_NOT_TUNNEL, len, XDP_PASS);
-
-	/* The datagram must be whole, and the UDP length inside it. */
-	tot = bpf_ntohs(iph->tot_len);
-	ulen = bpf_ntohs(udp->len);
-	if (tot + sizeof(struct ethhdr) > len || ulen + hlen > tot ||
-	    ulen < sizeof(struct udphdr) + 8 + sizeof(struct ethhdr))
-		return verdict(S_DECAP__PASS_MALFORMED, len, XDP_PASS);
-
-	void *th = udp + 1;
-	void *inner;
-
-	if (proto == PROTO_GENEVE) {
-		struct geneve_hdr *gh = th;
-
-		if ((void *)(gh + 1) > end)
-			return verdict(S_DECAP__PASS_MALFORMED, len, XDP_PASS);
-		if (gh->ver_optlen >> 6)
-			return verdict(S_DECAP__PASS_MALFORMED, len, XDP_PASS);
-		if (gh->flags & GENEVE_F_OAM)
-			return verdict(S_DECAP__PASS_OAM, len, XDP_PASS);
-		if (gh->proto != bpf_htons(ETH_P_TEB))
-			return verdict(S_DECAP__PASS_NOT_TUNNEL, len, XDP_PASS);
-		critical = gh->flags & GENEVE_F_CRITICAL;
-		vni = ((__u32)gh->vni[0] << 16) | ((__u32)gh->vni[1] << 8) | gh->vni[2];
-		inner = (void *)(gh + 1) + ((gh->ver_optlen & 0x3f) << 2);
-	} else {
-		struct vxlan_hdr *vh = th;
-
-		if ((void *)(vh + 1) > end)
-			return verdict(S_DECAP__PASS_MALFORMED, len, XDP_PASS);
-		if (!(vh->flags & bpf_htonl(VXLAN_F_VNI)))
-			return verdict(S_DECAP__PASS_MALFORMED, len, XDP_PASS);
-		vni = bpf_ntohl(vh->vni) >> 8;
-		inner = vh + 1;
 	}
 
-	struct ethhdr *ieth = inner;
+	struct ethhdr *ieth = data + (oi.inner & 0x1ff);
 
 	if ((void *)(ieth + 1) > end)
 		return verdict(S_DECAP__PASS_MALFORMED, len, XDP_PASS);
-	t = lookup_for_decap(ieth->h_proto, ieth + 1, end, &why);
+	t = lookup_for_decap(ieth->h_proto, ieth + 1, end, &key, &why);
+	if (why == PARSE_NOT_IP)
+		return verdict(S_DECAP__PASS_INNER_NOT_IP, len, XDP_PASS);
+	if (why != PARSE_OK)
+		return verdict(S_DECAP__PASS_MALFORMED, len, XDP_PASS);
 	if (!t)
-		return verdict(why, len, XDP_PASS);
-	if (t->proto != proto || t->vni != vni || t->outer_src != iph->daddr)
+		return verdict(S_DECAP__PASS_NO_TUNNEL, len, XDP_PASS);
+	if (!matches(t, &oi))
 		return verdict(S_DECAP__PASS_MISMATCH, len, XDP_PASS);
-	if (critical)
+	if (oi.critical)
 		return verdict(S_DECAP__DROP_CRITICAL_OPT, len, XDP_DROP);
 	if (bpf_redirect_map(&devmap, t->overlay_ifindex, XDP_PASS) != XDP_REDIRECT)
 		return verdict(S_DECAP__PASS_NO_SLOT, len, XDP_PASS);
 
-	outer_len = inner - data;
+	__u32 frame_end = ETH_HLEN + oi.datagram, inner_len = frame_end - oi.inner;
+
 	/* Drop Ethernet padding behind the datagram, then the outer headers. */
-	if (len > tot + sizeof(struct ethhdr) &&
-	    bpf_xdp_adjust_tail(ctx, -(int)(len - tot - sizeof(struct ethhdr))))
+	if (len > frame_end && bpf_xdp_adjust_tail(ctx, -(int)(len - frame_end)))
 		return verdict(S_DECAP__DROP_ERROR, len, XDP_DROP);
-	if (bpf_xdp_adjust_head(ctx, (int)outer_len))
+	if (bpf_xdp_adjust_head(ctx, (int)oi.inner))
 		return verdict(S_DECAP__DROP_ERROR, len, XDP_DROP);
-	return verdict(proto == PROTO_GENEVE ? S_DECAP__GENEVE : S_DECAP__VXLAN,
-		       tot + sizeof(struct ethhdr) - outer_len, XDP_REDIRECT);
+	count_tunnel(&key, inner_len, COUNT_RX);
+	return verdict(oi.proto == PROTO_GENEVE ? S_DECAP__GENEVE : S_DECAP__VXLAN, inner_len, XDP_REDIRECT);
 }
+
+/* ------------------------------------------------------------------- TC */
+
+/* The most header bytes the TC programs read directly: Ethernet, a VLAN
+ * tag, IPv6 (or IPv4 with options), UDP, GENEVE with options, the inner
+ * Ethernet, IPv6 and ports. */
+#define TC_PULL 256
+
+/* Length of the inner IP and transport headers of a GSO frame at off. */
+static __always_inline int gso_header_len(struct __sk_buff *skb, __be16 proto, __u32 off, __u32 *len)
+{
+	__u8 l4proto;
+	__u32 l3;
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		__u8 vihl;
+
+		if (bpf_skb_load_bytes(skb, off, &vihl, 1) ||
+		    bpf_skb_load_bytes(skb, off + 9, &l4proto, 1))
+			return -1;
+		l3 = (vihl & 0xf) << 2;
+	} else {
+		if (bpf_skb_load_bytes(skb, off + 6, &l4proto, 1))
+			return -1;
+		l3 = sizeof(struct ipv6hdr);
+	}
+	if (l4proto == IPPROTO_TCP) {
+		__u8 doff;
+
+		if (bpf_skb_load_bytes(skb, off + l3 + 12, &doff, 1))
+			return -1;
+		*len = l3 + ((doff >> 4) << 2);
+		return 0;
+	}
+	if (l4proto == IPPROTO_UDP) {
+		*len = l3 + sizeof(struct udphdr);
+		return 0;
+	}
+	return -1;
+}
+
+SEC("tc")
+int encap_tc(struct __sk_buff *skb)
+{
+	__u32 len = skb->len, pull = len < TC_PULL ? len : TC_PULL;
+
+	bpf_skb_pull_data(skb, pull);
+
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct tunnel_key key = {};
+	__u32 hash = 0, mtu = 0, is_gso = skb->gso_size != 0;
+	int ret;
+
+	if ((void *)(eth + 1) > end)
+		return verdict(S_ENCAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+	if (skb->vlan_present)
+		return verdict(S_ENCAP_TC__PASS_NOT_IP, len, TCX_NEXT);
+	ret = parse_inner(eth->h_proto, eth + 1, end, &key, &hash);
+	if (ret == PARSE_NOT_IP)
+		return verdict(S_ENCAP_TC__PASS_NOT_IP, len, TCX_NEXT);
+	if (ret != PARSE_OK)
+		return verdict(S_ENCAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+
+	struct tunnel *t = bpf_map_lookup_elem(&tunnels, &key);
+
+	if (!t)
+		return verdict(S_ENCAP_TC__PASS_NO_TUNNEL, len, TCX_NEXT);
+
+	struct ethhdr inner_eth;
+
+	__builtin_memcpy(&inner_eth, eth, ETH_HLEN);
+	if ((t->flags & TUNNEL_F_INNER_DMAC) && !(inner_eth.h_dest[0] & 1))
+		__builtin_memcpy(inner_eth.h_dest, t->inner_dst_mac, ETH_ALEN);
+	__u32 ifindex = t->underlay_ifindex;
+
+	if (t->proto == PROTO_VLAN) {
+		/* The frame must fit the underlay's MTU; the tag rides on top. */
+		if (!is_gso && bpf_check_mtu(skb, ifindex, &mtu, 0, 0))
+			goto too_big;
+		if (bpf_skb_store_bytes(skb, 0, &inner_eth, ETH_HLEN, 0) ||
+		    bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), t->vlan_id & 0x0fff))
+			goto error;
+		count_tunnel(&key, len, COUNT_TX);
+		count(S_ENCAP_TC__VLAN, len);
+		return bpf_redirect(ifindex, 0);
+	}
+
+	__u32 olen = outer_len(t), is_ip = inner_eth.h_proto != bpf_htons(ETH_P_ARP);
+
+	/* MTU: the outer packet, or each GSO segment of it, must fit. */
+	if (is_gso) {
+		__u32 hdrs;
+
+		bpf_check_mtu(skb, ifindex, &mtu, 0, 0);
+		if (gso_header_len(skb, inner_eth.h_proto, ETH_HLEN, &hdrs) ||
+		    olen + ETH_HLEN + hdrs + skb->gso_size > mtu)
+			goto too_big;
+	} else if (bpf_check_mtu(skb, ifindex, &mtu, ETH_HLEN + olen, 0)) {
+		goto too_big;
+	}
+
+	__be16 sport = t->src_port ? t->src_port : bpf_htons(flow_src_port(hash));
+	struct outer o = {};
+	__u32 head = ETH_HLEN + olen; /* where the inner frame starts */
+
+	build_outer(&o, t, sport, len);
+	if (is_ip) {
+		__u64 flags = BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
+			      BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(ETH_HLEN) |
+			      ((t->flags & TUNNEL_F_OUTER_V6) ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV4);
+
+		/* Room after the MAC header for the outer headers and a copy of the
+		 * inner Ethernet header; the front header becomes the outer one. */
+		if (bpf_skb_adjust_room(skb, olen + ETH_HLEN, BPF_ADJ_ROOM_MAC, flags))
+			goto error;
+	} else if (bpf_skb_change_head(skb, head, 0)) {
+		/* ARP: adjust_room refuses non-IP; room in front of the frame. */
+		goto error;
+	}
+	if (bpf_skb_store_bytes(skb, head, &inner_eth, ETH_HLEN, 0))
+		goto error;
+
+	struct ethhdr outer_eth;
+
+	__builtin_memcpy(outer_eth.h_dest, t->dst_mac, ETH_ALEN);
+	__builtin_memcpy(outer_eth.h_source, t->src_mac, ETH_ALEN);
+	outer_eth.h_proto = bpf_htons((t->flags & TUNNEL_F_OUTER_V6) ? ETH_P_IPV6 : ETH_P_IP);
+	__u32 base = (t->flags & TUNNEL_F_OUTER_V6) ? BASE_LEN(1) : BASE_LEN(0);
+
+	if (bpf_skb_store_bytes(skb, 0, &outer_eth, ETH_HLEN, 0))
+		goto error;
+	if ((t->flags & TUNNEL_F_OUTER_V6) ? bpf_skb_store_bytes(skb, ETH_HLEN, &o, BASE_LEN(1), 0)
+					   : bpf_skb_store_bytes(skb, ETH_HLEN, &o, BASE_LEN(0), 0))
+		goto error;
+	for (int i = 0; i < MAX_OPT_LEN / 4; i++) {
+		if (i * 4 >= opt_len(t))
+			break;
+		if (bpf_skb_store_bytes(skb, ETH_HLEN + base + i * 4, t->opts + i * 4, 4, 0))
+			goto error;
+	}
+	if ((t->flags & TUNNEL_F_OUTER_V6) && !is_gso) {
+		/* GSO segments would all carry one template checksum: there it
+		 * stays 0 (RFC 6935/6936); a single datagram gets a real one. */
+		__u32 udp_off = ETH_HLEN + sizeof(struct ipv6hdr);
+		__u16 csum = udp6_csum(skb, 0, &o.ip6, udp_off, skb->len);
+
+		if (bpf_skb_store_bytes(skb, udp_off + 6, &csum, 2, 0))
+			goto error;
+	}
+	count_tunnel(&key, len, COUNT_TX);
+	count(t->proto == PROTO_GENEVE ? S_ENCAP_TC__GENEVE : S_ENCAP_TC__VXLAN, len);
+	return bpf_redirect(ifindex, 0);
+
+too_big:
+	count_tunnel(&key, len, COUNT_TOO_BIG);
+	return verdict(S_ENCAP_TC__DROP_TOO_BIG, len, TC_ACT_SHOT);
+error:
+	return verdict(S_ENCAP_TC__DROP_ERROR, len, TC_ACT_SHOT);
+}
+
+/* deliver sends a decapsulated frame to the tunnel's overlay: into the
+ * workload namespace directly where the overlay veth's peer lives there (IP
+ * frames, whose protocol the decap flags set; others go through the veth,
+ * which reads their Ethernet header again). */
+static __always_inline int deliver(const struct tunnel *t, int is_ip)
+{
+	if ((t->flags & TUNNEL_F_PEER_NETNS) && is_ip)
+		return bpf_redirect_peer(t->overlay_ifindex, 0);
+	return bpf_redirect(t->overlay_ifindex, 0);
+}
+
+SEC("tc")
+int decap_tc(struct __sk_buff *skb)
+{
+	__u32 len = skb->len, pull = len < TC_PULL ? len : TC_PULL;
+
+	bpf_skb_pull_data(skb, pull);
+
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct outer_info oi = {};
+	struct tunnel_key key;
+	struct tunnel *t;
+	int why;
+
+	if (skb->vlan_present) {
+		/* An 802.1Q tunnel: the tag is beside the frame. */
+		struct ethhdr *eth = data;
+
+		if ((void *)(eth + 1) > end)
+			return verdict(S_DECAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+		if (skb->vlan_proto != bpf_htons(ETH_P_8021Q))
+			return verdict(S_DECAP_TC__PASS_NOT_TUNNEL, len, TCX_NEXT);
+		t = lookup_for_decap(eth->h_proto, eth + 1, end, &key, &why);
+		if (why == PARSE_NOT_IP)
+			return verdict(S_DECAP_TC__PASS_INNER_NOT_IP, len, TCX_NEXT);
+		if (why != PARSE_OK)
+			return verdict(S_DECAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+		if (!t)
+			return verdict(S_DECAP_TC__PASS_NO_TUNNEL, len, TCX_NEXT);
+		if (t->proto != PROTO_VLAN || t->vlan_id != (skb->vlan_tci & 0x0fff))
+			return verdict(S_DECAP_TC__PASS_MISMATCH, len, TCX_NEXT);
+		int is_ip = eth->h_proto != bpf_htons(ETH_P_ARP);
+
+		if (bpf_skb_vlan_pop(skb))
+			return verdict(S_DECAP_TC__DROP_ERROR, len, TC_ACT_SHOT);
+		count_tunnel(&key, len, COUNT_RX);
+		count(S_DECAP_TC__VLAN, len);
+		return deliver(t, is_ip);
+	}
+	switch (parse_outer(data, end, len, &oi)) {
+	case OUTER_OK:
+		break;
+	case OUTER_NOT_TUNNEL:
+		return verdict(S_DECAP_TC__PASS_NOT_TUNNEL, len, TCX_NEXT);
+	case OUTER_FRAGMENT:
+		return verdict(S_DECAP_TC__PASS_FRAGMENT, len, TCX_NEXT);
+	case OUTER_OAM:
+		return verdict(S_DECAP_TC__PASS_OAM, len, TCX_NEXT);
+	default:
+		return verdict(S_DECAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+	}
+
+	struct ethhdr *ieth = data + (oi.inner & 0x1ff);
+
+	if ((void *)(ieth + 1) > end)
+		return verdict(S_DECAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+	t = lookup_for_decap(ieth->h_proto, ieth + 1, end, &key, &why);
+	if (why == PARSE_NOT_IP)
+		return verdict(S_DECAP_TC__PASS_INNER_NOT_IP, len, TCX_NEXT);
+	if (why != PARSE_OK)
+		return verdict(S_DECAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+	if (!t)
+		return verdict(S_DECAP_TC__PASS_NO_TUNNEL, len, TCX_NEXT);
+	if (!matches(t, &oi))
+		return verdict(S_DECAP_TC__PASS_MISMATCH, len, TCX_NEXT);
+	if (oi.critical)
+		return verdict(S_DECAP_TC__DROP_CRITICAL_OPT, len, TC_ACT_SHOT);
+
+	struct ethhdr inner_eth;
+	__u64 flags = BPF_F_ADJ_ROOM_FIXED_GSO;
+	__u32 strip = oi.inner, frame_end = ETH_HLEN + oi.datagram;
+
+	__builtin_memcpy(&inner_eth, ieth, ETH_HLEN);
+	if (inner_eth.h_proto == bpf_htons(ETH_P_IP))
+		flags |= ADJ_ROOM_DECAP_L3_IPV4;
+	else if (inner_eth.h_proto == bpf_htons(ETH_P_IPV6))
+		flags |= ADJ_ROOM_DECAP_L3_IPV6;
+	/* Drop Ethernet padding behind the datagram, or pad a short inner frame
+	 * to Ethernet's 60-byte minimum (the kernel will not shrink an skb below
+	 * an outer IPv6 header's length), put the inner Ethernet header in
+	 * front, then remove what lies between. */
+	if (frame_end - strip < ETH_ZLEN)
+		frame_end = strip + ETH_ZLEN;
+	if (frame_end != len && bpf_skb_change_tail(skb, frame_end, 0))
+		goto error;
+	if (bpf_skb_store_bytes(skb, 0, &inner_eth, ETH_HLEN, 0))
+		goto error;
+	if (bpf_skb_adjust_room(skb, -(__s32)strip, BPF_ADJ_ROOM_MAC, flags))
+		goto error;
+	count_tunnel(&key, skb->len, COUNT_RX);
+	count(oi.proto == PROTO_GENEVE ? S_DECAP_TC__GENEVE : S_DECAP_TC__VXLAN, len);
+	return deliver(t, inner_eth.h_proto != bpf_htons(ETH_P_ARP));
+
+error:
+	return verdict(S_DECAP_TC__DROP_ERROR, len, TC_ACT_SHOT);
+}
+
+/* ------------------------------------------------------- plain redirect */
 
 /* redirect: MPTM's plain redirect, through the slot keyed by the ingress interface. */
 SEC("xdp")

@@ -68,33 +68,53 @@ type EncapSlotInfo struct {
 type EncapStat uint32
 
 const (
-	EncapStatS_ENCAP__GENEVE              EncapStat = 0
-	EncapStatS_ENCAP__VXLAN               EncapStat = 1
-	EncapStatS_ENCAP__VLAN                EncapStat = 2
-	EncapStatS_ENCAP__PASS_NOT_IPV4       EncapStat = 3
-	EncapStatS_ENCAP__PASS_MALFORMED      EncapStat = 4
-	EncapStatS_ENCAP__PASS_NO_TUNNEL      EncapStat = 5
-	EncapStatS_ENCAP__PASS_NO_SLOT        EncapStat = 6
-	EncapStatS_ENCAP__DROP_TOO_BIG        EncapStat = 7
-	EncapStatS_ENCAP__DROP_ERROR          EncapStat = 8
-	EncapStatS_DECAP__GENEVE              EncapStat = 9
-	EncapStatS_DECAP__VXLAN               EncapStat = 10
-	EncapStatS_DECAP__VLAN                EncapStat = 11
-	EncapStatS_DECAP__PASS_NOT_TUNNEL     EncapStat = 12
-	EncapStatS_DECAP__PASS_MALFORMED      EncapStat = 13
-	EncapStatS_DECAP__PASS_FRAGMENT       EncapStat = 14
-	EncapStatS_DECAP__PASS_INNER_NOT_IPV4 EncapStat = 15
-	EncapStatS_DECAP__PASS_STACKED_VLAN   EncapStat = 16
-	EncapStatS_DECAP__PASS_OAM            EncapStat = 17
-	EncapStatS_DECAP__PASS_NO_TUNNEL      EncapStat = 18
-	EncapStatS_DECAP__PASS_MISMATCH       EncapStat = 19
-	EncapStatS_DECAP__PASS_NO_SLOT        EncapStat = 20
-	EncapStatS_DECAP__DROP_CRITICAL_OPT   EncapStat = 21
-	EncapStatS_DECAP__DROP_ERROR          EncapStat = 22
-	EncapStatS_REDIRECT__OUT              EncapStat = 23
-	EncapStatS_REDIRECT__PASS_NO_SLOT     EncapStat = 24
-	EncapStatS_PASS__PASS                 EncapStat = 25
-	EncapStatSTAT_MAX                     EncapStat = 26
+	EncapStatS_ENCAP__GENEVE               EncapStat = 0
+	EncapStatS_ENCAP__VXLAN                EncapStat = 1
+	EncapStatS_ENCAP__VLAN                 EncapStat = 2
+	EncapStatS_ENCAP__PASS_NOT_IP          EncapStat = 3
+	EncapStatS_ENCAP__PASS_MALFORMED       EncapStat = 4
+	EncapStatS_ENCAP__PASS_NO_TUNNEL       EncapStat = 5
+	EncapStatS_ENCAP__PASS_NO_SLOT         EncapStat = 6
+	EncapStatS_ENCAP__DROP_TOO_BIG         EncapStat = 7
+	EncapStatS_ENCAP__DROP_ERROR           EncapStat = 8
+	EncapStatS_DECAP__GENEVE               EncapStat = 9
+	EncapStatS_DECAP__VXLAN                EncapStat = 10
+	EncapStatS_DECAP__VLAN                 EncapStat = 11
+	EncapStatS_DECAP__PASS_NOT_TUNNEL      EncapStat = 12
+	EncapStatS_DECAP__PASS_MALFORMED       EncapStat = 13
+	EncapStatS_DECAP__PASS_FRAGMENT        EncapStat = 14
+	EncapStatS_DECAP__PASS_INNER_NOT_IP    EncapStat = 15
+	EncapStatS_DECAP__PASS_STACKED_VLAN    EncapStat = 16
+	EncapStatS_DECAP__PASS_OAM             EncapStat = 17
+	EncapStatS_DECAP__PASS_NO_TUNNEL       EncapStat = 18
+	EncapStatS_DECAP__PASS_MISMATCH        EncapStat = 19
+	EncapStatS_DECAP__PASS_NO_SLOT         EncapStat = 20
+	EncapStatS_DECAP__DROP_CRITICAL_OPT    EncapStat = 21
+	EncapStatS_DECAP__DROP_ERROR           EncapStat = 22
+	EncapStatS_ENCAP_TC__GENEVE            EncapStat = 23
+	EncapStatS_ENCAP_TC__VXLAN             EncapStat = 24
+	EncapStatS_ENCAP_TC__VLAN              EncapStat = 25
+	EncapStatS_ENCAP_TC__PASS_NOT_IP       EncapStat = 26
+	EncapStatS_ENCAP_TC__PASS_MALFORMED    EncapStat = 27
+	EncapStatS_ENCAP_TC__PASS_NO_TUNNEL    EncapStat = 28
+	EncapStatS_ENCAP_TC__DROP_TOO_BIG      EncapStat = 29
+	EncapStatS_ENCAP_TC__DROP_ERROR        EncapStat = 30
+	EncapStatS_DECAP_TC__GENEVE            EncapStat = 31
+	EncapStatS_DECAP_TC__VXLAN             EncapStat = 32
+	EncapStatS_DECAP_TC__VLAN              EncapStat = 33
+	EncapStatS_DECAP_TC__PASS_NOT_TUNNEL   EncapStat = 34
+	EncapStatS_DECAP_TC__PASS_MALFORMED    EncapStat = 35
+	EncapStatS_DECAP_TC__PASS_FRAGMENT     EncapStat = 36
+	EncapStatS_DECAP_TC__PASS_INNER_NOT_IP EncapStat = 37
+	EncapStatS_DECAP_TC__PASS_OAM          EncapStat = 38
+	EncapStatS_DECAP_TC__PASS_NO_TUNNEL    EncapStat = 39
+	EncapStatS_DECAP_TC__PASS_MISMATCH     EncapStat = 40
+	EncapStatS_DECAP_TC__DROP_CRITICAL_OPT EncapStat = 41
+	EncapStatS_DECAP_TC__DROP_ERROR        EncapStat = 42
+	EncapStatS_REDIRECT__OUT               EncapStat = 43
+	EncapStatS_REDIRECT__PASS_NO_SLOT      EncapStat = 44
+	EncapStatS_PASS__PASS                  EncapStat = 45
+	EncapStatSTAT_MAX                      EncapStat = 46
 )
 
 type EncapTunnel struct {
@@ -103,21 +123,35 @@ type EncapTunnel struct {
 	Flags           uint8
 	VlanId          uint16
 	Vni             uint32
-	OuterSrc        uint32
-	OuterDst        uint32
+	OuterSrc        [16]uint8
+	OuterDst        [16]uint8
 	SrcMac          [6]uint8
 	DstMac          [6]uint8
 	InnerDstMac     [6]uint8
 	SrcPort         uint16
 	UnderlayIfindex uint32
 	OverlayIfindex  uint32
-	Reserved        uint32
+	OptLen          uint8
+	GeneveFlags     uint8
+	Pad             [2]uint8
+	Opts            [64]uint8
+}
+
+type EncapTunnelCounters struct {
+	_          structs.HostLayout
+	TxPackets  uint64
+	TxBytes    uint64
+	RxPackets  uint64
+	RxBytes    uint64
+	DropTooBig uint64
 }
 
 type EncapTunnelKey struct {
 	_        structs.HostLayout
-	InnerSrc uint32
-	InnerDst uint32
+	Family   uint8
+	Pad      [3]uint8
+	InnerSrc [16]uint8
+	InnerDst [16]uint8
 }
 
 // Names of all BPF objects in the ELF.
@@ -127,11 +161,15 @@ const (
 	EncapMapAttachments = "attachments"
 	EncapMapDevmap      = "devmap"
 	EncapMapMeta        = "meta"
+	EncapMapScratch     = "scratch"
 	EncapMapSlots       = "slots"
 	EncapMapStats       = "stats"
+	EncapMapTunnelStats = "tunnel_stats"
 	EncapMapTunnels     = "tunnels"
 	EncapProgDecap      = "decap"
+	EncapProgDecapTc    = "decap_tc"
 	EncapProgEncap      = "encap"
+	EncapProgEncapTc    = "encap_tc"
 	EncapProgPass       = "pass"
 	EncapProgRedirect   = "redirect"
 )
@@ -179,7 +217,9 @@ type EncapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type EncapProgramSpecs struct {
 	Decap    *ebpf.ProgramSpec `ebpf:"decap"`
+	DecapTc  *ebpf.ProgramSpec `ebpf:"decap_tc"`
 	Encap    *ebpf.ProgramSpec `ebpf:"encap"`
+	EncapTc  *ebpf.ProgramSpec `ebpf:"encap_tc"`
 	Pass     *ebpf.ProgramSpec `ebpf:"pass"`
 	Redirect *ebpf.ProgramSpec `ebpf:"redirect"`
 }
@@ -191,8 +231,10 @@ type EncapMapSpecs struct {
 	Attachments *ebpf.MapSpec `ebpf:"attachments"`
 	Devmap      *ebpf.MapSpec `ebpf:"devmap"`
 	Meta        *ebpf.MapSpec `ebpf:"meta"`
+	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
 	Slots       *ebpf.MapSpec `ebpf:"slots"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
+	TunnelStats *ebpf.MapSpec `ebpf:"tunnel_stats"`
 	Tunnels     *ebpf.MapSpec `ebpf:"tunnels"`
 }
 
@@ -225,8 +267,10 @@ type EncapMaps struct {
 	Attachments *ebpf.Map `ebpf:"attachments"`
 	Devmap      *ebpf.Map `ebpf:"devmap"`
 	Meta        *ebpf.Map `ebpf:"meta"`
+	Scratch     *ebpf.Map `ebpf:"scratch"`
 	Slots       *ebpf.Map `ebpf:"slots"`
 	Stats       *ebpf.Map `ebpf:"stats"`
+	TunnelStats *ebpf.Map `ebpf:"tunnel_stats"`
 	Tunnels     *ebpf.Map `ebpf:"tunnels"`
 }
 
@@ -235,8 +279,10 @@ func (m *EncapMaps) Close() error {
 		m.Attachments,
 		m.Devmap,
 		m.Meta,
+		m.Scratch,
 		m.Slots,
 		m.Stats,
+		m.TunnelStats,
 		m.Tunnels,
 	)
 }
@@ -252,7 +298,9 @@ type EncapVariables struct {
 // It can be passed to LoadEncapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type EncapPrograms struct {
 	Decap    *ebpf.Program `ebpf:"decap"`
+	DecapTc  *ebpf.Program `ebpf:"decap_tc"`
 	Encap    *ebpf.Program `ebpf:"encap"`
+	EncapTc  *ebpf.Program `ebpf:"encap_tc"`
 	Pass     *ebpf.Program `ebpf:"pass"`
 	Redirect *ebpf.Program `ebpf:"redirect"`
 }
@@ -260,7 +308,9 @@ type EncapPrograms struct {
 func (p *EncapPrograms) Close() error {
 	return _EncapClose(
 		p.Decap,
+		p.DecapTc,
 		p.Encap,
+		p.EncapTc,
 		p.Pass,
 		p.Redirect,
 	)

@@ -53,7 +53,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { e.objs.Close() })
 	var err error
-	e.state, err = maps.NewEncapState(map[string]*ebpf.Map{"tunnels": e.objs.Tunnels, "devmap": e.objs.Devmap, "slots": e.objs.Slots})
+	e.state, err = maps.NewEncapState(map[string]*ebpf.Map{"tunnels": e.objs.Tunnels, "tunnel_stats": e.objs.TunnelStats, "devmap": e.objs.Devmap, "slots": e.objs.Slots})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,8 +345,9 @@ func TestEncapPassesForeignAndMalformed(t *testing.T) {
 		{"IHL below 5", ihl4, encap.EncapStatS_ENCAP__PASS_MALFORMED},
 		{"truncated ARP", arpFrame(t, "10.0.0.1", "10.0.0.2")[:14+20], encap.EncapStatS_ENCAP__PASS_MALFORMED},
 		{"ARP with 8-byte hardware addresses", badARP, encap.EncapStatS_ENCAP__PASS_MALFORMED},
-		{"IPv6", ipv6, encap.EncapStatS_ENCAP__PASS_NOT_IPV4},
-		{"VLAN-tagged", vlanTag(good, 0x8100, 5), encap.EncapStatS_ENCAP__PASS_NOT_IPV4},
+		{"IPv6 of no tunnel", ipv6, encap.EncapStatS_ENCAP__PASS_NO_TUNNEL},
+		{"truncated IPv6 header", ipv6[:14+30], encap.EncapStatS_ENCAP__PASS_MALFORMED},
+		{"VLAN-tagged", vlanTag(good, 0x8100, 5), encap.EncapStatS_ENCAP__PASS_NOT_IP},
 		{"no tunnel for the pair", icmpFrame(t, "10.0.0.2", "10.0.0.1", 56), encap.EncapStatS_ENCAP__PASS_NO_TUNNEL},
 		{"underlay without a slot", icmpFrame(t, "10.0.9.1", "10.0.9.2", 56), encap.EncapStatS_ENCAP__PASS_NO_SLOT},
 	} {
@@ -456,6 +457,8 @@ func TestDecapPassesForeignAndMalformed(t *testing.T) {
 	ipv6Inner := serialize(t,
 		&layers.Ethernet{SrcMAC: wl2MAC, DstMAC: wl1MAC, EthernetType: layers.EthernetTypeIPv6},
 		&layers.IPv6{Version: 6, NextHeader: layers.IPProtocolNoNextHeader, HopLimit: 64, SrcIP: net.ParseIP("fd00::2"), DstIP: net.ParseIP("fd00::1")})
+	lldpInner := append(append([]byte{}, wl1MAC...), append(append([]byte{}, wl2MAC...), 0x88, 0xcc, 2, 7, 4, 0, 0, 0, 0, 0, 1)...)
+	lldpInner = append(lldpInner, make([]byte, 60-len(lldpInner))...)
 	genInner := icmpFrame(t, "10.0.1.2", "10.0.1.1", 56)
 	gen := func(flags byte, vni uint32) []byte {
 		return udpTunnel(t, outerOpts{dport: 6081}, geneveHdr(vni, flags, nil), genInner)
@@ -481,7 +484,8 @@ func TestDecapPassesForeignAndMalformed(t *testing.T) {
 		{"wrong outer destination", vx(outerOpts{dst: net.IPv4(192, 168, 1, 9).To4()}, 100, inner), encap.EncapStatS_DECAP__PASS_MISMATCH},
 		{"VXLAN for a GENEVE tunnel", vx(outerOpts{}, 200, genInner), encap.EncapStatS_DECAP__PASS_MISMATCH},
 		{"inner pair without tunnel", vx(outerOpts{}, 100, icmpFrame(t, "10.0.0.1", "10.0.0.2", 56)), encap.EncapStatS_DECAP__PASS_NO_TUNNEL},
-		{"inner IPv6", vx(outerOpts{}, 100, ipv6Inner), encap.EncapStatS_DECAP__PASS_INNER_NOT_IPV4},
+		{"inner IPv6 of no tunnel", vx(outerOpts{}, 100, ipv6Inner), encap.EncapStatS_DECAP__PASS_NO_TUNNEL},
+		{"inner LLDP", vx(outerOpts{}, 100, lldpInner), encap.EncapStatS_DECAP__PASS_INNER_NOT_IP},
 		{"GENEVE control packet", gen(0x80, 200), encap.EncapStatS_DECAP__PASS_OAM},
 		{"GENEVE carrying IP, not Ethernet", genIPPayload, encap.EncapStatS_DECAP__PASS_NOT_TUNNEL},
 		{"VLAN id of no tunnel", vlanTag(vlanInner, 0x8100, 301), encap.EncapStatS_DECAP__PASS_MISMATCH},
