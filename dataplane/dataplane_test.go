@@ -18,8 +18,8 @@ func TestCounterNamesComeFromBTF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(names) != 26 {
-		t.Fatalf("%d counters, want 26", len(names))
+	if len(names) != 46 {
+		t.Fatalf("%d counters, want 46", len(names))
 	}
 	if names[0] != [2]string{"encap", "geneve"} || names[len(names)-1] != [2]string{"pass", "pass"} {
 		t.Errorf("first and last counters: %v %v", names[0], names[len(names)-1])
@@ -57,7 +57,7 @@ func TestLoadOpenUnload(t *testing.T) {
 	}
 	defer lock.Release()
 	res, err := Load(lock, EncapDataplane, LoadOptions{MaxEntries: 64, Version: "test"})
-	if err != nil || len(res.Created) != 10 || res.MaxEntries != 64 {
+	if err != nil || len(res.Created) != 14 || res.MaxEntries != 64 {
 		t.Fatalf("Load: %+v, %v", res, err)
 	}
 	l, err := Open(root, EncapDataplane)
@@ -68,7 +68,7 @@ func TestLoadOpenUnload(t *testing.T) {
 		t.Errorf("meta: %+v", l.Meta)
 	}
 	cs, err := l.Stats()
-	if err != nil || len(cs) != 26 {
+	if err != nil || len(cs) != 46 {
 		t.Errorf("Stats: %d counters, %v", len(cs), err)
 	}
 	l.Close()
@@ -87,7 +87,7 @@ func TestLoadOpenUnload(t *testing.T) {
 		t.Errorf("completing load: %+v, %v", res, err)
 	}
 	un, err := Unload(lock, EncapDataplane)
-	if err != nil || len(un.Removed) != 10 {
+	if err != nil || len(un.Removed) != 14 {
 		t.Errorf("Unload: %+v, %v", un, err)
 	}
 	if un, err = Unload(lock, EncapDataplane); err != nil || len(un.Removed) != 0 {
@@ -172,8 +172,8 @@ func TestLoadUpgradesProgramsInPlace(t *testing.T) {
 	if pid == oid || linfo.Program != pid {
 		t.Errorf("after the upgrade the link runs program %d, the pin holds %d (the replaced one was %d)", linfo.Program, pid, oid)
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 11 {
-		t.Errorf("%d pins after the upgrade, want 6 maps, 4 programs and 1 link", len(entries))
+	if entries, _ := os.ReadDir(dir); len(entries) != 15 {
+		t.Errorf("%d pins after the upgrade, want 8 maps, 6 programs and 1 link", len(entries))
 	}
 }
 

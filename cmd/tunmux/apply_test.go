@@ -312,7 +312,7 @@ func TestApplyKilledHalfwayConverges(t *testing.T) {
 			return false
 		}
 		defer m.Close()
-		var k [8]byte
+		k := make([]byte, m.KeySize())
 		return m.NextKey(nil, &k) == nil
 	})
 	time.Sleep(20 * time.Millisecond)

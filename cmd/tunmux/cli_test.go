@@ -140,8 +140,8 @@ func TestLoadIsIdempotentAndUnloadCleansUp(t *testing.T) {
 		MaxEntries uint32   `json:"max_entries"`
 	}
 	c.jsonOut(&first, "load", "encap")
-	if len(first.Created) != 10 || first.MaxEntries != 1024 {
-		t.Errorf("first load created %v with capacity %d, want 6 maps and 4 programs, 1024", first.Created, first.MaxEntries)
+	if len(first.Created) != 14 || first.MaxEntries != 1024 {
+		t.Errorf("first load created %v with capacity %d, want 8 maps and 6 programs, 1024", first.Created, first.MaxEntries)
 	}
 	c.ok(append([]string{"tunnel", "add"}, tunnelArgs...)...)
 	before := c.snapshot()
@@ -643,7 +643,7 @@ func TestReadCommandsOnAnEmptyRoot(t *testing.T) {
 	}
 	c.ok("load", "encap")
 	c.jsonOut(&stats, "stats", "encap")
-	if len(stats) != 26 {
-		t.Errorf("stats encap has %d counters, want 26", len(stats))
+	if len(stats) != 46 {
+		t.Errorf("stats encap has %d counters, want 46", len(stats))
 	}
 }
