@@ -128,7 +128,7 @@ func (o GeneveOpt) String() string {
 	return fmt.Sprintf("%04x:%02x:%s", o.Class, o.Type, hex.EncodeToString(o.Data))
 }
 
-const geneveOptForm = "CLASS:TYPE:HEXDATA in hex, like 0102:80:deadbeef (data a multiple of 4 bytes, up to 124)"
+const geneveOptForm = "CLASS:TYPE:HEXDATA in hex, like 0102:80:deadbeef (data a multiple of 4 bytes; a tunnel's options take at most 64 bytes, 4 of header each)"
 
 // ParseGeneveOpt parses a --geneve-opt value.
 func ParseGeneveOpt(s string) (GeneveOpt, error) {

@@ -1034,28 +1034,45 @@ int decap_tc(struct __sk_buff *skb)
 	struct tunnel *t;
 	int why;
 
-	if (skb->vlan_present) {
-		/* An 802.1Q tunnel: the tag is beside the frame. */
-		struct ethhdr *eth = data;
+	struct ethhdr *eth = data;
 
-		if ((void *)(eth + 1) > end)
-			return verdict(S_DECAP_TC__PASS_MALFORMED, len, TCX_NEXT);
-		if (skb->vlan_proto != bpf_htons(ETH_P_8021Q))
+	if ((void *)(eth + 1) > end)
+		return verdict(S_DECAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+	if (skb->vlan_present || eth->h_proto == bpf_htons(ETH_P_8021Q) ||
+	    eth->h_proto == bpf_htons(ETH_P_8021AD)) {
+		/* An 802.1Q tunnel. The stack takes the tag out of the frame
+		 * before TC sees it; a test run leaves it in. */
+		__be16 tpid = skb->vlan_proto, iproto = eth->h_proto;
+		__u32 tci = skb->vlan_tci, tag = 0;
+		void *l3 = eth + 1;
+
+		if (!skb->vlan_present) {
+			struct vlan_hdr *vh = l3;
+
+			if ((void *)(vh + 1) > end)
+				return verdict(S_DECAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+			tpid = eth->h_proto;
+			tci = bpf_ntohs(vh->tci);
+			iproto = vh->proto;
+			l3 = vh + 1;
+			tag = sizeof(*vh);
+		}
+		if (tpid != bpf_htons(ETH_P_8021Q))
 			return verdict(S_DECAP_TC__PASS_NOT_TUNNEL, len, TCX_NEXT);
-		t = lookup_for_decap(eth->h_proto, eth + 1, end, &key, &why);
+		t = lookup_for_decap(iproto, l3, end, &key, &why);
 		if (why == PARSE_NOT_IP)
 			return verdict(S_DECAP_TC__PASS_INNER_NOT_IP, len, TCX_NEXT);
 		if (why != PARSE_OK)
 			return verdict(S_DECAP_TC__PASS_MALFORMED, len, TCX_NEXT);
 		if (!t)
 			return verdict(S_DECAP_TC__PASS_NO_TUNNEL, len, TCX_NEXT);
-		if (t->proto != PROTO_VLAN || t->vlan_id != (skb->vlan_tci & 0x0fff))
+		if (t->proto != PROTO_VLAN || t->vlan_id != (tci & 0x0fff))
 			return verdict(S_DECAP_TC__PASS_MISMATCH, len, TCX_NEXT);
-		int is_ip = eth->h_proto != bpf_htons(ETH_P_ARP);
+		int is_ip = iproto != bpf_htons(ETH_P_ARP);
 
 		if (bpf_skb_vlan_pop(skb))
 			return verdict(S_DECAP_TC__DROP_ERROR, len, TC_ACT_SHOT);
-		count_tunnel(&key, len, COUNT_RX);
+		count_tunnel(&key, len - tag, COUNT_RX);
 		count(S_DECAP_TC__VLAN, len);
 		return deliver(t, is_ip);
 	}

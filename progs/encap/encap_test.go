@@ -3,6 +3,7 @@ package encap_test
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"golang.org/x/sys/unix"
 
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/internal/testnet"
@@ -135,12 +137,32 @@ func (e *env) run(prog *ebpf.Program, frame []byte, want encap.EncapStat) (uint3
 // expectPass runs prog and checks that the frame passed untouched.
 func (e *env) expectPass(prog *ebpf.Program, frame []byte, want encap.EncapStat) {
 	e.t.Helper()
+	e.expectPassAs(prog, frame, want, xdpPass)
+}
+
+// expectPassAs runs prog and checks that the frame went on untouched with
+// verdict pass (XDP_PASS, or TCX_NEXT for the TC programs).
+func (e *env) expectPassAs(prog *ebpf.Program, frame []byte, want encap.EncapStat, pass uint32) {
+	e.t.Helper()
 	ret, out := e.run(prog, frame, want)
-	if ret != xdpPass {
-		e.t.Errorf("verdict %d, want XDP_PASS", ret)
+	if ret != pass {
+		e.t.Errorf("verdict %d, want %d (pass on)", ret, pass)
 	}
 	if !bytes.Equal(out, frame) {
 		e.t.Errorf("frame changed although it passed:\n got %x\nwant %x", out, frame)
+	}
+}
+
+// skipIfTestRunRefuses skips t if the kernel refuses to build a test-run
+// skb of frame: it checks the first IP header itself.
+func (e *env) skipIfTestRunRefuses(t *testing.T, prog *ebpf.Program, frame []byte) {
+	var err error
+	e.ns.Do(t, func() error {
+		_, err = prog.Run(&ebpf.RunOptions{Data: frame, DataOut: make([]byte, len(frame)+512)})
+		return nil
+	})
+	if errors.Is(err, unix.EINVAL) {
+		t.Skip("the kernel's test run refuses this skb (EINVAL: its first IP header is cut short); the XDP case covers the frame")
 	}
 }
 
@@ -352,6 +374,14 @@ func TestEncapPassesForeignAndMalformed(t *testing.T) {
 		{"underlay without a slot", icmpFrame(t, "10.0.9.1", "10.0.9.2", 56), encap.EncapStatS_ENCAP__PASS_NO_SLOT},
 	} {
 		t.Run(c.name, func(t *testing.T) { e.expectPass(e.objs.Encap, c.frame, c.want) })
+		// The TC program passes the same frames on down the TCX chain
+		// (it needs no slot: it redirects by ifindex).
+		if tc, ok := encapTCStat[c.want]; ok {
+			t.Run("tc/"+c.name, func(t *testing.T) {
+				e.skipIfTestRunRefuses(t, e.objs.EncapTc, c.frame)
+				e.expectPassAs(e.objs.EncapTc, c.frame, tc, tcxNext)
+			})
+		}
 	}
 }
 
@@ -505,6 +535,16 @@ func TestDecapPassesForeignAndMalformed(t *testing.T) {
 		{"truncated VLAN tag", vlanTag(vlanInner, 0x8100, 300)[:16], encap.EncapStatS_DECAP__PASS_MALFORMED},
 	} {
 		t.Run(c.name, func(t *testing.T) { e.expectPass(e.objs.Decap, c.frame, c.want) })
+		tc, ok := decapTCStat[c.want]
+		if c.name == "stacked VLAN" {
+			tc = encap.EncapStatS_DECAP_TC__PASS_INNER_NOT_IP // TC reads the inner tag as the payload's type
+		}
+		if ok {
+			t.Run("tc/"+c.name, func(t *testing.T) {
+				e.skipIfTestRunRefuses(t, e.objs.DecapTc, c.frame)
+				e.expectPassAs(e.objs.DecapTc, c.frame, tc, tcxNext)
+			})
+		}
 	}
 
 	t.Run("GENEVE critical option dropped", func(t *testing.T) {
@@ -512,8 +552,31 @@ func TestDecapPassesForeignAndMalformed(t *testing.T) {
 		if ret != xdpDrop {
 			t.Errorf("verdict %d, want XDP_DROP", ret)
 		}
+		if ret, _ = e.run(e.objs.DecapTc, gen(0x40, 200), encap.EncapStatS_DECAP_TC__DROP_CRITICAL_OPT); ret != tcShot {
+			t.Errorf("TC verdict %d, want TC_ACT_SHOT", ret)
+		}
 	})
 }
+
+// The TC programs' counters for the outcomes the XDP ones share (frames
+// the XDP programs pass for want of a slot, TC sends by ifindex).
+var (
+	encapTCStat = map[encap.EncapStat]encap.EncapStat{
+		encap.EncapStatS_ENCAP__PASS_NOT_IP:    encap.EncapStatS_ENCAP_TC__PASS_NOT_IP,
+		encap.EncapStatS_ENCAP__PASS_MALFORMED: encap.EncapStatS_ENCAP_TC__PASS_MALFORMED,
+		encap.EncapStatS_ENCAP__PASS_NO_TUNNEL: encap.EncapStatS_ENCAP_TC__PASS_NO_TUNNEL,
+	}
+	decapTCStat = map[encap.EncapStat]encap.EncapStat{
+		encap.EncapStatS_DECAP__PASS_NOT_TUNNEL:   encap.EncapStatS_DECAP_TC__PASS_NOT_TUNNEL,
+		encap.EncapStatS_DECAP__PASS_MALFORMED:    encap.EncapStatS_DECAP_TC__PASS_MALFORMED,
+		encap.EncapStatS_DECAP__PASS_FRAGMENT:     encap.EncapStatS_DECAP_TC__PASS_FRAGMENT,
+		encap.EncapStatS_DECAP__PASS_INNER_NOT_IP: encap.EncapStatS_DECAP_TC__PASS_INNER_NOT_IP,
+		encap.EncapStatS_DECAP__PASS_STACKED_VLAN: encap.EncapStatS_DECAP_TC__PASS_INNER_NOT_IP,
+		encap.EncapStatS_DECAP__PASS_OAM:          encap.EncapStatS_DECAP_TC__PASS_OAM,
+		encap.EncapStatS_DECAP__PASS_NO_TUNNEL:    encap.EncapStatS_DECAP_TC__PASS_NO_TUNNEL,
+		encap.EncapStatS_DECAP__PASS_MISMATCH:     encap.EncapStatS_DECAP_TC__PASS_MISMATCH,
+	}
+)
 
 func TestRedirectAndPass(t *testing.T) {
 	e := newEnv(t)
