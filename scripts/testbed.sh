@@ -4,9 +4,11 @@
 #
 #   PREFIXw1            PREFIXh1                 PREFIXwire         PREFIXh2                 PREFIXw2
 #   eth0 10.0.0.1 ---- wl0   ul0 192.168.1.1 ---- n1 [br0] n2 ---- ul0 192.168.1.2   wl0 ---- eth0 10.0.0.2
+#        fd00::1                 fd01::1                                fd01::2                  fd00::2
 #   (workload 1)       (host 1: tunmux or vxlan)   (the wire)       (host 2: tunmux or vxlan)  (workload 2)
 #
-# Workloads have MTU 1450 (room for 50 bytes of tunnel headers) and fixed MACs.
+# Workloads have MTU 1450 (room for 50 bytes of tunnel headers over an IPv4
+# underlay; an IPv6 underlay needs 70: the caller lowers it) and fixed MACs.
 # Frames that cross an XDP redirect lose checksum offload, so the senders
 # (workload eth0, host ul0) compute checksums in software (ethtool tx off).
 # Capture on PREFIXwire/br0: frames there are ordinary skbs, unlike at the
@@ -14,7 +16,9 @@
 #
 # usage: testbed.sh up PREFIX         build it (waits for every link to come up)
 #        testbed.sh down PREFIX       remove every namespace starting with PREFIX
-#        testbed.sh kvxlan PREFIX N VNI   make host N a kernel vxlan endpoint (bridge br0: vx0 + wl0)
+#        testbed.sh kvxlan PREFIX N VNI [6]   make host N a kernel vxlan endpoint (bridge br0: vx0 + wl0);
+#                                     with 6, over the IPv6 underlay, accepting zero UDP checksums
+#                                     (udp6zerocsumrx), as tunmux's GSO frames carry (docs/encap.md)
 #
 # The pseudowire chain (l2tp): two hosts on one Ethernet segment split by a
 # pair of LCCEs, as in the L2TPv3 seed's test:
@@ -59,7 +63,9 @@ up() {
     ip link add eth0 netns "$w" address "$wmac" mtu 1450 type veth peer wl0 netns "$h"
     ip link add ul0 netns "$h" address "$hmac" type veth peer n$i netns "${p}wire"
     ns "$w" ip addr add 10.0.0.$i/24 dev eth0
+    ns "$w" ip addr add fd00::$i/64 dev eth0 nodad
     ns "$h" ip addr add 192.168.1.$i/24 dev ul0
+    ns "$h" ip addr add fd01::$i/64 dev ul0 nodad
     ns "${p}wire" ip link set n$i master br0
     ns "$w" ethtool -K eth0 tx off >/dev/null
     ns "$h" ethtool -K ul0 tx off >/dev/null
@@ -81,9 +87,13 @@ down() {
 }
 
 kvxlan() {
-  local p=$1 i=$2 vni=$3 h=${1}h$2 other
+  local p=$1 i=$2 vni=$3 family=${4:-4} h=${1}h$2 other
   [ "$i" = 1 ] && other=2 || other=1
-  ns "$h" ip link add vx0 type vxlan id "$vni" local 192.168.1.$i remote 192.168.1.$other dstport 4789 dev ul0
+  if [ "$family" = 6 ]; then
+    ns "$h" ip link add vx0 type vxlan id "$vni" local fd01::$i remote fd01::$other dstport 4789 dev ul0 udp6zerocsumrx
+  else
+    ns "$h" ip link add vx0 type vxlan id "$vni" local 192.168.1.$i remote 192.168.1.$other dstport 4789 dev ul0
+  fi
   ns "$h" ip link add br0 type bridge
   ns "$h" ip link set vx0 master br0
   ns "$h" ip link set wl0 master br0
@@ -140,6 +150,6 @@ case "${1:-}" in
   l2tp-up) l2tp_up "$2" ;;
   l2tp-kvxlan) l2tp_kvxlan "$2" ;;
   down) down "$2" ;;
-  kvxlan) kvxlan "$2" "$3" "$4" ;;
+  kvxlan) kvxlan "$2" "$3" "$4" "${5:-4}" ;;
   *) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac

@@ -44,27 +44,86 @@ func (b *Bed) Tunmux(n int, args ...string) Result {
 }
 
 // TunmuxNode makes node n a tunmux endpoint of one tunnel to the other
-// node, as an operator would: load, attach encap and decap, add the tunnel.
+// node, as an operator would: load, attach encap and decap (XDP), add the
+// tunnel between the workloads' IPv4 addresses over the IPv4 underlay.
 func (b *Bed) TunmuxNode(n int, proto string, idArgs ...string) {
+	b.T.Helper()
+	b.TunmuxNodeWith(n, Node{Proto: proto, IDArgs: idArgs})
+}
+
+// Node is how TunmuxNodeWith sets a node up.
+type Node struct {
+	Proto  string   // geneve, vxlan or vlan
+	IDArgs []string // --vni N or --vlan-id N, and any other tunnel flags
+	Hook   string   // attach --hook: "" (XDP, the default), xdp or tc
+	Outer6 bool     // the IPv6 underlay (fd01::n) instead of IPv4
+	Inner  []int    // workload families with a tunnel: 4 and/or 6 (default 4)
+}
+
+// TunmuxNodeWith makes node n a tunmux endpoint as the Node says.
+func (b *Bed) TunmuxNodeWith(n int, nd Node) {
 	b.T.Helper()
 	o := 3 - n
 	b.Tunmux(n, "load", "encap")
-	b.Tunmux(n, "attach", "encap", "wl0")
-	b.Tunmux(n, "attach", "decap", "ul0")
-	args := []string{"tunnel", "add", "--inner-src", fmt.Sprintf("10.0.0.%d", n), "--inner-dst", fmt.Sprintf("10.0.0.%d", o),
-		"--proto", proto, "--underlay", "ul0", "--overlay", "wl0"}
-	args = append(args, idArgs...)
-	if proto != "vlan" {
-		args = append(args, "--outer-src", fmt.Sprintf("192.168.1.%d", n), "--outer-dst", fmt.Sprintf("192.168.1.%d", o),
-			"--dst-mac", fmt.Sprintf("02:00:00:00:0a:0%d", o))
+	hook := []string{}
+	if nd.Hook != "" {
+		hook = []string{"--hook", nd.Hook}
 	}
-	b.Tunmux(n, args...)
+	b.Tunmux(n, append([]string{"attach", "encap", "wl0"}, hook...)...)
+	b.Tunmux(n, append([]string{"attach", "decap", "ul0"}, hook...)...)
+	if len(nd.Inner) == 0 {
+		nd.Inner = []int{4}
+	}
+	for _, family := range nd.Inner {
+		src, dst := fmt.Sprintf("10.0.0.%d", n), fmt.Sprintf("10.0.0.%d", o)
+		if family == 6 {
+			src, dst = fmt.Sprintf("fd00::%d", n), fmt.Sprintf("fd00::%d", o)
+		}
+		args := []string{"tunnel", "add", "--inner-src", src, "--inner-dst", dst, "--proto", nd.Proto, "--underlay", "ul0", "--overlay", "wl0"}
+		args = append(args, nd.IDArgs...)
+		if nd.Proto != "vlan" {
+			osrc, odst := fmt.Sprintf("192.168.1.%d", n), fmt.Sprintf("192.168.1.%d", o)
+			if nd.Outer6 {
+				osrc, odst = fmt.Sprintf("fd01::%d", n), fmt.Sprintf("fd01::%d", o)
+			}
+			args = append(args, "--outer-src", osrc, "--outer-dst", odst, "--dst-mac", fmt.Sprintf("02:00:00:00:0a:0%d", o))
+		}
+		b.Tunmux(n, args...)
+	}
 }
 
-// KernelVXLANNode makes node n an endpoint of the kernel's vxlan device.
+// KernelVXLANNode makes node n an endpoint of the kernel's vxlan device
+// over the IPv4 underlay.
 func (b *Bed) KernelVXLANNode(n int, vni int) {
 	b.T.Helper()
-	Run(b.T, "bash", filepath.Join(TopDir(), "scripts", "testbed.sh"), "kvxlan", b.Prefix, fmt.Sprint(n), fmt.Sprint(vni))
+	b.KernelVXLANNodeOver(n, vni, 4)
+}
+
+// KernelVXLANNodeOver makes node n an endpoint of the kernel's vxlan device
+// over the IPv4 (4) or IPv6 (6) underlay; over IPv6 it accepts the zero UDP
+// checksums of tunmux's GSO frames (udp6zerocsumrx).
+func (b *Bed) KernelVXLANNodeOver(n int, vni int, family int) {
+	b.T.Helper()
+	Run(b.T, "bash", filepath.Join(TopDir(), "scripts", "testbed.sh"), "kvxlan", b.Prefix, fmt.Sprint(n), fmt.Sprint(vni), fmt.Sprint(family))
+}
+
+// Offloads turns tx checksum offload (and with it TSO) back on at the
+// senders, which the testbed turns off for XDP redirects.
+func (b *Bed) Offloads() {
+	b.T.Helper()
+	for n := 1; n <= 2; n++ {
+		b.NS(fmt.Sprintf("w%d", n)).Run(b.T, "ethtool", "-K", "eth0", "tx", "on")
+		b.NS(fmt.Sprintf("h%d", n)).Run(b.T, "ethtool", "-K", "ul0", "tx", "on")
+	}
+}
+
+// WorkloadMTU sets both workloads' MTU (1430 leaves room for the 70 bytes
+// of a tunnel over IPv6).
+func (b *Bed) WorkloadMTU(mtu int) {
+	b.T.Helper()
+	for n := 1; n <= 2; n++ {
+		b.NS(fmt.Sprintf("w%d", n)).Run(b.T, "ip", "link", "set", "eth0", "mtu", fmt.Sprint(mtu))
+	}
 }
 
 // Counter returns node n's packet count for program/outcome of encap.
