@@ -58,8 +58,12 @@ XDP modes: native (default; on a veth it turns TSO off at the peer) or generic
 (works on any device, slower).
 
 --hook tc attaches encap or decap at TC ingress of the same interface instead of
-XDP (a TCX link): encapsulation keeps GSO/TSO and checksum offload, decap
-delivers straight into a workload namespace. One hook per interface.`,
+XDP (a TCX link, ahead of other TCX programs; frames tunmux does not own go on
+down the chain). Encapsulation keeps GSO/TSO and checksum offload, so the
+senders may keep their offloads on; decap delivers straight into the workload
+namespace (bpf_redirect_peer) when the overlay is a veth whose peer lives
+there. A program runs at one hook per interface: detach it to switch. The same
+maps serve both hooks; 'tunmux stats encap' counts them apart (encap-tc, decap-tc).`,
 		Example: `  tunmux attach encap veth-wl
   tunmux attach decap eth0
   tunmux attach encap veth-wl --hook tc

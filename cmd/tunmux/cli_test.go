@@ -489,6 +489,22 @@ func TestBadInputExitsTwoAndChangesNothing(t *testing.T) {
 		{[]string{"tunnel", "get", "--inner-src", "10.0.0.1", "--inner-dst", "10.0.0.2", "--vni", "5"}, "--vni"},
 		{[]string{"attach", "encap", "nosuchif"}, "IFACE"},
 		{[]string{"attach", "encap", "ul0", "--mode", "turbo"}, "--mode"},
+		{[]string{"attach", "encap", "ul0", "--hook", "netfilter"}, "--hook"},
+		{[]string{"attach", "encap", "ul0", "--hook", "TC"}, "--hook"},
+		{[]string{"attach", "redirect", "ul0", "--hook", "tc"}, "--hook"},
+		{[]string{"attach", "encap", "ul0", "--hook", "tc", "--mode", "native"}, "--mode"},
+		{add(withFlag(fresh, "--outer-src", "fd01::1")), "--outer-"},
+		{add(withFlag(withFlag(fresh, "--outer-src", "fd01::1"), "--outer-dst", "ff02::1")), "--outer-dst"},
+		{add(withFlag(withFlag(fresh, "--inner-src", "fd00::1"), "--inner-dst", "fd00::1")), "--inner-dst"},
+		{add(withFlag(withFlag(fresh, "--inner-src", "fd00::1"), "--inner-dst", "ff02::1:ff00:2")), "--inner-dst"},
+		{add(append(fresh, "--geneve-opt", "0102:03:00000000")), "--geneve-opt"},
+		{add(append(withFlag(fresh, "--proto", "geneve"), "--geneve-opt", "0102:03")), "--geneve-opt"},
+		{add(append(withFlag(fresh, "--proto", "geneve"), "--geneve-opt", "0102:03:abc")), "--geneve-opt"},
+		{add(append(withFlag(fresh, "--proto", "geneve"), "--geneve-opt", "0102:03:aabbcc")), "--geneve-opt"},
+		{add(append(withFlag(fresh, "--proto", "geneve"), "--geneve-opt", "10000:03:00000000")), "--geneve-opt"},
+		{add(append(withFlag(fresh, "--proto", "geneve"), "--geneve-opt", "0102:100:00000000")), "--geneve-opt"},
+		{add(append(withFlag(fresh, "--proto", "geneve"), "--geneve-opt", "0102:03:"+strings.Repeat("00", 64))), "--geneve-opt"},
+		{add(append(withFlag(fresh, "--proto", "geneve"), "--geneve-opt", "0102:03:"+strings.Repeat("00", 32), "--geneve-opt", "0102:04:"+strings.Repeat("00", 32))), "--geneve-opt"},
 		{[]string{"attach", "tunnel", "ul0"}, "PROGRAM"},
 		{[]string{"attach", "encap"}, "usage"},
 		{[]string{"detach", "encap", "nosuchif"}, "IFACE"},
@@ -646,4 +662,50 @@ func TestReadCommandsOnAnEmptyRoot(t *testing.T) {
 	if len(stats) != 46 {
 		t.Errorf("stats encap has %d counters, want 46", len(stats))
 	}
+}
+
+func TestIPv6TunnelsGeneveOptionsAndHooks(t *testing.T) {
+	c := newCLI(t)
+	c.ok("load", "encap")
+	v6 := []string{"--inner-src", "fd00::1", "--inner-dst", "fd00::2", "--proto", "geneve", "--vni", "7",
+		"--outer-src", "fd01::1", "--outer-dst", "fd01::2", "--dst-mac", "02:00:00:00:00:02", "--underlay", "ul0", "--overlay", "wl0",
+		"--geneve-opt", "0102:03:deadbeef", "--geneve-opt", "ffff:7f:0000000000000000"}
+	c.ok(append([]string{"tunnel", "add"}, v6...)...)
+	// IPv4 workloads over the IPv6 underlay, and IPv6 workloads over IPv4.
+	c.ok(append([]string{"tunnel", "add"}, withFlag(withFlag(v6, "--inner-src", "10.0.0.1"), "--inner-dst", "10.0.0.2")...)...)
+	c.ok(append([]string{"tunnel", "add"}, withFlag(withFlag(tunnelArgs, "--inner-src", "fd00::5"), "--inner-dst", "fd00::6")...)...)
+	var got struct {
+		InnerSrc   string            `json:"inner_src"`
+		OuterDst   string            `json:"outer_dst"`
+		GeneveOpts []string          `json:"geneve_opts"`
+		Counters   map[string]uint64 `json:"counters"`
+	}
+	c.jsonOut(&got, "tunnel", "get", "--inner-src", "fd00::1", "--inner-dst", "fd00::2")
+	if got.InnerSrc != "fd00::1" || got.OuterDst != "fd01::2" || fmt.Sprint(got.GeneveOpts) != "[0102:03:deadbeef ffff:7f:0000000000000000]" {
+		t.Errorf("tunnel get: %+v", got)
+	}
+	for _, k := range []string{"tx_packets", "tx_bytes", "rx_packets", "rx_bytes", "drop_too_big"} {
+		if v, ok := got.Counters[k]; !ok || v != 0 {
+			t.Errorf("counter %s of a new tunnel: %d (present %v), want 0", k, v, ok)
+		}
+	}
+	c.ok("tunnel", "update", "--inner-src", "fd00::1", "--inner-dst", "fd00::2", "--geneve-opt", "none")
+	c.jsonOut(&got, "tunnel", "get", "--inner-src", "fd00::1", "--inner-dst", "fd00::2")
+	if len(got.GeneveOpts) != 0 {
+		t.Errorf("--geneve-opt none left %v", got.GeneveOpts)
+	}
+	if out := c.ok("tunnel", "list").Stdout; !strings.Contains(out, "fd00::1") || !strings.Contains(out, "fd01::2") || !strings.Contains(out, "10.0.0.1") {
+		t.Errorf("tunnel list misses the IPv6 tunnels:\n%s", out)
+	}
+
+	// One hook per program and interface: encap at TC ingress of wl0 blocks
+	// encap at XDP there.
+	c.ok("attach", "encap", "wl0", "--hook", "tc")
+	c.expect(exitFailed, []string{"attach", "encap", "wl0"}, "one hook per interface")
+	if out := c.ok("status").Stdout; !strings.Contains(out, "encap-tc") || !strings.Contains(out, "tc-ingress") {
+		t.Errorf("status does not show encap-tc at tc-ingress:\n%s", out)
+	}
+	c.ok("detach", "encap", "wl0")
+	c.ok("attach", "encap", "wl0")
+	c.ok("detach", "encap", "wl0")
 }
