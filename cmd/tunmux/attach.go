@@ -58,7 +58,7 @@ XDP modes: native (default; on a veth it turns TSO off at the peer) or generic
 (works on any device, slower).
 
 --hook tc attaches encap or decap at TC ingress of the same interface instead of
-XDP (a TCX link, ahead of other TCX programs; frames tunmux does not own go on
+XDP (a TCX link, appended to the interface's TCX chain; frames tunmux does not own go on
 down the chain). Encapsulation keeps GSO/TSO and checksum offload, so the
 senders may keep their offloads on; decap delivers straight into the workload
 namespace (bpf_redirect_peer) when the overlay is a veth whose peer lives
