@@ -60,14 +60,14 @@ func NewEncapState(ms map[string]*ebpf.Map) (*EncapState, error) {
 // FillCounters reads the counters of each tunnel.
 func (s *EncapState) FillCounters(ts []Tunnel) {
 	for i := range ts {
-		ts[i].Counters = s.counters(ts[i].kernelKey())
+		ts[i].Counters = s.counters(ts[i].CounterIndex)
 	}
 }
 
-func (s *EncapState) counters(kk encap.EncapTunnelKey) TunnelCounters {
+func (s *EncapState) counters(index uint32) TunnelCounters {
 	var per []encap.EncapTunnelCounters
 	var c TunnelCounters
-	if s.stats.Lookup(&kk, &per) == nil {
+	if s.stats.Lookup(&index, &per) == nil {
 		for _, p := range per {
 			c.TxPackets += p.TxPackets
 			c.TxBytes += p.TxBytes
@@ -79,16 +79,59 @@ func (s *EncapState) counters(kk encap.EncapTunnelKey) TunnelCounters {
 	return c
 }
 
-// ensureCounters creates zeroed counters for the tunnel keys that have none.
-func (s *EncapState) ensureCounters(keys []encap.EncapTunnelKey) error {
-	zero := make([]encap.EncapTunnelCounters, ebpf.MustPossibleCPU())
-	for _, k := range keys {
-		if err := s.stats.Update(&k, zero, ebpf.UpdateNoExist); err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
-			if errors.Is(err, unix.E2BIG) {
-				return fmt.Errorf("tunnel counters: the map is full (%d entries): %w", s.stats.MaxEntries(), err)
-			}
-			return fmt.Errorf("create tunnel counters: %w", err)
+// counterIndexes returns the counter index of every stored tunnel, by key.
+func (s *EncapState) counterIndexes() (map[encap.EncapTunnelKey]uint32, error) {
+	held := map[encap.EncapTunnelKey]uint32{}
+	keys := make([]encap.EncapTunnelKey, 4096)
+	vals := make([]encap.EncapTunnel, 4096)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := s.tunnels.BatchLookup(&cursor, keys, vals, nil)
+		for i := 0; i < n; i++ {
+			held[keys[i]] = vals[i].Counters
 		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return held, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read counter indexes: %w", err)
+		}
+	}
+}
+
+// assignCounters gives each tunnel its counter index: the one it holds if
+// it is stored already, else the lowest index no tunnel holds, whose
+// counters are zeroed before the tunnel is written (so its first frame
+// counts from zero). Indexes stay below the map's capacity, which equals
+// the tunnel map's.
+func (s *EncapState) assignCounters(ts []Tunnel) error {
+	held, err := s.counterIndexes()
+	if err != nil {
+		return err
+	}
+	used := make(map[uint32]bool, len(held))
+	for _, i := range held {
+		used[i] = true
+	}
+	zero := make([]encap.EncapTunnelCounters, ebpf.MustPossibleCPU())
+	next := uint32(0)
+	for i := range ts {
+		if idx, ok := held[ts[i].kernelKey()]; ok {
+			ts[i].CounterIndex = idx
+			continue
+		}
+		for next < s.stats.MaxEntries() && used[next] {
+			next++
+		}
+		if next >= s.stats.MaxEntries() {
+			return fmt.Errorf("tunnel %s: all %d tunnel counters are taken; load encap with a larger --max-entries: %w", ts[i].TunnelKey, s.stats.MaxEntries(), unix.E2BIG)
+		}
+		if err := s.stats.Update(&next, zero, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("zero the counters of tunnel %s: %w", ts[i].TunnelKey, err)
+		}
+		ts[i].CounterIndex = next
+		used[next] = true
+		held[ts[i].kernelKey()] = next
 	}
 	return nil
 }
@@ -108,7 +151,7 @@ func (s *EncapState) GetTunnel(k TunnelKey) (Tunnel, error) {
 	}
 	t := tunnelFromKernel(kk, v)
 	s.nameInterfaces(&t)
-	t.Counters = s.counters(kk)
+	t.Counters = s.counters(t.CounterIndex)
 	return t, nil
 }
 
@@ -163,13 +206,11 @@ func (s *EncapState) TunnelsUsing(ifindex uint32) ([]Tunnel, error) {
 // PutTunnel writes t (its interface indexes set). The slots it points to must
 // exist already: the datapath never sees a tunnel without its slots.
 func (s *EncapState) PutTunnel(_ *Lock, t Tunnel, mode PutMode) error {
-	k, v := t.kernelKey(), t.kernelValue()
-	if mode != Update {
-		// Counters before the tunnel, so its first frame is counted.
-		if err := s.ensureCounters([]encap.EncapTunnelKey{k}); err != nil {
-			return err
-		}
+	ts := []Tunnel{t}
+	if err := s.assignCounters(ts); err != nil {
+		return err
 	}
+	k, v := ts[0].kernelKey(), ts[0].kernelValue()
 	if err := s.tunnels.Update(&k, &v, mode.flags()); err != nil {
 		switch {
 		case errors.Is(err, ebpf.ErrKeyExist):
@@ -193,7 +234,6 @@ func (s *EncapState) DeleteTunnel(_ *Lock, k TunnelKey) error {
 		}
 		return fmt.Errorf("delete tunnel %s: %w", k, err)
 	}
-	_ = s.stats.Delete(&kk)
 	return nil
 }
 
@@ -416,6 +456,7 @@ func (s *EncapState) nameInterfaces(t *Tunnel) {
 // SameTunnel reports whether two tunnels would be stored identically
 // (interface indexes included).
 func SameTunnel(a, b Tunnel) bool {
+	a.CounterIndex, b.CounterIndex = 0, 0 // where counters live is no difference
 	return a.kernelKey() == b.kernelKey() && a.kernelValue() == b.kernelValue()
 }
 
@@ -426,6 +467,10 @@ func (s *EncapState) PutTunnels(_ *Lock, ts []Tunnel, chunk int) error {
 	if chunk <= 0 {
 		chunk = 4096
 	}
+	ts = append([]Tunnel(nil), ts...)
+	if err := s.assignCounters(ts); err != nil {
+		return err
+	}
 	for start := 0; start < len(ts); start += chunk {
 		end := min(start+chunk, len(ts))
 		keys := make([]encap.EncapTunnelKey, 0, end-start)
@@ -433,9 +478,6 @@ func (s *EncapState) PutTunnels(_ *Lock, ts []Tunnel, chunk int) error {
 		for _, t := range ts[start:end] {
 			keys = append(keys, t.kernelKey())
 			vals = append(vals, t.kernelValue())
-		}
-		if err := s.ensureCounters(keys); err != nil {
-			return err
 		}
 		if _, err := s.tunnels.BatchUpdate(keys, vals, nil); err != nil {
 			if errors.Is(err, unix.E2BIG) {
@@ -466,9 +508,6 @@ func (s *EncapState) DeleteTunnels(lock *Lock, keys []TunnelKey, chunk int) erro
 					return err
 				}
 			}
-		}
-		for i := range kk {
-			_ = s.stats.Delete(&kk[i])
 		}
 	}
 	return nil

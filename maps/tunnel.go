@@ -97,6 +97,9 @@ type Tunnel struct {
 	OverlayPeerNetns bool
 	// Counters are read with the tunnel, never written from here.
 	Counters TunnelCounters
+	// CounterIndex is where the tunnel's counters live in the counter map;
+	// EncapState gives it out (a tunnel keeps its index while it exists).
+	CounterIndex uint32
 }
 
 // TunnelCounters are a tunnel's frames and bytes each way (inner frames),
@@ -435,6 +438,7 @@ func (t Tunnel) kernelValue() encap.EncapTunnel {
 		Vni:             t.VNI,
 		UnderlayIfindex: t.UnderlayIndex,
 		OverlayIfindex:  t.OverlayIndex,
+		Counters:        t.CounterIndex,
 	}
 	if t.Proto.UsesUDP() {
 		copy(v.OuterSrc[:], t.OuterSrc.AsSlice())
@@ -476,6 +480,7 @@ func tunnelFromKernel(k encap.EncapTunnelKey, v encap.EncapTunnel) Tunnel {
 		UnderlayIndex:    v.UnderlayIfindex,
 		OverlayIndex:     v.OverlayIfindex,
 		OverlayPeerNetns: v.Flags&tunnelFlagPeerNetns != 0,
+		CounterIndex:     v.Counters,
 	}
 	if t.Proto.UsesUDP() {
 		family := uint8(4)

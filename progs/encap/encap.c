@@ -139,6 +139,7 @@ struct tunnel {
 	__u8 opt_len;        /* bytes of GENEVE options, a multiple of 4, up to 64 */
 	__u8 geneve_flags;   /* GENEVE_F_CRITICAL when an option is critical */
 	__u8 pad[2];
+	__u32 counters;      /* index of the tunnel's counters in tunnel_stats */
 	__u8 opts[MAX_OPT_LEN];
 };
 
@@ -159,9 +160,12 @@ struct tunnel_counters {
 	__u64 drop_too_big;
 };
 
+/* Indexed by tunnel.counters, which userspace gives each tunnel (the lowest
+ * index no other tunnel holds, zeroed first): an array lookup costs the
+ * datapath far less than a second hash lookup by key. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__type(key, struct tunnel_key);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
 	__type(value, struct tunnel_counters);
 	__uint(max_entries, 1024); /* sized with tunnels */
 } tunnel_stats SEC(".maps");
@@ -217,9 +221,10 @@ static __always_inline int verdict(enum stat id, __u64 bytes, int action)
 
 enum tunnel_count { COUNT_TX, COUNT_RX, COUNT_TOO_BIG };
 
-static __always_inline void count_tunnel(const struct tunnel_key *k, __u64 bytes, enum tunnel_count what)
+static __always_inline void count_tunnel(const struct tunnel *t, __u64 bytes, enum tunnel_count what)
 {
-	struct tunnel_counters *c = bpf_map_lookup_elem(&tunnel_stats, k);
+	__u32 i = t->counters;
+	struct tunnel_counters *c = bpf_map_lookup_elem(&tunnel_stats, &i);
 
 	if (!c)
 		return;
@@ -581,7 +586,7 @@ int encap(struct xdp_md *ctx)
 	 * against it, as Ethernet allows the tag on top of the MTU). */
 	if (bpf_check_mtu(ctx, t->underlay_ifindex, &mtu,
 			  t->proto == PROTO_VLAN ? 0 : (int)(ETH_HLEN + outer_len(t)), 0)) {
-		count_tunnel(&key, len, COUNT_TOO_BIG);
+		count_tunnel(t, len, COUNT_TOO_BIG);
 		return verdict(S_ENCAP__DROP_TOO_BIG, len, XDP_DROP);
 	}
 
@@ -595,7 +600,7 @@ int encap(struct xdp_md *ctx)
 	if (t->proto == PROTO_VLAN) {
 		if (push_vlan(ctx, t->vlan_id))
 			return verdict(S_ENCAP__DROP_ERROR, len, XDP_DROP);
-		count_tunnel(&key, len, COUNT_TX);
+		count_tunnel(t, len, COUNT_TX);
 		return verdict(S_ENCAP__VLAN, len + sizeof(struct vlan_hdr), XDP_REDIRECT);
 	}
 
@@ -605,7 +610,7 @@ int encap(struct xdp_md *ctx)
 
 	if (push_udp(ctx, t, sport, len))
 		return verdict(S_ENCAP__DROP_ERROR, len, XDP_DROP);
-	count_tunnel(&key, len, COUNT_TX);
+	count_tunnel(t, len, COUNT_TX);
 	return verdict(done, len + grown, XDP_REDIRECT);
 }
 
@@ -662,7 +667,7 @@ static __always_inline int decap_vlan(struct xdp_md *ctx, struct vlan_hdr *vh, v
 	if (data + ETH_MACS_LEN > end)
 		return verdict(S_DECAP__DROP_ERROR, len, XDP_DROP);
 	__builtin_memcpy(data, macs, ETH_MACS_LEN);
-	count_tunnel(&key, len - sizeof(struct vlan_hdr), COUNT_RX);
+	count_tunnel(t, len - sizeof(struct vlan_hdr), COUNT_RX);
 	return verdict(S_DECAP__VLAN, len - sizeof(struct vlan_hdr), XDP_REDIRECT);
 }
 
@@ -844,7 +849,7 @@ int decap(struct xdp_md *ctx)
 		return verdict(S_DECAP__DROP_ERROR, len, XDP_DROP);
 	if (bpf_xdp_adjust_head(ctx, (int)oi.inner))
 		return verdict(S_DECAP__DROP_ERROR, len, XDP_DROP);
-	count_tunnel(&key, inner_len, COUNT_RX);
+	count_tunnel(t, inner_len, COUNT_RX);
 	return verdict(oi.proto == PROTO_GENEVE ? S_DECAP__GENEVE : S_DECAP__VXLAN, inner_len, XDP_REDIRECT);
 }
 
@@ -931,7 +936,7 @@ int encap_tc(struct __sk_buff *skb)
 		if (bpf_skb_store_bytes(skb, 0, &inner_eth, ETH_HLEN, 0) ||
 		    bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), t->vlan_id & 0x0fff))
 			goto error;
-		count_tunnel(&key, len, COUNT_TX);
+		count_tunnel(t, len, COUNT_TX);
 		count(S_ENCAP_TC__VLAN, len);
 		return bpf_redirect(ifindex, 0);
 	}
@@ -998,12 +1003,12 @@ int encap_tc(struct __sk_buff *skb)
 		if (bpf_skb_store_bytes(skb, udp_off + 6, &csum, 2, 0))
 			goto error;
 	}
-	count_tunnel(&key, len, COUNT_TX);
+	count_tunnel(t, len, COUNT_TX);
 	count(t->proto == PROTO_GENEVE ? S_ENCAP_TC__GENEVE : S_ENCAP_TC__VXLAN, len);
 	return bpf_redirect(ifindex, 0);
 
 too_big:
-	count_tunnel(&key, len, COUNT_TOO_BIG);
+	count_tunnel(t, len, COUNT_TOO_BIG);
 	return verdict(S_ENCAP_TC__DROP_TOO_BIG, len, TC_ACT_SHOT);
 error:
 	return verdict(S_ENCAP_TC__DROP_ERROR, len, TC_ACT_SHOT);
@@ -1072,7 +1077,7 @@ int decap_tc(struct __sk_buff *skb)
 
 		if (bpf_skb_vlan_pop(skb))
 			return verdict(S_DECAP_TC__DROP_ERROR, len, TC_ACT_SHOT);
-		count_tunnel(&key, len - tag, COUNT_RX);
+		count_tunnel(t, len - tag, COUNT_RX);
 		count(S_DECAP_TC__VLAN, len);
 		return deliver(t, is_ip);
 	}
@@ -1126,7 +1131,7 @@ int decap_tc(struct __sk_buff *skb)
 		goto error;
 	if (bpf_skb_adjust_room(skb, -(__s32)strip, BPF_ADJ_ROOM_MAC, flags))
 		goto error;
-	count_tunnel(&key, skb->len, COUNT_RX);
+	count_tunnel(t, skb->len, COUNT_RX);
 	count(oi.proto == PROTO_GENEVE ? S_DECAP_TC__GENEVE : S_DECAP_TC__VXLAN, len);
 	return deliver(t, inner_eth.h_proto != bpf_htons(ETH_P_ARP));
 

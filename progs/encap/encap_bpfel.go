@@ -134,6 +134,7 @@ type EncapTunnel struct {
 	OptLen          uint8
 	GeneveFlags     uint8
 	Pad             [2]uint8
+	Counters        uint32
 	Opts            [64]uint8
 }
 

@@ -403,3 +403,38 @@ func sameNumber(got, want string) bool {
 	w, err2 := strconv.ParseUint(want, 0, 64)
 	return err1 == nil && err2 == nil && g == w
 }
+
+// TestTunnelCountersFollowTheirTunnel: counters survive an update of their
+// tunnel, and a tunnel that takes the index of a deleted one starts at zero.
+func TestTunnelCountersFollowTheirTunnel(t *testing.T) {
+	e := newEnv(t)
+	first := e.tunnel("10.0.0.1", "10.0.0.2", nil)
+	e.tunnel("10.0.0.1", "10.0.0.3", nil)
+	frame := testnet.ICMPFrame(t, wl1MAC, wl2MAC, "10.0.0.1", "10.0.0.2", 56)
+	e.run(e.objs.Encap, frame, encap.EncapStatS_ENCAP__VXLAN)
+	e.tunnel("10.0.0.1", "10.0.0.2", func(tn *maps.Tunnel) { tn.VNI = 77 }) // an update
+	if c := e.tunnelCounters("10.0.0.1", "10.0.0.2"); c.TxPackets != 1 || c.TxBytes != uint64(len(frame)) {
+		t.Errorf("counters after an update: %+v, want the frame sent before it", c)
+	}
+	got, err := e.state.GetTunnel(first.TunnelKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.state.DeleteTunnel(e.lock, first.TunnelKey); err != nil {
+		t.Fatal(err)
+	}
+	third := e.tunnel("10.0.0.1", "10.0.0.4", nil)
+	again, err := e.state.GetTunnel(third.TunnelKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.CounterIndex != got.CounterIndex {
+		t.Errorf("the new tunnel took counter index %d, want the freed %d", again.CounterIndex, got.CounterIndex)
+	}
+	if again.Counters != (maps.TunnelCounters{}) {
+		t.Errorf("a new tunnel on a reused index starts with %+v, want zeros", again.Counters)
+	}
+	if c := e.tunnelCounters("10.0.0.1", "10.0.0.3"); c != (maps.TunnelCounters{}) {
+		t.Errorf("another tunnel's counters moved: %+v", c)
+	}
+}
