@@ -55,16 +55,24 @@ func field(m map[string]any, path ...string) float64 {
 // BenchmarkIperf measures TCP throughput and the rate of 64-byte UDP
 // datagrams from w1 to w2, over tunmux VXLAN and over the kernel's vxlan
 // device, in the same run. The testbed turns tx checksum offload off at the
-// senders, as frames crossing an XDP redirect need; the kernel's vxlan is
-// measured that way and again with offloads back on (its best case). Each
-// measurement runs once, whatever b.N.
+// senders, as frames crossing an XDP redirect need: tunmux's XDP hook and
+// the kernel's vxlan are measured that way; tunmux's TC hook and the
+// kernel's vxlan again with offloads back on (how an operator runs them).
+// Each measurement runs once, whatever b.N.
 func BenchmarkIperf(b *testing.B) {
-	for _, dp := range []string{"tunmux-vxlan", "kernel-vxlan", "kernel-vxlan-offload"} {
+	for _, dp := range []string{"tunmux-vxlan", "tunmux-vxlan-tc", "kernel-vxlan", "kernel-vxlan-offload"} {
 		b.Run(dp, func(b *testing.B) {
 			bed := testnet.NewBed(b, bin)
+			if dp == "tunmux-vxlan-tc" {
+				bed.Offloads()
+			}
 			for n := 1; n <= 2; n++ {
-				if dp == "tunmux-vxlan" {
+				switch dp {
+				case "tunmux-vxlan":
 					bed.TunmuxNode(n, "vxlan", "--vni", "100")
+					continue
+				case "tunmux-vxlan-tc":
+					bed.TunmuxNodeWith(n, testnet.Node{Proto: "vxlan", IDArgs: []string{"--vni", "100"}, Hook: "tc"})
 					continue
 				}
 				bed.KernelVXLANNode(n, 100)

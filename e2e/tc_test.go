@@ -212,7 +212,7 @@ func TestTunnelCountersMatchTraffic(t *testing.T) {
 				out, _ := b.ns("w2").Try("ss", "-ltnH", "sport = :5201")
 				return strings.Contains(out, "5201")
 			})
-			out, err = b.ns("w1").Try("timeout", "60", "iperf3", "-c", "10.0.0.2", "-p", "5201", "-J", "-n", "32M")
+			out, err = b.ns("w1").Try("timeout", "60", "iperf3", "-c", "10.0.0.2", "-p", "5201", "-J", "-t", "2")
 			stop()
 			if err != nil {
 				t.Fatalf("iperf3: %v\n%s", err, out)
@@ -232,12 +232,14 @@ func TestTunnelCountersMatchTraffic(t *testing.T) {
 			t.Logf("iperf3 sent %.0f and received %.0f bytes; node 1's tunnel sent %.0f, node 2's received %.0f (ratios %.4f, %.4f)",
 				res.End.SumSent.Bytes, res.End.SumReceived.Bytes, tx, rx, tx/res.End.SumSent.Bytes, rx/res.End.SumReceived.Bytes)
 			// Every payload byte crosses in an inner frame, plus at most 10%
-			// of headers (66 of 1514 bytes a frame, less with GSO).
-			if r := tx / res.End.SumSent.Bytes; r < 1 || r > 1.1 {
-				t.Errorf("node 1's tunnel tx bytes / iperf3 bytes sent = %.4f, want 1..1.1", r)
+			// of headers (66 of 1514 bytes a frame, less with GSO). At the
+			// end of a timed run iperf3's two counts may differ by what was
+			// in flight (socket buffers: a few MB of GB), hence 0.99.
+			if r := tx / res.End.SumSent.Bytes; r < 0.99 || r > 1.1 {
+				t.Errorf("node 1's tunnel tx bytes / iperf3 bytes sent = %.4f, want 0.99..1.1", r)
 			}
-			if r := rx / res.End.SumReceived.Bytes; r < 1 || r > 1.1 {
-				t.Errorf("node 2's tunnel rx bytes / iperf3 bytes received = %.4f, want 1..1.1", r)
+			if r := rx / res.End.SumReceived.Bytes; r < 0.99 || r > 1.1 {
+				t.Errorf("node 2's tunnel rx bytes / iperf3 bytes received = %.4f, want 0.99..1.1", r)
 			}
 		})
 	}

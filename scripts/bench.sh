@@ -4,7 +4,8 @@
 #   - XDP live frames (BPF_F_TEST_XDP_LIVE_FRAMES): encap and decap packet
 #     rates beside a bare devmap-redirect floor, with XDP_DROP on the
 #     receiving peer (the program's cost) and with XDP_PASS (the whole path);
-#   - iperf3 TCP and 64-byte UDP over tunmux VXLAN and over the kernel's vxlan;
+#   - iperf3 TCP and 64-byte UDP over tunmux VXLAN (XDP hook, and TC hook with
+#     offloads on) and over the kernel's vxlan (offloads off, and on);
 #   - iperf3 TCP and 64-byte UDP over a tunmux L2TPv3 pseudowire and over the
 #     same chain bridged to a kernel vxlan device;
 #   - XDP live frames through the xconnect program beside a Linux bridge;
@@ -13,7 +14,9 @@
 #     over a veth pair and over two TUN devices relayed by a forwarder;
 #   - the route program's cost per packet with 10 and 100,000 prefixes, and
 #     iperf3 over a tunmux route beside a kernel route to the same vxlan device.
-# Each measurement runs BENCH_COUNT times (default 5); the table shows medians.
+# Each measurement runs BENCH_COUNT times (default 5); the table shows medians,
+# the ratio of the medians, and the lowest and highest ratio of one run's pair
+# (run i of a case beside run i of its reference).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${BENCH_COUNT:-5}
@@ -43,14 +46,21 @@ go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux|Route' -benchtime 1x -cou
       for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
       return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
     }
-    function row(label, a, unitA, b, unitB, scale,   x, y) {
+    function row(label, a, unitA, b, unitB, scale,   x, y, i, m, r, lo, hi) {
       x = median(a "|" unitA); y = median(b "|" unitB)
-      if (x < 0 || y <= 0) { printf "| %s | n/a | n/a | n/a |\n", label; return }
-      printf "| %s | %.3g | %.3g | %.3g |\n", label, x / scale, y / scale, x / y
+      if (x < 0 || y <= 0) { printf "| %s | n/a | n/a | n/a | n/a |\n", label; return }
+      m = n[a "|" unitA] < n[b "|" unitB] ? n[a "|" unitA] : n[b "|" unitB]
+      for (i = 1; i <= m; i++) {
+        if (v[b "|" unitB, i] <= 0) continue
+        r = v[a "|" unitA, i] / v[b "|" unitB, i]
+        if (lo == "" || r < lo) lo = r
+        if (hi == "" || r > hi) hi = r
+      }
+      printf "| %s | %.3g | %.3g | %.3g | %.2f–%.2f |\n", label, x / scale, y / scale, x / y, lo, hi
     }
     END {
-      print "| measurement | tunmux | reference | ratio |"
-      print "|---|---|---|---|"
+      print "| measurement | tunmux | reference | ratio | ratio min–max |"
+      print "|---|---|---|---|---|"
       for (p = 0; p < 2; p++) {
         peer = p ? "peer-pass" : "peer-drop"; verdict = p ? "XDP_PASS" : "XDP_DROP"
         split("encap-vxlan decap-vxlan encap-geneve decap-geneve encap-vlan", cases, " ")
@@ -58,10 +68,12 @@ go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux|Route' -benchtime 1x -cou
           row("live frames, " verdict " on peer: " cases[c] " vs bare redirect (Mpps)", "Live/" peer "/" cases[c], "pps", "Live/" peer "/floor-redirect", "pps", 1e6)
       }
       row("live frames, XDP_DROP on peer: xconnect vs a Linux bridge of the same veths (Mpps)", "Xconnect/xconnect", "pps", "Xconnect/bridge", "pps", 1e6)
-      row("TCP w1 to w2: tunmux vxlan vs kernel vxlan, same offloads (Gbit/s)", "Iperf/tunmux-vxlan/tcp", "Gbit/s", "Iperf/kernel-vxlan/tcp", "Gbit/s", 1)
-      row("TCP w1 to w2: tunmux vxlan vs kernel vxlan with tx offloads (Gbit/s)", "Iperf/tunmux-vxlan/tcp", "Gbit/s", "Iperf/kernel-vxlan-offload/tcp", "Gbit/s", 1)
-      row("UDP 64 B w1 to w2: tunmux vxlan vs kernel vxlan, same offloads (rx kpps)", "Iperf/tunmux-vxlan/udp64", "rx-pps", "Iperf/kernel-vxlan/udp64", "rx-pps", 1e3)
-      row("UDP 64 B w1 to w2: tunmux vxlan vs kernel vxlan with tx offloads (rx kpps)", "Iperf/tunmux-vxlan/udp64", "rx-pps", "Iperf/kernel-vxlan-offload/udp64", "rx-pps", 1e3)
+      row("TCP w1 to w2: tunmux vxlan TC hook vs kernel vxlan, both with offloads (Gbit/s)", "Iperf/tunmux-vxlan-tc/tcp", "Gbit/s", "Iperf/kernel-vxlan-offload/tcp", "Gbit/s", 1)
+      row("UDP 64 B w1 to w2: tunmux vxlan TC hook vs kernel vxlan, both with offloads (rx kpps)", "Iperf/tunmux-vxlan-tc/udp64", "rx-pps", "Iperf/kernel-vxlan-offload/udp64", "rx-pps", 1e3)
+      row("TCP w1 to w2: tunmux vxlan XDP hook vs kernel vxlan, same offloads (Gbit/s)", "Iperf/tunmux-vxlan/tcp", "Gbit/s", "Iperf/kernel-vxlan/tcp", "Gbit/s", 1)
+      row("TCP w1 to w2: tunmux vxlan XDP hook vs kernel vxlan with tx offloads (Gbit/s)", "Iperf/tunmux-vxlan/tcp", "Gbit/s", "Iperf/kernel-vxlan-offload/tcp", "Gbit/s", 1)
+      row("UDP 64 B w1 to w2: tunmux vxlan XDP hook vs kernel vxlan, same offloads (rx kpps)", "Iperf/tunmux-vxlan/udp64", "rx-pps", "Iperf/kernel-vxlan/udp64", "rx-pps", 1e3)
+      row("UDP 64 B w1 to w2: tunmux vxlan XDP hook vs kernel vxlan with tx offloads (rx kpps)", "Iperf/tunmux-vxlan/udp64", "rx-pps", "Iperf/kernel-vxlan-offload/udp64", "rx-pps", 1e3)
       row("TCP host A to B: tunmux L2TPv3/UDP pseudowire vs kernel vxlan bridged (Gbit/s)", "L2TP/tunmux-l2tp-udp/tcp", "Gbit/s", "L2TP/kernel-vxlan-bridge/tcp", "Gbit/s", 1)
       row("UDP 64 B host A to B: tunmux L2TPv3/UDP pseudowire vs kernel vxlan bridged (rx kpps)", "L2TP/tunmux-l2tp-udp/udp64", "rx-pps", "L2TP/kernel-vxlan-bridge/udp64", "rx-pps", 1e3)
       row("TCP through a mux member vs an Ethernet carrier (veth) used directly (Gbit/s)", "Mux/veth/member/tcp", "Gbit/s", "Mux/veth/carrier/tcp", "Gbit/s", 1)

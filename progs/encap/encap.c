@@ -893,13 +893,37 @@ static __always_inline int gso_header_len(struct __sk_buff *skb, __be16 proto, _
 	return -1;
 }
 
-SEC("tc")
-int encap_tc(struct __sk_buff *skb)
+/* TC_RETRY: a header the program must read lies beyond the linear part of
+ * the skb; the caller pulls it in and runs the program's body again. Pulling
+ * up front would cost every GSO skb a copy of payload bytes into its head
+ * (a quarter of TCP's throughput here), and the stack leaves the headers
+ * linear almost always. */
+#define TC_RETRY (-100)
+
+/* malformed: a header ran past the data: retry once pulled, or count stat. */
+#define MALFORMED_OR_RETRY(stat)                                                \
+	do {                                                                    \
+		if (!pulled && (long)skb->data_end - (long)skb->data < (long)len) \
+			return TC_RETRY;                                        \
+		return verdict(stat, len, TCX_NEXT);                            \
+	} while (0)
+
+/* tc_run runs body on skb, and again after pulling up to TC_PULL bytes
+ * into the linear part if it asked to. */
+#define TC_RUN(body, skb)                                                       \
+	({                                                                      \
+		int __r = body(skb, 0);                                         \
+		if (__r == TC_RETRY) {                                          \
+			__u32 __l = (skb)->len;                                 \
+			bpf_skb_pull_data(skb, __l < TC_PULL ? __l : TC_PULL);  \
+			__r = body(skb, 1);                                     \
+		}                                                               \
+		__r;                                                            \
+	})
+
+static __always_inline int encap_tc_body(struct __sk_buff *skb, int pulled)
 {
-	__u32 len = skb->len, pull = len < TC_PULL ? len : TC_PULL;
-
-	bpf_skb_pull_data(skb, pull);
-
+	__u32 len = skb->len;
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -908,14 +932,14 @@ int encap_tc(struct __sk_buff *skb)
 	int ret;
 
 	if ((void *)(eth + 1) > end)
-		return verdict(S_ENCAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+		MALFORMED_OR_RETRY(S_ENCAP_TC__PASS_MALFORMED);
 	if (skb->vlan_present)
 		return verdict(S_ENCAP_TC__PASS_NOT_IP, len, TCX_NEXT);
 	ret = parse_inner(eth->h_proto, eth + 1, end, &key, &hash);
 	if (ret == PARSE_NOT_IP)
 		return verdict(S_ENCAP_TC__PASS_NOT_IP, len, TCX_NEXT);
 	if (ret != PARSE_OK)
-		return verdict(S_ENCAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+		MALFORMED_OR_RETRY(S_ENCAP_TC__PASS_MALFORMED);
 
 	struct tunnel *t = bpf_map_lookup_elem(&tunnels, &key);
 
@@ -1014,6 +1038,12 @@ error:
 	return verdict(S_ENCAP_TC__DROP_ERROR, len, TC_ACT_SHOT);
 }
 
+SEC("tc")
+int encap_tc(struct __sk_buff *skb)
+{
+	return TC_RUN(encap_tc_body, skb);
+}
+
 /* deliver sends a decapsulated frame to the tunnel's overlay: into the
  * workload namespace directly where the overlay veth's peer lives there (IP
  * frames, whose protocol the decap flags set; others go through the veth,
@@ -1025,13 +1055,9 @@ static __always_inline int deliver(const struct tunnel *t, int is_ip)
 	return bpf_redirect(t->overlay_ifindex, 0);
 }
 
-SEC("tc")
-int decap_tc(struct __sk_buff *skb)
+static __always_inline int decap_tc_body(struct __sk_buff *skb, int pulled)
 {
-	__u32 len = skb->len, pull = len < TC_PULL ? len : TC_PULL;
-
-	bpf_skb_pull_data(skb, pull);
-
+	__u32 len = skb->len;
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 	struct outer_info oi = {};
@@ -1042,7 +1068,7 @@ int decap_tc(struct __sk_buff *skb)
 	struct ethhdr *eth = data;
 
 	if ((void *)(eth + 1) > end)
-		return verdict(S_DECAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+		MALFORMED_OR_RETRY(S_DECAP_TC__PASS_MALFORMED);
 	if (skb->vlan_present || eth->h_proto == bpf_htons(ETH_P_8021Q) ||
 	    eth->h_proto == bpf_htons(ETH_P_8021AD)) {
 		/* An 802.1Q tunnel. The stack takes the tag out of the frame
@@ -1055,7 +1081,7 @@ int decap_tc(struct __sk_buff *skb)
 			struct vlan_hdr *vh = l3;
 
 			if ((void *)(vh + 1) > end)
-				return verdict(S_DECAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+				MALFORMED_OR_RETRY(S_DECAP_TC__PASS_MALFORMED);
 			tpid = eth->h_proto;
 			tci = bpf_ntohs(vh->tci);
 			iproto = vh->proto;
@@ -1068,7 +1094,7 @@ int decap_tc(struct __sk_buff *skb)
 		if (why == PARSE_NOT_IP)
 			return verdict(S_DECAP_TC__PASS_INNER_NOT_IP, len, TCX_NEXT);
 		if (why != PARSE_OK)
-			return verdict(S_DECAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+			MALFORMED_OR_RETRY(S_DECAP_TC__PASS_MALFORMED);
 		if (!t)
 			return verdict(S_DECAP_TC__PASS_NO_TUNNEL, len, TCX_NEXT);
 		if (t->proto != PROTO_VLAN || t->vlan_id != (tci & 0x0fff))
@@ -1091,18 +1117,18 @@ int decap_tc(struct __sk_buff *skb)
 	case OUTER_OAM:
 		return verdict(S_DECAP_TC__PASS_OAM, len, TCX_NEXT);
 	default:
-		return verdict(S_DECAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+		MALFORMED_OR_RETRY(S_DECAP_TC__PASS_MALFORMED);
 	}
 
 	struct ethhdr *ieth = data + (oi.inner & 0x1ff);
 
 	if ((void *)(ieth + 1) > end)
-		return verdict(S_DECAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+		MALFORMED_OR_RETRY(S_DECAP_TC__PASS_MALFORMED);
 	t = lookup_for_decap(ieth->h_proto, ieth + 1, end, &key, &why);
 	if (why == PARSE_NOT_IP)
 		return verdict(S_DECAP_TC__PASS_INNER_NOT_IP, len, TCX_NEXT);
 	if (why != PARSE_OK)
-		return verdict(S_DECAP_TC__PASS_MALFORMED, len, TCX_NEXT);
+		MALFORMED_OR_RETRY(S_DECAP_TC__PASS_MALFORMED);
 	if (!t)
 		return verdict(S_DECAP_TC__PASS_NO_TUNNEL, len, TCX_NEXT);
 	if (!matches(t, &oi))
@@ -1137,6 +1163,12 @@ int decap_tc(struct __sk_buff *skb)
 
 error:
 	return verdict(S_DECAP_TC__DROP_ERROR, len, TC_ACT_SHOT);
+}
+
+SEC("tc")
+int decap_tc(struct __sk_buff *skb)
+{
+	return TC_RUN(decap_tc_body, skb);
 }
 
 /* ------------------------------------------------------- plain redirect */
