@@ -43,6 +43,8 @@ func TestTCHookEndToEnd(t *testing.T) {
 			b.tcp(1)
 			b.tcp(2)
 			tcpTransfer(t, b.ns("w1"), b.ns("w2"), "fd00::2")
+			udpSmall(t, b.ns("w1"), b.ns("w2"), "10.0.0.2")
+			udpSmall(t, b.ns("w2"), b.ns("w1"), "fd00::1")
 			for n := 1; n <= 2; n++ {
 				if b.Counter(n, "encap-tc", tc.proto) == 0 || b.Counter(n, "decap-tc", tc.proto) == 0 {
 					t.Errorf("node %d counted no %s encap or decap on the TC hook", n, tc.proto)
@@ -103,6 +105,8 @@ func TestIPv6UnderlayEndToEnd(t *testing.T) {
 			b.ping(2, "fd00::1")
 			b.tcp(1)
 			tcpTransfer(t, b.ns("w2"), b.ns("w1"), "fd00::1")
+			udpSmall(t, b.ns("w1"), b.ns("w2"), "10.0.0.2")
+			udpSmall(t, b.ns("w2"), b.ns("w1"), "fd00::1")
 		})
 	}
 }
@@ -136,6 +140,8 @@ func TestInteropWithKernelVXLANOverIPv6(t *testing.T) {
 			b.ping(2, "10.0.0.1")
 			b.tcp(1)
 			b.tcp(2)
+			udpSmall(t, b.ns("w1"), b.ns("w2"), "10.0.0.2")
+			udpSmall(t, b.ns("w2"), b.ns("w1"), "10.0.0.1")
 			program := map[string]string{"xdp": "decap", "tc": "decap-tc"}[hook]
 			if b.Counter(1, program, "vxlan") == 0 {
 				t.Errorf("tunmux decapsulated nothing from the kernel's vxlan")

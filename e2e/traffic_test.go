@@ -84,3 +84,45 @@ func tcpTransfer(t *testing.T, from, to *testnet.Netns, toIP string) {
 		t.Fatalf("TCP from %s to %s: %d of %d bytes arrived (err %v), same bytes: %v", from.Name, toIP, r.n, len(data), r.err, r.sum == sha256.Sum256(data))
 	}
 }
+
+// udpSmall sends datagrams of 1, 4 and 12 bytes (inner frames below
+// Ethernet's 60-byte minimum) from namespace from to toIP in namespace to,
+// and checks that each arrives intact.
+func udpSmall(t *testing.T, from, to *testnet.Netns, toIP string) {
+	t.Helper()
+	network := "udp4"
+	if netip.MustParseAddr(toIP).Is6() {
+		network = "udp6"
+	}
+	var pc net.PacketConn
+	to.Do(t, func() error {
+		var err error
+		pc, err = net.ListenPacket(network, net.JoinHostPort(toIP, "0"))
+		return err
+	})
+	defer pc.Close()
+	var conn net.Conn
+	from.Do(t, func() error {
+		var err error
+		conn, err = net.Dial(network, pc.LocalAddr().String())
+		return err
+	})
+	defer conn.Close()
+	buf := make([]byte, 64)
+	for _, size := range []int{1, 4, 12} {
+		want := []byte("abcdefghijkl")[:size]
+		got := false
+		// The first datagram may wait for neighbour resolution: resend until one arrives.
+		for try := 0; try < 20 && !got; try++ {
+			if _, err := conn.Write(want); err != nil {
+				t.Fatalf("UDP %d bytes to %s: %v", size, toIP, err)
+			}
+			_ = pc.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+			n, _, err := pc.ReadFrom(buf)
+			got = err == nil && string(buf[:n]) == string(want)
+		}
+		if !got {
+			t.Errorf("a %d-byte UDP datagram from %s to %s did not arrive intact", size, from.Name, toIP)
+		}
+	}
+}

@@ -985,9 +985,13 @@ static __always_inline int encap_tc_body(struct __sk_buff *skb, int pulled)
 
 	build_outer(&o, t, sport, len);
 	if (is_ip) {
-		__u64 flags = BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
+		/* The encap flags tell GSO how to segment; a single packet goes
+		 * without them, so the receiver gets an skb not marked
+		 * encapsulated (one it may still resize). */
+		__u64 flags = is_gso ? BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
 			      BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(ETH_HLEN) |
-			      ((t->flags & TUNNEL_F_OUTER_V6) ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV4);
+			      ((t->flags & TUNNEL_F_OUTER_V6) ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV4)
+				     : 0;
 
 		/* Room after the MAC header for the outer headers and a copy of the
 		 * inner Ethernet header; the front header becomes the outer one. */
@@ -1138,26 +1142,38 @@ static __always_inline int decap_tc_body(struct __sk_buff *skb, int pulled)
 
 	struct ethhdr inner_eth;
 	__u64 flags = BPF_F_ADJ_ROOM_FIXED_GSO;
-	__u32 strip = oi.inner, frame_end = ETH_HLEN + oi.datagram;
+	__u32 strip = oi.inner, frame_end = ETH_HLEN + oi.datagram, inner_len = frame_end - strip;
 
 	__builtin_memcpy(&inner_eth, ieth, ETH_HLEN);
 	if (inner_eth.h_proto == bpf_htons(ETH_P_IP))
 		flags |= ADJ_ROOM_DECAP_L3_IPV4;
 	else if (inner_eth.h_proto == bpf_htons(ETH_P_IPV6))
 		flags |= ADJ_ROOM_DECAP_L3_IPV6;
-	/* Drop Ethernet padding behind the datagram, or pad a short inner frame
-	 * to Ethernet's 60-byte minimum (the kernel will not shrink an skb below
-	 * an outer IPv6 header's length), put the inner Ethernet header in
-	 * front, then remove what lies between. */
-	if (frame_end - strip < ETH_ZLEN)
-		frame_end = strip + ETH_ZLEN;
-	if (frame_end != len && bpf_skb_change_tail(skb, frame_end, 0))
-		goto error;
+	/* Drop Ethernet padding behind the datagram. The kernel refuses to
+	 * change the tail of an skb still marked encapsulated by a sender on
+	 * this host; such frames carry no padding, and an IP stack trims by its
+	 * own length anyway, so a refusal here is no error. */
+	if (frame_end < len)
+		bpf_skb_change_tail(skb, frame_end, 0);
+	/* The kernel will not shrink an skb below its network header's
+	 * minimum, 40 bytes for IPv6. A shorter IPv4 packet under IPv6: make
+	 * the skb IPv4 first (minimum 20), which takes 20 bytes off the outer
+	 * header. Anything else (ARP) is padded. */
+	if (oi.v6 && inner_len < ETH_HLEN + sizeof(struct ipv6hdr)) {
+		if (inner_eth.h_proto == bpf_htons(ETH_P_IP)) {
+			if (bpf_skb_change_proto(skb, bpf_htons(ETH_P_IP), 0))
+				goto error;
+			strip -= sizeof(struct ipv6hdr) - sizeof(struct iphdr);
+		} else if (bpf_skb_change_tail(skb, strip + ETH_HLEN + sizeof(struct ipv6hdr), 0)) {
+			goto error;
+		}
+	}
+	/* The inner Ethernet header in front, then what lies between goes. */
 	if (bpf_skb_store_bytes(skb, 0, &inner_eth, ETH_HLEN, 0))
 		goto error;
 	if (bpf_skb_adjust_room(skb, -(__s32)strip, BPF_ADJ_ROOM_MAC, flags))
 		goto error;
-	count_tunnel(t, skb->len, COUNT_RX);
+	count_tunnel(t, inner_len, COUNT_RX);
 	count(oi.proto == PROTO_GENEVE ? S_DECAP_TC__GENEVE : S_DECAP_TC__VXLAN, len);
 	return deliver(t, inner_eth.h_proto != bpf_htons(ETH_P_ARP));
 
