@@ -123,8 +123,9 @@ type RouteArgs struct {
 // PeerArgs is a peer's health as given.
 type PeerArgs struct{ Remote, Health, ProbePort string }
 
-// fields names the keys an entry accepts and where each goes.
-type fields map[string]*string
+// fields names the keys an entry accepts and where each goes: a *string
+// takes one value, a *[]string one value or a list of them.
+type fields map[string]any
 
 func (f fields) names() string {
 	var out []string
@@ -140,6 +141,7 @@ func tunnelFields(a *maps.TunnelArgs) fields {
 		"inner-src": &a.InnerSrc, "inner-dst": &a.InnerDst, "proto": &a.Proto, "vni": &a.VNI, "vlan-id": &a.VlanID,
 		"outer-src": &a.OuterSrc, "outer-dst": &a.OuterDst, "src-mac": &a.SrcMAC, "dst-mac": &a.DstMAC,
 		"inner-dst-mac": &a.InnerDstMAC, "src-port": &a.SrcPort, "underlay": &a.Underlay, "overlay": &a.Overlay,
+		"geneve-opt": &a.GeneveOpts,
 	}
 }
 
@@ -305,15 +307,29 @@ func entries[T any](p *parser, n *yaml.Node, path string, fieldsOf func(*T) fiel
 		for j := 0; j+1 < len(item.Content); j += 2 {
 			k, v := item.Content[j], item.Content[j+1]
 			dst, ok := f[k.Value]
+			list, isList := dst.(*[]string)
 			switch {
 			case !ok:
 				p.bad(k.Line, e.Path, "unknown key %q (accepted: %s)", k.Value, f.names())
-			case v.Kind != yaml.ScalarNode || v.Tag == "!!null":
-				p.bad(v.Line, e.Path, "%s must be a single value", k.Value)
 			case e.lines[k.Value] != 0:
 				p.bad(k.Line, e.Path, "%s repeats the one on line %d", k.Value, e.lines[k.Value])
+			case isList && v.Kind == yaml.SequenceNode:
+				*list = []string{}
+				for _, item := range v.Content {
+					if item.Kind != yaml.ScalarNode || item.Tag == "!!null" {
+						p.bad(item.Line, e.Path, "%s must be a list of single values", k.Value)
+						continue
+					}
+					*list = append(*list, item.Value)
+				}
+				e.lines[k.Value] = k.Line
+			case v.Kind != yaml.ScalarNode || v.Tag == "!!null":
+				p.bad(v.Line, e.Path, "%s must be a single value", k.Value)
+			case isList:
+				*list = []string{v.Value}
+				e.lines[k.Value] = k.Line
 			default:
-				*dst = v.Value
+				*dst.(*string) = v.Value
 				e.lines[k.Value] = k.Line
 			}
 		}
@@ -433,7 +449,7 @@ func pairs(p *parser, n *yaml.Node, path string) []Entry[PairArgs] {
 			for j := 0; j+1 < len(item.Content); j += 2 {
 				k, v := item.Content[j], item.Content[j+1]
 				if dst, ok := f[k.Value]; ok && v.Kind == yaml.ScalarNode {
-					*dst = v.Value
+					*dst.(*string) = v.Value
 				} else {
 					p.bad(k.Line, e.Path, "unknown key %q (accepted: a, b)", k.Value)
 				}

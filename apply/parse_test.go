@@ -103,3 +103,27 @@ func TestProblemsOfMapFlagsToKeys(t *testing.T) {
 		t.Errorf("%+v", ps)
 	}
 }
+
+func TestParseGeneveOptionsOneOrMany(t *testing.T) {
+	doc, err := Parse("f.yaml", []byte(`
+encap:
+  tunnels:
+    - {inner-src: fd00::1, inner-dst: fd00::2, proto: geneve, geneve-opt: "0102:03:deadbeef"}
+    - inner-src: 10.0.0.1
+      inner-dst: 10.0.0.2
+      proto: geneve
+      geneve-opt: ["0102:03:deadbeef", "ffff:80:00000000"]
+    - {inner-src: 10.0.0.1, inner-dst: 10.0.0.3, geneve-opt: [{a: b}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := doc.Encap.Tunnels
+	if len(ts) != 3 || strings.Join(ts[0].Args.GeneveOpts, " ") != "0102:03:deadbeef" ||
+		strings.Join(ts[1].Args.GeneveOpts, " ") != "0102:03:deadbeef ffff:80:00000000" || ts[0].Args.InnerSrc != "fd00::1" {
+		t.Errorf("tunnels: %+v", ts)
+	}
+	if len(doc.problems) != 1 || doc.problems[0].Line != 9 || !strings.Contains(doc.problems[0].Msg, "geneve-opt must be a list of single values") {
+		t.Errorf("problems: %+v", doc.problems)
+	}
+}

@@ -359,3 +359,38 @@ func countKeys(m *ebpf.Map) int {
 	}
 	return n
 }
+
+func TestApplyIPv6TunnelsWithGeneveOptions(t *testing.T) {
+	c := newApplyCLI(t)
+	file := writeFile(t, "v6.yaml", `encap:
+  tunnels:
+    - inner-src: fd00::1
+      inner-dst: fd00::2
+      proto: geneve
+      vni: 9
+      outer-src: fd01::1
+      outer-dst: fd01::2
+      dst-mac: "02:00:00:00:00:02"
+      geneve-opt: ["0102:03:deadbeef", "0102:04:00000000"]
+      underlay: ul0
+      overlay: wl0
+    - {inner-src: 10.0.0.1, inner-dst: 10.0.0.2, proto: geneve, vni: 9, outer-src: fd01::1, outer-dst: fd01::2,
+       dst-mac: "02:00:00:00:00:02", geneve-opt: "0102:03:deadbeef", underlay: ul0, overlay: wl0}
+`)
+	var res applyResult
+	c.jsonOut(&res, "apply", "-f", file)
+	if !res.Applied || res.Summary["add"] != 4 { // two slots, two tunnels
+		t.Fatalf("apply: %+v", res)
+	}
+	var got struct {
+		GeneveOpts []string `json:"geneve_opts"`
+	}
+	c.jsonOut(&got, "tunnel", "get", "--inner-src", "fd00::1", "--inner-dst", "fd00::2")
+	if strings.Join(got.GeneveOpts, " ") != "0102:03:deadbeef 0102:04:00000000" {
+		t.Errorf("options after apply: %v", got.GeneveOpts)
+	}
+	c.jsonOut(&res, "apply", "-f", file)
+	if len(res.Changes) != 0 {
+		t.Errorf("a second apply changes: %+v", res.Changes)
+	}
+}
