@@ -121,6 +121,9 @@ func (e *Encap) PutTunnel(lock *maps.Lock, args maps.TunnelArgs, mode maps.PutMo
 				res.Warnings = append(res.Warnings, warn)
 			}
 		}
+		if warn := mtuWarning(t, under, over, netnsName); warn != "" {
+			res.Warnings = append(res.Warnings, warn)
+		}
 		if err := e.State.PutTunnel(lock, t, mode); err != nil {
 			e.releaseSlots(lock, created)
 			return err
@@ -378,4 +381,27 @@ func (e *Encap) slotIndex(in, netnsName string) (uint32, error) {
 		}
 	}
 	return 0, fmt.Errorf("redirect slot for %s (no such interface, and no slot recorded under that name): %w", in, maps.ErrNotFound)
+}
+
+// mtuWarning says so when the sending side of the overlay (its veth peer, or
+// the overlay itself) lets the workload send packets the tunnel cannot carry
+// over the underlay: those are dropped and counted as too big.
+func mtuWarning(t maps.Tunnel, under, over netdev.Iface, here string) string {
+	limit := under.MTU - t.Overhead()
+	sender, mtu := netdev.Describe(here, over.Name), over.MTU
+	if over.IsVeth() {
+		desc, err := netdev.InPeer(over, here, func(p netdev.Iface) error {
+			mtu = p.MTU
+			return nil
+		})
+		if err != nil {
+			return ""
+		}
+		sender = desc
+	}
+	if mtu <= limit {
+		return ""
+	}
+	return fmt.Sprintf("%s has MTU %d, but this tunnel carries at most %d bytes of IP over %s (MTU %d, %d bytes of headers): larger packets will be dropped and counted as too big; set that MTU to %d (docs/encap.md, MTU)",
+		sender, mtu, limit, under.Name, under.MTU, t.Overhead(), limit)
 }

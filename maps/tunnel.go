@@ -556,6 +556,21 @@ func (t Tunnel) JSON() TunnelJSON {
 // MarshalJSON encodes t in its stable JSON form.
 func (t Tunnel) MarshalJSON() ([]byte, error) { return json.Marshal(t.JSON()) }
 
+// Overhead is how many bytes the tunnel puts in front of an inner IP
+// packet: the inner Ethernet header and the outer IP, UDP and tunnel headers
+// with options (0 for VLAN, whose tag Ethernet allows on top of the MTU).
+// A workload's MTU of the underlay's MTU less this never drops a packet.
+func (t Tunnel) Overhead() int {
+	if !t.Proto.UsesUDP() {
+		return 0
+	}
+	ip := 20
+	if t.OuterSrc.Is6() {
+		ip = 40
+	}
+	return 14 + ip + 8 + 8 + len(encodeGeneveOpts(t.GeneveOpts))
+}
+
 // ID returns the tunnel's VNI or VLAN id as text.
 func (t Tunnel) ID() string {
 	if t.Proto == ProtoVLAN {

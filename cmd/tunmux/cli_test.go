@@ -670,7 +670,15 @@ func TestIPv6TunnelsGeneveOptionsAndHooks(t *testing.T) {
 	v6 := []string{"--inner-src", "fd00::1", "--inner-dst", "fd00::2", "--proto", "geneve", "--vni", "7",
 		"--outer-src", "fd01::1", "--outer-dst", "fd01::2", "--dst-mac", "02:00:00:00:00:02", "--underlay", "ul0", "--overlay", "wl0",
 		"--geneve-opt", "0102:03:deadbeef", "--geneve-opt", "ffff:7f:0000000000000000"}
-	c.ok(append([]string{"tunnel", "add"}, v6...)...)
+	// The workload side (wl1, MTU 1500) sends more than the tunnel carries:
+	// 1500 - 14 - 40 - 8 - 8 - 20 bytes of options = 1410.
+	if r := c.ok(append([]string{"tunnel", "add"}, v6...)...); !strings.Contains(r.Stderr, "wl1 has MTU 1500, but this tunnel carries at most 1410 bytes") {
+		t.Errorf("no MTU warning:\n%s", r)
+	}
+	c.ns.Run(t, "ip", "link", "set", "wl1", "mtu", "1410")
+	if r := c.ok("tunnel", "update", "--inner-src", "fd00::1", "--inner-dst", "fd00::2", "--vni", "8"); strings.Contains(r.Stderr, "MTU") {
+		t.Errorf("an MTU warning although the MTU fits:\n%s", r)
+	}
 	// IPv4 workloads over the IPv6 underlay, and IPv6 workloads over IPv4.
 	c.ok(append([]string{"tunnel", "add"}, withFlag(withFlag(v6, "--inner-src", "10.0.0.1"), "--inner-dst", "10.0.0.2")...)...)
 	c.ok(append([]string{"tunnel", "add"}, withFlag(withFlag(tunnelArgs, "--inner-src", "fd00::5"), "--inner-dst", "fd00::6")...)...)
