@@ -167,6 +167,13 @@ func (l *Loaded) attach(lock *maps.Lock, p Program, iface string, opts AttachOpt
 			res.Already, res.Mode = true, maps.ModeName(mode)
 			return nil
 		}
+		if rec, err := maps.GetAttachment(l.Maps["attachments"], ino, uint32(ifc.Index), p.Hook); p.Hook != maps.HookXDP && err == nil && rec.Program != prog &&
+			linkAlive(filepath.Join(l.Dir, LinkPinName(rec.Program, ino, ifc.Index))) {
+			// Records are kept per hook and interface: one program each (at
+			// XDP the kernel says so itself, below).
+			return fmt.Errorf("%s already runs at %s of %s: %w; one %s program per hook and interface: detach it first",
+				rec.Program, p.Hook, iface, maps.ErrInUse, l.DP.Name)
+		}
 		_ = os.Remove(pin) // a defunct link of an interface that had this index
 		if p.Hook == maps.HookXDP && ifc.XDPProgID != 0 {
 			return fmt.Errorf("the XDP slot of %s is owned by %s: %w; detach that first", iface, DescribeXDPOwner(l.Root, ifc.XDPProgID), maps.ErrInUse)

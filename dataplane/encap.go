@@ -124,6 +124,11 @@ func (e *Encap) PutTunnel(lock *maps.Lock, args maps.TunnelArgs, mode maps.PutMo
 		if warn := mtuWarning(t, under, over, netnsName); warn != "" {
 			res.Warnings = append(res.Warnings, warn)
 		}
+		for _, o := range t.GeneveOpts {
+			if o.Critical() {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("--geneve-opt %s is critical (type bit 0x80): a receiver that does not understand it drops the frame (RFC 8926), tunmux's own decap included", o))
+			}
+		}
 		if err := e.State.PutTunnel(lock, t, mode); err != nil {
 			e.releaseSlots(lock, created)
 			return err

@@ -218,6 +218,7 @@ func tunnelDiff(old, t maps.Tunnel) string {
 		{"src-mac", a.SrcMAC, b.SrcMAC}, {"dst-mac", a.DstMAC, b.DstMAC}, {"inner-dst-mac", a.InnerDstMAC, b.InnerDstMAC},
 		{"src-port", a.SrcPort, b.SrcPort}, {"underlay", a.Underlay, b.Underlay}, {"overlay", a.Overlay, b.Overlay},
 		{"underlay ifindex", a.UnderlayIndex, b.UnderlayIndex}, {"overlay ifindex", a.OverlayIndex, b.OverlayIndex},
+		{"geneve-opt", a.GeneveOpts, b.GeneveOpts}, {"overlay peer in another namespace", old.OverlayPeerNetns, t.OverlayPeerNetns},
 	} {
 		if x, y := str(f.x), str(f.y); x != y {
 			diffs = append(diffs, fmt.Sprintf("%s %s -> %s", f.name, x, y))

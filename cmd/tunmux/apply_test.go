@@ -393,4 +393,19 @@ func TestApplyIPv6TunnelsWithGeneveOptions(t *testing.T) {
 	if len(res.Changes) != 0 {
 		t.Errorf("a second apply changes: %+v", res.Changes)
 	}
+	// Only the options change: the change says so.
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte(strings.Replace(string(data), `"0102:04:00000000"`, `"0102:05:00000000"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var changed struct {
+		Changes []struct{ Action, Kind, Key, Detail string } `json:"changes"`
+	}
+	c.jsonOut(&changed, "apply", "-f", file)
+	if len(changed.Changes) != 1 || changed.Changes[0].Action != "change" || !strings.Contains(changed.Changes[0].Detail, "geneve-opt") {
+		t.Errorf("changing an option: %+v", changed.Changes)
+	}
 }

@@ -713,7 +713,14 @@ func TestIPv6TunnelsGeneveOptionsAndHooks(t *testing.T) {
 	if out := c.ok("status").Stdout; !strings.Contains(out, "encap-tc") || !strings.Contains(out, "tc-ingress") {
 		t.Errorf("status does not show encap-tc at tc-ingress:\n%s", out)
 	}
+	// Both TC programs at one hook of one interface: the second is refused.
+	c.expect(exitFailed, []string{"attach", "decap", "wl0", "--hook", "tc"}, "encap-tc already runs at tc-ingress of wl0")
 	c.ok("detach", "encap", "wl0")
 	c.ok("attach", "encap", "wl0")
 	c.ok("detach", "encap", "wl0")
+	// A critical option is sent, with a warning that receivers drop what they do not understand.
+	crit := withFlag(withFlag(v6, "--inner-src", "fd00::7"), "--inner-dst", "fd00::8")
+	if r := c.ok(append(append([]string{"tunnel", "add"}, crit...), "--geneve-opt", "0102:80:00000000")...); !strings.Contains(r.Stderr, "0102:80:00000000 is critical") {
+		t.Errorf("no warning for a critical option:\n%s", r)
+	}
 }

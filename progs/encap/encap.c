@@ -463,24 +463,28 @@ static long csum_chunk(__u32 i, struct csum_ctx *c)
 	return 0;
 }
 
-/* The UDP checksum of an IPv6 datagram whose UDP header (checksum 0) is at
- * udp_off and runs to end. */
-static __always_inline __u16 udp6_csum(void *ctx, int xdp, const struct ipv6hdr *ip6, __u32 udp_off, __u32 end)
+/* The UDP checksum of an IPv6 datagram of udp_len bytes whose UDP header
+ * (checksum 0) is at udp_off: the pseudo-header, the bytes from udp_off to
+ * sum_end, and extra, the one's complement sum of what lies beyond sum_end
+ * (0 when sum_end is the datagram's end). */
+static __always_inline __u16 udp6_csum(void *ctx, int xdp, const struct ipv6hdr *ip6, __u32 udp_off,
+				       __u32 sum_end, __u32 udp_len, __u16 extra)
 {
 	struct {
 		struct in6_addr src, dst;
 		__be32 len;
 		__be32 next;
 	} pseudo = {};
-	struct csum_ctx c = { .ctx = ctx, .xdp = xdp, .off = udp_off, .end = end };
+	struct csum_ctx c = { .ctx = ctx, .xdp = xdp, .off = udp_off, .end = sum_end };
 
 	__builtin_memcpy(&pseudo.src, &ip6->saddr, 16);
 	__builtin_memcpy(&pseudo.dst, &ip6->daddr, 16);
-	pseudo.len = bpf_htonl(end - udp_off);
+	pseudo.len = bpf_htonl(udp_len);
 	pseudo.next = bpf_htonl(IPPROTO_UDP);
 	c.sum = bpf_csum_diff(NULL, 0, (void *)&pseudo, sizeof(pseudo), 0);
-	bpf_loop((end - udp_off + CSUM_CHUNK - 1) / CSUM_CHUNK, csum_chunk, &c, 0);
-	__u16 sum = csum_fold((__u32)c.sum);
+	bpf_loop((sum_end - udp_off + CSUM_CHUNK - 1) / CSUM_CHUNK, csum_chunk, &c, 0);
+	__u64 s = (__u64)(__u32)c.sum + extra;
+	__u16 sum = csum_fold((__u32)((s & 0xffffffff) + (s >> 32)));
 
 	return sum ? sum : 0xffff;
 }
@@ -550,7 +554,7 @@ static __always_inline int push_udp(struct xdp_md *ctx, const struct tunnel *t,
 	}
 	if (v6) {
 		__u32 udp_off = ETH_HLEN + sizeof(struct ipv6hdr);
-		__u16 csum = udp6_csum(ctx, 1, &o.ip6, udp_off, head + inner_len);
+		__u16 csum = udp6_csum(ctx, 1, &o.ip6, udp_off, head + inner_len, head + inner_len - udp_off, 0);
 
 		if (bpf_xdp_store_bytes(ctx, udp_off + 6, &csum, 2))
 			return -1;
@@ -855,10 +859,10 @@ int decap(struct xdp_md *ctx)
 
 /* ------------------------------------------------------------------- TC */
 
-/* The most header bytes the TC programs read directly: Ethernet, a VLAN
- * tag, IPv6 (or IPv4 with options), UDP, GENEVE with options, the inner
- * Ethernet, IPv6 and ports. */
-#define TC_PULL 256
+/* The most header bytes the TC programs read directly: Ethernet, IPv6 (or
+ * IPv4 with options), UDP, GENEVE with 252 bytes of options, the inner
+ * Ethernet, IPv4 with options (or IPv6) and an ICMPv6 target: 454. */
+#define TC_PULL 512
 
 /* Length of the inner IP and transport headers of a GSO frame at off. */
 static __always_inline int gso_header_len(struct __sk_buff *skb, __be16 proto, __u32 off, __u32 *len)
@@ -921,6 +925,82 @@ static __always_inline int gso_header_len(struct __sk_buff *skb, __be16 proto, _
 		__r;                                                            \
 	})
 
+/* How a single packet's outer IPv6 UDP checksum is made (at TC the inner
+ * TCP or UDP checksum may not be filled in yet: the sender offloaded it). */
+enum csum_plan {
+	CSUM_FULL,   /* sum everything: the inner bytes are final (ARP, ICMP, fragments, UDP without checksum) */
+	CSUM_LCO,    /* sum the headers up to the inner L4 header and add the complement of the inner
+		      * pseudo-header sum: right whether or not the inner checksum is filled in yet
+		      * (the kernel's local checksum offload, lco_csum) */
+	CSUM_ZERO,   /* leave it 0 (RFC 6935/6936): an inner protocol whose bytes may still change */
+};
+
+struct inner_csum {
+	__u32 plan;
+	__u32 l4;      /* offset of the inner L4 header from the inner frame's start */
+	__u16 extra;   /* CSUM_LCO: the complement of the inner pseudo-header sum */
+};
+
+static __always_inline void plan_csum(__be16 proto, void *l3, void *end, struct inner_csum *ic)
+{
+	ic->plan = CSUM_FULL;
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = l3;
+		struct {
+			__be32 src, dst;
+			__u8 zero, proto;
+			__be16 len;
+		} ph = {};
+		__u32 ihl;
+
+		if ((void *)(iph + 1) > end || (iph->frag_off & bpf_htons(0x3fff)) || iph->protocol == IPPROTO_ICMP)
+			return;
+		if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP) {
+			ic->plan = CSUM_ZERO;
+			return;
+		}
+		ihl = (iph->ihl & 0xf) << 2;
+		if (iph->protocol == IPPROTO_UDP) {
+			__u16 *check = l3 + ihl + 6;
+
+			if ((void *)(check + 1) > end) {
+				ic->plan = CSUM_ZERO;
+				return;
+			}
+			if (*check == 0) /* no checksum: not offloaded either */
+				return;
+		}
+		ph.src = iph->saddr;
+		ph.dst = iph->daddr;
+		ph.proto = iph->protocol;
+		ph.len = bpf_htons(bpf_ntohs(iph->tot_len) - ihl);
+		ic->extra = csum_fold((__u32)bpf_csum_diff(NULL, 0, (void *)&ph, sizeof(ph), 0));
+		ic->l4 = ETH_HLEN + ihl;
+		ic->plan = CSUM_LCO;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = l3;
+		struct {
+			struct in6_addr src, dst;
+			__be32 len;
+			__be32 next;
+		} ph = {};
+
+		if ((void *)(ip6 + 1) > end || ip6->nexthdr == 44 /* a fragment */)
+			return;
+		if (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP && ip6->nexthdr != IPPROTO_ICMPV6) {
+			ic->plan = CSUM_ZERO; /* extension headers, SCTP, ...: not walked */
+			return;
+		}
+		__builtin_memcpy(&ph.src, &ip6->saddr, 16);
+		__builtin_memcpy(&ph.dst, &ip6->daddr, 16);
+		ph.len = bpf_htonl(bpf_ntohs(ip6->payload_len));
+		ph.next = bpf_htonl(ip6->nexthdr);
+		ic->extra = csum_fold((__u32)bpf_csum_diff(NULL, 0, (void *)&ph, sizeof(ph), 0));
+		ic->l4 = ETH_HLEN + sizeof(*ip6);
+		ic->plan = CSUM_LCO;
+	}
+}
+
 static __always_inline int encap_tc_body(struct __sk_buff *skb, int pulled)
 {
 	__u32 len = skb->len;
@@ -952,11 +1032,23 @@ static __always_inline int encap_tc_body(struct __sk_buff *skb, int pulled)
 	if ((t->flags & TUNNEL_F_INNER_DMAC) && !(inner_eth.h_dest[0] & 1))
 		__builtin_memcpy(inner_eth.h_dest, t->inner_dst_mac, ETH_ALEN);
 	__u32 ifindex = t->underlay_ifindex;
+	struct inner_csum ic = {};
+
+	if ((t->flags & TUNNEL_F_OUTER_V6) && !is_gso)
+		plan_csum(eth->h_proto, eth + 1, end, &ic);
 
 	if (t->proto == PROTO_VLAN) {
-		/* The frame must fit the underlay's MTU; the tag rides on top. */
-		if (!is_gso && bpf_check_mtu(skb, ifindex, &mtu, 0, 0))
+		/* The frame (each GSO segment) must fit the underlay's MTU; the
+		 * tag rides on top. */
+		if (is_gso) {
+			__u32 hdrs;
+
+			bpf_check_mtu(skb, ifindex, &mtu, 0, 0);
+			if (gso_header_len(skb, inner_eth.h_proto, ETH_HLEN, &hdrs) || hdrs + skb->gso_size > mtu)
+				goto too_big;
+		} else if (bpf_check_mtu(skb, ifindex, &mtu, 0, 0)) {
 			goto too_big;
+		}
 		if (bpf_skb_store_bytes(skb, 0, &inner_eth, ETH_HLEN, 0) ||
 		    bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), t->vlan_id & 0x0fff))
 			goto error;
@@ -985,13 +1077,12 @@ static __always_inline int encap_tc_body(struct __sk_buff *skb, int pulled)
 
 	build_outer(&o, t, sport, len);
 	if (is_ip) {
-		/* The encap flags tell GSO how to segment; a single packet goes
-		 * without them, so the receiver gets an skb not marked
-		 * encapsulated (one it may still resize). */
-		__u64 flags = is_gso ? BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
+		/* The encap flags tell GSO how to segment, a device where the
+		 * inner headers are (for an offloaded inner checksum), and set
+		 * skb->protocol to the outer family. */
+		__u64 flags = BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
 			      BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(ETH_HLEN) |
-			      ((t->flags & TUNNEL_F_OUTER_V6) ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV4)
-				     : 0;
+			      ((t->flags & TUNNEL_F_OUTER_V6) ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV4);
 
 		/* Room after the MAC header for the outer headers and a copy of the
 		 * inner Ethernet header; the front header becomes the outer one. */
@@ -1022,11 +1113,12 @@ static __always_inline int encap_tc_body(struct __sk_buff *skb, int pulled)
 		if (bpf_skb_store_bytes(skb, ETH_HLEN + base + i * 4, t->opts + i * 4, 4, 0))
 			goto error;
 	}
-	if ((t->flags & TUNNEL_F_OUTER_V6) && !is_gso) {
+	if ((t->flags & TUNNEL_F_OUTER_V6) && !is_gso && ic.plan != CSUM_ZERO) {
 		/* GSO segments would all carry one template checksum: there it
 		 * stays 0 (RFC 6935/6936); a single datagram gets a real one. */
-		__u32 udp_off = ETH_HLEN + sizeof(struct ipv6hdr);
-		__u16 csum = udp6_csum(skb, 0, &o.ip6, udp_off, skb->len);
+		__u32 udp_off = ETH_HLEN + sizeof(struct ipv6hdr), udp_len = skb->len - udp_off;
+		__u16 csum = ic.plan == CSUM_LCO ? udp6_csum(skb, 0, &o.ip6, udp_off, head + (ic.l4 & 0xff), udp_len, ic.extra)
+						 : udp6_csum(skb, 0, &o.ip6, udp_off, skb->len, udp_len, 0);
 
 		if (bpf_skb_store_bytes(skb, udp_off + 6, &csum, 2, 0))
 			goto error;

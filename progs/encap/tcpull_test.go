@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tunmux/tunmux/internal/testnet"
+	"github.com/tunmux/tunmux/maps"
 	"github.com/tunmux/tunmux/netdev"
 	"github.com/tunmux/tunmux/progs/encap"
 )
@@ -151,4 +152,61 @@ func TestTCPullsHeadersBeyondTheHead(t *testing.T) {
 			t.Errorf("the overlay received %d bytes, want the %d-byte inner frame", len(got), len(inner))
 		}
 	})
+}
+
+// TestTCOuterIPv6ChecksumWithOffloadedInner: a sender that offloads its TCP
+// checksum hands the TC hook a packet whose inner checksum is not filled in
+// yet (CHECKSUM_PARTIAL: only the pseudo-header sum is there); the device,
+// or the kernel before it, fills it in after the program ran. The outer
+// IPv6 UDP checksum must be right for the packet as it will be then.
+func TestTCOuterIPv6ChecksumWithOffloadedInner(t *testing.T) {
+	e := newEnv(t)
+	e.tunnel("10.0.8.1", "10.0.8.2", func(tn *maps.Tunnel) { tn.OuterSrc, tn.OuterDst = node1IP6, node2IP6 })
+	e.ns.Do(t, func() error {
+		l, err := link.AttachTCX(link.TCXOptions{Program: e.objs.EncapTc, Interface: e.ov.Index, Attach: ebpf.AttachTCXIngress})
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { l.Close() })
+		return nil
+	})
+	out := e.openPacketSocket(t, "ul1", false)
+	in := e.openPacketSocket(t, "ov1", true)
+
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: []byte{10, 0, 8, 1}, DstIP: []byte{10, 0, 8, 2}}
+	tcp := &layers.TCP{SrcPort: 4000, DstPort: 80, Seq: 7, ACK: true, PSH: true, Window: 500}
+	_ = tcp.SetNetworkLayerForChecksum(ip)
+	payload := []byte("an offloaded checksum, filled in after encapsulation")
+	frame := serialize(t, &layers.Ethernet{SrcMAC: wl1MAC, DstMAC: wl2MAC, EthernetType: layers.EthernetTypeIPv4}, ip, tcp, gopacket.Payload(payload))
+	final := binary.BigEndian.Uint16(frame[14+20+16:])
+	// What the stack leaves for the device: the pseudo-header sum, folded.
+	l4len := len(frame) - 34
+	pseudo := append(append(append([]byte(nil), frame[26:34]...), 0, 6), byte(l4len>>8), byte(l4len))
+	binary.BigEndian.PutUint16(frame[14+20+16:], ^testnet.Checksum(pseudo))
+	vnet := make([]byte, 10)
+	vnet[0] = 1                                 // VIRTIO_NET_HDR_F_NEEDS_CSUM
+	binary.LittleEndian.PutUint16(vnet[2:], 54) // header length
+	binary.LittleEndian.PutUint16(vnet[6:], 34) // checksum start
+	binary.LittleEndian.PutUint16(vnet[8:], 16) // checksum offset
+	if _, err := unix.Write(in.fd, append(vnet, frame...)); err != nil {
+		t.Fatal(err)
+	}
+	got := out.receive(t, len(frame)+70)
+	if got == nil {
+		t.Fatal("nothing left the underlay")
+	}
+	udpLen := len(got) - 54
+	// The inner checksum as the device will fill it in.
+	inner := got[54+16:]
+	if c := binary.BigEndian.Uint16(inner[14+20+16:]); c == final {
+		t.Fatalf("the inner checksum arrived filled in: the packet was not offloaded, so this tests nothing")
+	}
+	binary.BigEndian.PutUint16(inner[14+20+16:], final)
+	outerPseudo := append(append([]byte(nil), got[22:54]...), 0, 0, byte(udpLen>>8), byte(udpLen), 0, 0, 0, 17)
+	if binary.BigEndian.Uint16(got[54+6:]) == 0 {
+		t.Fatalf("outer UDP checksum is 0 on a single packet")
+	}
+	if c := testnet.Checksum(append(outerPseudo, got[54:]...)); c != 0 {
+		t.Errorf("outer IPv6 UDP checksum %#04x does not verify once the inner checksum is filled in", binary.BigEndian.Uint16(got[54+6:]))
+	}
 }
