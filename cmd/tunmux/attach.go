@@ -57,13 +57,15 @@ Programs:
 XDP modes: native (default; on a veth it turns TSO off at the peer) or generic
 (works on any device, slower).
 
---hook tc attaches encap or decap at TC ingress of the same interface instead of
-XDP (a TCX link, appended to the interface's TCX chain; frames tunmux does not own go on
-down the chain). Encapsulation keeps GSO/TSO and checksum offload, so the
-senders may keep their offloads on; decap delivers straight into the workload
-namespace (bpf_redirect_peer) when the overlay is a veth whose peer lives
-there. A program runs at one hook per interface: detach it to switch. The same
-maps serve both hooks; 'tunmux stats encap' counts them apart (encap-tc, decap-tc).`,
+--hook tc attaches encap or decap at TC ingress of the same interface instead
+of XDP (a TCX link, appended to the interface's TCX chain; frames tunmux does
+not own go on down the chain). Encapsulation keeps GSO/TSO and checksum
+offload, so the senders may keep their offloads on; decap delivers straight
+into the workload namespace (bpf_redirect_peer) when the overlay is a veth
+whose peer lives there. A program runs at one hook per interface (detach it to
+switch), and encap and decap do not share one interface's TC ingress. The same
+maps serve both hooks; 'tunmux stats encap' counts them apart (encap-tc,
+decap-tc), 'tunmux status' shows each link's hook.`,
 		Example: `  tunmux attach encap veth-wl
   tunmux attach decap eth0
   tunmux attach encap veth-wl --hook tc

@@ -81,7 +81,11 @@ Every problem with the flags is reported at once (exit 2), and nothing changes.`
       --underlay eth0 --overlay veth-wl
   # 802.1Q tag 100: no outer IP or MAC flags
   tunmux tunnel add --inner-src 10.0.0.1 --inner-dst 10.0.0.2 --proto vlan --vlan-id 100 \
-      --underlay eth0 --overlay veth-wl`
+      --underlay eth0 --overlay veth-wl
+  # IPv6 workloads over an IPv6 underlay, with one GENEVE option
+  tunmux tunnel add --inner-src fd00::1 --inner-dst fd00::2 --proto geneve --vni 100 \
+      --outer-src fd01::1 --outer-dst fd01::2 --dst-mac 02:00:00:00:00:02 \
+      --geneve-opt 0102:03:deadbeef --underlay eth0 --overlay veth-wl`
 		cmd.Flags().BoolVar(&replace, "replace", false, "replace the tunnel if its key exists (the flags describe the whole tunnel)")
 	} else {
 		cmd.Short = "Change fields of an existing tunnel (fails if its key is missing)"
