@@ -87,6 +87,7 @@ enum stat {
 #include <linux/ipv6.h>
 #include <linux/icmpv6.h>
 #include <linux/pkt_cls.h>
+#include "csum.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -198,15 +199,6 @@ struct {
 	__uint(max_entries, 1024);
 } slots SEC(".maps");
 
-/* Scratch space for the IPv6 UDP checksum. */
-#define CSUM_CHUNK 512
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, __u8[CSUM_CHUNK]);
-	__uint(max_entries, 1);
-} scratch SEC(".maps");
 
 #define UDP_TUN_LEN (sizeof(struct udphdr) + 8) /* UDP + VXLAN or GENEVE base header */
 #define ETH_MACS_LEN 12
@@ -422,71 +414,6 @@ static __always_inline __u32 build_outer(struct outer *o, const struct tunnel *t
 		vh->vni = bpf_htonl(t->vni << 8);
 	}
 	return olen;
-}
-
-/* ------------------------------------------------------------ checksums */
-
-struct csum_ctx {
-	void *ctx;     /* struct xdp_md or struct __sk_buff */
-	int xdp;
-	__u32 off;
-	__u32 end;
-	__s64 sum;
-};
-
-static long csum_chunk(__u32 i, struct csum_ctx *c)
-{
-	__u32 zero = 0, off = c->off + i * CSUM_CHUNK, n, padded;
-	__u8 *buf;
-	long err;
-
-	if (off >= c->end)
-		return 1;
-	n = c->end - off;
-	if (n > CSUM_CHUNK)
-		n = CSUM_CHUNK;
-	buf = bpf_map_lookup_elem(&scratch, &zero);
-	if (!buf)
-		return 1;
-	padded = (n + 3) & ~3U;
-	if (padded > CSUM_CHUNK || n == 0)
-		return 1;
-	/* Zero the last word first: an odd tail is padded with zero bytes. */
-	*(__u32 *)(buf + ((padded - 4) & (CSUM_CHUNK - 4))) = 0;
-	if (c->xdp)
-		err = bpf_xdp_load_bytes(c->ctx, off, buf, n);
-	else
-		err = bpf_skb_load_bytes(c->ctx, off, buf, n);
-	if (err)
-		return 1;
-	c->sum = bpf_csum_diff(NULL, 0, (void *)buf, padded, c->sum);
-	return 0;
-}
-
-/* The UDP checksum of an IPv6 datagram of udp_len bytes whose UDP header
- * (checksum 0) is at udp_off: the pseudo-header, the bytes from udp_off to
- * sum_end, and extra, the one's complement sum of what lies beyond sum_end
- * (0 when sum_end is the datagram's end). */
-static __always_inline __u16 udp6_csum(void *ctx, int xdp, const struct ipv6hdr *ip6, __u32 udp_off,
-				       __u32 sum_end, __u32 udp_len, __u16 extra)
-{
-	struct {
-		struct in6_addr src, dst;
-		__be32 len;
-		__be32 next;
-	} pseudo = {};
-	struct csum_ctx c = { .ctx = ctx, .xdp = xdp, .off = udp_off, .end = sum_end };
-
-	__builtin_memcpy(&pseudo.src, &ip6->saddr, 16);
-	__builtin_memcpy(&pseudo.dst, &ip6->daddr, 16);
-	pseudo.len = bpf_htonl(udp_len);
-	pseudo.next = bpf_htonl(IPPROTO_UDP);
-	c.sum = bpf_csum_diff(NULL, 0, (void *)&pseudo, sizeof(pseudo), 0);
-	bpf_loop((sum_end - udp_off + CSUM_CHUNK - 1) / CSUM_CHUNK, csum_chunk, &c, 0);
-	__u64 s = (__u64)(__u32)c.sum + extra;
-	__u16 sum = csum_fold((__u32)((s & 0xffffffff) + (s >> 32)));
-
-	return sum ? sum : 0xffff;
 }
 
 /* ------------------------------------------------------------------ XDP */
@@ -864,43 +791,10 @@ int decap(struct xdp_md *ctx)
  * Ethernet, IPv4 with options (or IPv6) and an ICMPv6 target: 454. */
 #define TC_PULL 512
 
-/* Length of the inner IP and transport headers of a GSO frame at off. */
-static __always_inline int gso_header_len(struct __sk_buff *skb, __be16 proto, __u32 off, __u32 *len)
-{
-	__u8 l4proto;
-	__u32 l3;
-
-	if (proto == bpf_htons(ETH_P_IP)) {
-		__u8 vihl;
-
-		if (bpf_skb_load_bytes(skb, off, &vihl, 1) ||
-		    bpf_skb_load_bytes(skb, off + 9, &l4proto, 1))
-			return -1;
-		l3 = (vihl & 0xf) << 2;
-	} else {
-		if (bpf_skb_load_bytes(skb, off + 6, &l4proto, 1))
-			return -1;
-		l3 = sizeof(struct ipv6hdr);
-	}
-	if (l4proto == IPPROTO_TCP) {
-		__u8 doff;
-
-		if (bpf_skb_load_bytes(skb, off + l3 + 12, &doff, 1))
-			return -1;
-		*len = l3 + ((doff >> 4) << 2);
-		return 0;
-	}
-	if (l4proto == IPPROTO_UDP) {
-		*len = l3 + sizeof(struct udphdr);
-		return 0;
-	}
-	return -1;
-}
-
 /* TC_RETRY: a header the program must read lies beyond the linear part of
  * the skb; the caller pulls it in and runs the program's body again. Pulling
  * up front would cost every GSO skb a copy of payload bytes into its head
- * (a quarter of TCP's throughput here), and the stack leaves the headers
+ * (a fifth of TCP's throughput here), and the stack leaves the headers
  * linear almost always. */
 #define TC_RETRY (-100)
 
@@ -924,82 +818,6 @@ static __always_inline int gso_header_len(struct __sk_buff *skb, __be16 proto, _
 		}                                                               \
 		__r;                                                            \
 	})
-
-/* How a single packet's outer IPv6 UDP checksum is made (at TC the inner
- * TCP or UDP checksum may not be filled in yet: the sender offloaded it). */
-enum csum_plan {
-	CSUM_FULL,   /* sum everything: the inner bytes are final (ARP, ICMP, fragments, UDP without checksum) */
-	CSUM_LCO,    /* sum the headers up to the inner L4 header and add the complement of the inner
-		      * pseudo-header sum: right whether or not the inner checksum is filled in yet
-		      * (the kernel's local checksum offload, lco_csum) */
-	CSUM_ZERO,   /* leave it 0 (RFC 6935/6936): an inner protocol whose bytes may still change */
-};
-
-struct inner_csum {
-	__u32 plan;
-	__u32 l4;      /* offset of the inner L4 header from the inner frame's start */
-	__u16 extra;   /* CSUM_LCO: the complement of the inner pseudo-header sum */
-};
-
-static __always_inline void plan_csum(__be16 proto, void *l3, void *end, struct inner_csum *ic)
-{
-	ic->plan = CSUM_FULL;
-	if (proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *iph = l3;
-		struct {
-			__be32 src, dst;
-			__u8 zero, proto;
-			__be16 len;
-		} ph = {};
-		__u32 ihl;
-
-		if ((void *)(iph + 1) > end || (iph->frag_off & bpf_htons(0x3fff)) || iph->protocol == IPPROTO_ICMP)
-			return;
-		if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP) {
-			ic->plan = CSUM_ZERO;
-			return;
-		}
-		ihl = (iph->ihl & 0xf) << 2;
-		if (iph->protocol == IPPROTO_UDP) {
-			__u16 *check = l3 + ihl + 6;
-
-			if ((void *)(check + 1) > end) {
-				ic->plan = CSUM_ZERO;
-				return;
-			}
-			if (*check == 0) /* no checksum: not offloaded either */
-				return;
-		}
-		ph.src = iph->saddr;
-		ph.dst = iph->daddr;
-		ph.proto = iph->protocol;
-		ph.len = bpf_htons(bpf_ntohs(iph->tot_len) - ihl);
-		ic->extra = csum_fold((__u32)bpf_csum_diff(NULL, 0, (void *)&ph, sizeof(ph), 0));
-		ic->l4 = ETH_HLEN + ihl;
-		ic->plan = CSUM_LCO;
-	} else if (proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = l3;
-		struct {
-			struct in6_addr src, dst;
-			__be32 len;
-			__be32 next;
-		} ph = {};
-
-		if ((void *)(ip6 + 1) > end || ip6->nexthdr == 44 /* a fragment */)
-			return;
-		if (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP && ip6->nexthdr != IPPROTO_ICMPV6) {
-			ic->plan = CSUM_ZERO; /* extension headers, SCTP, ...: not walked */
-			return;
-		}
-		__builtin_memcpy(&ph.src, &ip6->saddr, 16);
-		__builtin_memcpy(&ph.dst, &ip6->daddr, 16);
-		ph.len = bpf_htonl(bpf_ntohs(ip6->payload_len));
-		ph.next = bpf_htonl(ip6->nexthdr);
-		ic->extra = csum_fold((__u32)bpf_csum_diff(NULL, 0, (void *)&ph, sizeof(ph), 0));
-		ic->l4 = ETH_HLEN + sizeof(*ip6);
-		ic->plan = CSUM_LCO;
-	}
-}
 
 static __always_inline int encap_tc_body(struct __sk_buff *skb, int pulled)
 {
@@ -1035,7 +853,7 @@ static __always_inline int encap_tc_body(struct __sk_buff *skb, int pulled)
 	struct inner_csum ic = {};
 
 	if ((t->flags & TUNNEL_F_OUTER_V6) && !is_gso)
-		plan_csum(eth->h_proto, eth + 1, end, &ic);
+		plan_csum(skb, eth->h_proto, 0, len, &ic);
 
 	if (t->proto == PROTO_VLAN) {
 		/* The frame (each GSO segment) must fit the underlay's MTU; the
@@ -1116,9 +934,8 @@ static __always_inline int encap_tc_body(struct __sk_buff *skb, int pulled)
 	if ((t->flags & TUNNEL_F_OUTER_V6) && !is_gso && ic.plan != CSUM_ZERO) {
 		/* GSO segments would all carry one template checksum: there it
 		 * stays 0 (RFC 6935/6936); a single datagram gets a real one. */
-		__u32 udp_off = ETH_HLEN + sizeof(struct ipv6hdr), udp_len = skb->len - udp_off;
-		__u16 csum = ic.plan == CSUM_LCO ? udp6_csum(skb, 0, &o.ip6, udp_off, head + (ic.l4 & 0xff), udp_len, ic.extra)
-						 : udp6_csum(skb, 0, &o.ip6, udp_off, skb->len, udp_len, 0);
+		__u32 udp_off = ETH_HLEN + sizeof(struct ipv6hdr);
+		__u16 csum = outer_udp6_csum(skb, &o.ip6, udp_off, head, &ic);
 
 		if (bpf_skb_store_bytes(skb, udp_off + 6, &csum, 2, 0))
 			goto error;

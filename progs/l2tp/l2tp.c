@@ -51,6 +51,7 @@ enum stat {
 #include "proto.h"
 #include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
+#include "csum.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -161,16 +162,6 @@ struct {
 	__uint(max_entries, 1024);
 } neigh SEC(".maps");
 
-/* Scratch space for the IPv6 UDP checksum. */
-#define CSUM_CHUNK 512
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, __u8[CSUM_CHUNK]);
-	__uint(max_entries, 1);
-} scratch SEC(".maps");
-
 static __always_inline int verdict(enum stat id, __u64 bytes, int action)
 {
 	count(id, bytes);
@@ -210,91 +201,6 @@ static __always_inline __u32 overhead(const struct session *s)
 }
 
 /* ---------------------------------------------------------------- encap */
-
-/* Length of the inner IP and transport headers of a GSO frame at off. */
-static __always_inline int gso_header_len(struct __sk_buff *skb, __be16 proto, __u32 off, __u32 *len)
-{
-	__u8 l4proto;
-	__u32 l3;
-
-	if (proto == bpf_htons(ETH_P_IP)) {
-		__u8 vihl;
-
-		if (bpf_skb_load_bytes(skb, off, &vihl, 1) ||
-		    bpf_skb_load_bytes(skb, off + 9, &l4proto, 1))
-			return -1;
-		l3 = (vihl & 0xf) << 2;
-	} else {
-		if (bpf_skb_load_bytes(skb, off + 6, &l4proto, 1))
-			return -1;
-		l3 = sizeof(struct ipv6hdr);
-	}
-	if (l4proto == IPPROTO_TCP) {
-		__u8 doff;
-
-		if (bpf_skb_load_bytes(skb, off + l3 + 12, &doff, 1))
-			return -1;
-		*len = l3 + ((doff >> 4) << 2);
-		return 0;
-	}
-	if (l4proto == IPPROTO_UDP) {
-		*len = l3 + sizeof(struct udphdr);
-		return 0;
-	}
-	return -1;
-}
-
-struct csum_ctx {
-	struct __sk_buff *skb;
-	__u32 off;
-	__u32 end;
-	__s64 sum;
-};
-
-static long csum_chunk(__u32 i, struct csum_ctx *c)
-{
-	__u32 zero = 0, off = c->off + i * CSUM_CHUNK, n, padded;
-	__u8 *buf;
-
-	if (off >= c->end)
-		return 1;
-	n = c->end - off;
-	if (n > CSUM_CHUNK)
-		n = CSUM_CHUNK;
-	buf = bpf_map_lookup_elem(&scratch, &zero);
-	if (!buf)
-		return 1;
-	padded = (n + 3) & ~3U;
-	if (padded > CSUM_CHUNK || n == 0)
-		return 1;
-	/* Zero the last word first: an odd tail is padded with zero bytes. */
-	*(__u32 *)(buf + ((padded - 4) & (CSUM_CHUNK - 4))) = 0;
-	if (bpf_skb_load_bytes(c->skb, off, buf, n))
-		return 1;
-	c->sum = bpf_csum_diff(NULL, 0, (void *)buf, padded, c->sum);
-	return 0;
-}
-
-/* The UDP checksum of an IPv6 datagram whose UDP header is at udp_off. */
-static __always_inline __u16 udp6_csum(struct __sk_buff *skb, const struct ipv6hdr *ip6, __u32 udp_off)
-{
-	struct {
-		struct in6_addr src, dst;
-		__be32 len;
-		__be32 next;
-	} pseudo = {};
-	struct csum_ctx c = { .skb = skb, .off = udp_off, .end = skb->len };
-
-	__builtin_memcpy(&pseudo.src, &ip6->saddr, 16);
-	__builtin_memcpy(&pseudo.dst, &ip6->daddr, 16);
-	pseudo.len = bpf_htonl(skb->len - udp_off);
-	pseudo.next = bpf_htonl(IPPROTO_UDP);
-	c.sum = bpf_csum_diff(NULL, 0, (void *)&pseudo, sizeof(pseudo), 0);
-	bpf_loop((skb->len - udp_off + CSUM_CHUNK - 1) / CSUM_CHUNK, csum_chunk, &c, 0);
-	__u16 sum = csum_fold((__u32)c.sum);
-
-	return sum ? sum : 0xffff;
-}
 
 /* Everything between the outer Ethernet header and the inner frame. */
 struct outer {
@@ -476,6 +382,13 @@ int l2tp_encap(struct __sk_buff *skb)
 		return verdict(S_L2TP_ENCAP__DROP_NO_ROUTE, len, TC_ACT_SHOT);
 	}
 
+	/* The outer IPv6 UDP checksum of a single packet is planned on the
+	 * frame as the sender handed it over (csum.h). */
+	struct inner_csum ic = {};
+
+	if (s->family == 6 && s->encap == ENCAP_UDP && !is_gso && !tagged)
+		plan_csum(skb, inner_eth.h_proto, 0, len, &ic);
+
 	/* Pad a short IP frame to Ethernet's minimum now: the peer's decap could
 	 * not shrink an encapsulated skb below an IPv6 header's length, nor pad
 	 * it then (the kernel refuses to resize encapsulated skbs). */
@@ -536,9 +449,9 @@ int l2tp_encap(struct __sk_buff *skb)
 	if (s->family == 6 && s->encap == ENCAP_UDP && !is_gso) {
 		/* GSO segments would carry this template's checksum: there it
 		 * stays 0 (RFC 6935); a single datagram gets a real one. */
-		__u16 csum = udp6_csum(skb, &o.ip6, ETH_HLEN + sizeof(struct ipv6hdr));
+		__u16 csum = outer_udp6_csum(skb, &o.ip6, ETH_HLEN + sizeof(struct ipv6hdr), head, &ic);
 
-		if (bpf_skb_store_bytes(skb, ETH_HLEN + sizeof(struct ipv6hdr) + 6, &csum, 2, 0))
+		if (csum && bpf_skb_store_bytes(skb, ETH_HLEN + sizeof(struct ipv6hdr) + 6, &csum, 2, 0))
 			goto drop_error;
 	}
 	count_session(sid, len, 0, 0);
