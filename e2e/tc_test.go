@@ -25,8 +25,7 @@ func TestTCHookEndToEnd(t *testing.T) {
 		{"vlan", []string{"--vlan-id", "310"}, "vlan 310"},
 	} {
 		t.Run(tc.proto, func(t *testing.T) {
-			b := newBed(t)
-			b.Offloads()
+			b := newBedFor(t, "tc")
 			for n := 1; n <= 2; n++ {
 				b.TunmuxNodeWith(n, testnet.Node{Proto: tc.proto, IDArgs: tc.id, Hook: "tc", Inner: []int{4, 6}})
 			}
@@ -58,6 +57,17 @@ func TestTCHookEndToEnd(t *testing.T) {
 	}
 }
 
+// newBedFor builds the testbed for a hook: the TC hook runs with the
+// senders' offloads on, as an operator leaves them; XDP needs them off (the
+// testbed's default).
+func newBedFor(t *testing.T, hook string) *bed {
+	b := newBed(t)
+	if hook == "tc" {
+		b.Offloads()
+	}
+	return b
+}
+
 // checkHooks checks that status lists node n's links with these hooks.
 func checkHooks(t *testing.T, b *bed, n int, want map[string]string) {
 	t.Helper()
@@ -87,10 +97,7 @@ func checkHooks(t *testing.T, b *bed, n int, want map[string]string) {
 func TestIPv6UnderlayEndToEnd(t *testing.T) {
 	for _, hook := range []string{"xdp", "tc"} {
 		t.Run(hook, func(t *testing.T) {
-			b := newBed(t)
-			if hook == "tc" {
-				b.Offloads()
-			}
+			b := newBedFor(t, hook)
 			b.WorkloadMTU(1430)
 			for n := 1; n <= 2; n++ {
 				b.TunmuxNodeWith(n, testnet.Node{Proto: "geneve", IDArgs: []string{"--vni", "6100"}, Hook: hook, Outer6: true, Inner: []int{4, 6}})
@@ -118,10 +125,7 @@ func TestIPv6UnderlayEndToEnd(t *testing.T) {
 func TestInteropWithKernelVXLANOverIPv6(t *testing.T) {
 	for _, hook := range []string{"xdp", "tc"} {
 		t.Run(hook, func(t *testing.T) {
-			b := newBed(t)
-			if hook == "tc" {
-				b.Offloads()
-			}
+			b := newBedFor(t, hook)
 			b.WorkloadMTU(1430)
 			b.TunmuxNodeWith(1, testnet.Node{Proto: "vxlan", IDArgs: []string{"--vni", "4343"}, Hook: hook, Outer6: true})
 			b.KernelVXLANNodeOver(2, 4343, 6)
@@ -179,10 +183,7 @@ func tunnelCounters(t *testing.T, b *bed, n int, src, dst string) (c struct {
 func TestTunnelCountersMatchTraffic(t *testing.T) {
 	for _, hook := range []string{"xdp", "tc"} {
 		t.Run(hook, func(t *testing.T) {
-			b := newBed(t)
-			if hook == "tc" {
-				b.Offloads()
-			}
+			b := newBedFor(t, hook)
 			for n := 1; n <= 2; n++ {
 				b.TunmuxNodeWith(n, testnet.Node{Proto: "vxlan", IDArgs: []string{"--vni", "6200"}, Hook: hook})
 				o := 3 - n

@@ -82,19 +82,29 @@ func (s *EncapState) counters(index uint32) TunnelCounters {
 // counterIndexes returns the counter index of every stored tunnel, by key.
 func (s *EncapState) counterIndexes() (map[encap.EncapTunnelKey]uint32, error) {
 	held := map[encap.EncapTunnelKey]uint32{}
+	err := s.eachTunnel(func(k encap.EncapTunnelKey, v encap.EncapTunnel) { held[k] = v.Counters })
+	if err != nil {
+		return nil, fmt.Errorf("read counter indexes: %w", err)
+	}
+	return held, nil
+}
+
+// eachTunnel calls fn with every stored tunnel, read in batches: 100,000
+// tunnels take a few dozen system calls instead of two per entry.
+func (s *EncapState) eachTunnel(fn func(encap.EncapTunnelKey, encap.EncapTunnel)) error {
 	keys := make([]encap.EncapTunnelKey, 4096)
 	vals := make([]encap.EncapTunnel, 4096)
 	var cursor ebpf.MapBatchCursor
 	for {
 		n, err := s.tunnels.BatchLookup(&cursor, keys, vals, nil)
 		for i := 0; i < n; i++ {
-			held[keys[i]] = vals[i].Counters
+			fn(keys[i], vals[i])
 		}
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return held, nil
+			return nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read counter indexes: %w", err)
+			return err
 		}
 	}
 }
@@ -158,22 +168,9 @@ func (s *EncapState) GetTunnel(k TunnelKey) (Tunnel, error) {
 // ListTunnels returns every tunnel, sorted by inner source then destination.
 func (s *EncapState) ListTunnels() ([]Tunnel, error) {
 	var out []Tunnel
-	// Batches of lookups: a listing of 100,000 tunnels takes a few dozen
-	// system calls instead of two per entry.
-	keys := make([]encap.EncapTunnelKey, 4096)
-	vals := make([]encap.EncapTunnel, 4096)
-	var cursor ebpf.MapBatchCursor
-	for {
-		n, err := s.tunnels.BatchLookup(&cursor, keys, vals, nil)
-		for i := 0; i < n; i++ {
-			out = append(out, tunnelFromKernel(keys[i], vals[i]))
-		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list tunnels: %w", err)
-		}
+	err := s.eachTunnel(func(k encap.EncapTunnelKey, v encap.EncapTunnel) { out = append(out, tunnelFromKernel(k, v)) })
+	if err != nil {
+		return nil, fmt.Errorf("list tunnels: %w", err)
 	}
 	names := s.slotNames()
 	for i := range out {
