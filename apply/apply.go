@@ -33,13 +33,30 @@ type Result struct {
 
 // desired is a document checked and resolved against the machine.
 type desired struct {
-	ino      uint64
-	tunnels  []dataplane.DesiredTunnel
-	slots    []dataplane.DesiredSlot
-	pairs    []dataplane.DesiredPair
-	sessions []dataplane.DesiredSession
-	routes   []dataplane.DesiredRoute
-	peers    []dataplane.DesiredPeer
+	ino         uint64
+	loads       map[string]uint32 // dataplane -> capacity asked for (0: default)
+	attachments []dataplane.DesiredAttachment
+	tunnels     []dataplane.DesiredTunnel
+	slots       []dataplane.DesiredSlot
+	pairs       []dataplane.DesiredPair
+	sessions    []dataplane.DesiredSession
+	carrier     *dataplane.DesiredCarrier
+	members     []dataplane.DesiredMember
+	devices     []dataplane.DesiredDevice
+	routes      []routeSpec
+	peers       []dataplane.DesiredPeer
+	// created names the interfaces the file creates (route devices, mux
+	// members with create).
+	created map[string]bool
+}
+
+// routeSpec is a checked route whose nexthops are resolved when it is
+// planned (after the devices the file creates exist).
+type routeSpec struct {
+	prefix netip.Prefix
+	specs  []maps.NexthopSpec
+	line   int
+	path   string
 }
 
 // ReadFile reads and parses a desired-state file.
@@ -85,7 +102,7 @@ func Apply(root *maps.Root, lock *maps.Lock, file string, doc *Document, opts Op
 // check validates the document's entries and resolves their interfaces in
 // the current namespace.
 func check(root *maps.Root, file string, doc *Document, netnsName string) (desired, error) {
-	var d desired
+	d := desired{loads: map[string]uint32{}, created: map[string]bool{}}
 	problems := append([]Problem(nil), doc.problems...)
 	ino, err := netdev.CurrentInode()
 	if err != nil {
@@ -122,6 +139,28 @@ func check(root *maps.Root, file string, doc *Document, netnsName string) (desir
 			return ifc, false
 		}
 		return ifc, true
+	}
+	exists := func(line int, path, field, name string) bool {
+		_, ok := iface(line, path, field, name)
+		return ok
+	}
+	c := &checker{created: d.created}
+	if doc.Load != nil {
+		c.checkLoad(doc.Load, &d)
+	}
+	if doc.Route != nil {
+		c.checkDevices(doc.Route, &d)
+	}
+	if doc.Mux != nil {
+		for _, e := range doc.Mux.Members {
+			if b, err := parseBool("create", e.Args.Create); err == nil && b {
+				d.created[e.Args.Name] = true
+			}
+		}
+		c.checkMux(doc.Mux, &d, exists)
+	}
+	if doc.Attach != nil {
+		c.checkAttach(doc.Attach, &d, exists)
 	}
 
 	if doc.Encap != nil {
@@ -237,6 +276,10 @@ func check(root *maps.Root, file string, doc *Document, netnsName string) (desir
 			eths[eth.Name] = e.Line
 			s.EthIndex, s.TunnelIndex, s.EthIface, s.TunnelIface, s.Netns = uint32(eth.Index), uint32(tun.Index), eth.Name, tun.Name, ino
 			if s.PeerMAC != nil {
+				if len(tun.MAC) != 6 {
+					problems = append(problems, Problem{Line: e.fieldLine("tunnel-iface"), Path: e.Path, Msg: fmt.Sprintf("tunnel-iface %q: has no Ethernet address (accepted: an Ethernet interface)", tun.Name)})
+					continue
+				}
 				s.LocalMAC = tun.MAC
 			}
 			d.sessions = append(d.sessions, dataplane.DesiredSession{Session: s, Tunnel: tun, Line: e.Line})
@@ -249,6 +292,7 @@ func check(root *maps.Root, file string, doc *Document, netnsName string) (desir
 		}
 		problems = append(problems, ps...)
 	}
+	problems = append(problems, c.problems...)
 	if len(problems) > 0 {
 		sortProblems(problems)
 		return d, &InvalidFileError{File: file, Problems: problems}
@@ -295,12 +339,19 @@ func checkRoute(root *maps.Root, sec *RouteSection, d *desired) ([]Problem, erro
 			continue
 		}
 		seen[p] = e.Line
-		nhs, err := dataplane.ResolveNexthops(specs, devs, d.ino)
-		if err != nil {
+		// Nexthops through a device the file creates are resolved when
+		// the routes are planned, after it exists.
+		var now []maps.NexthopSpec
+		for _, sp := range specs {
+			if !d.created[sp.Dev] && (sp.Dev != "" || !createsProto(d.devices, sp.Proto)) {
+				now = append(now, sp)
+			}
+		}
+		if _, err := dataplane.ResolveNexthops(now, devs, d.ino); err != nil {
 			bad(e.fieldLine("nexthops"), e.Path, err)
 			continue
 		}
-		d.routes = append(d.routes, dataplane.DesiredRoute{Route: maps.Route{Prefix: p, Nexthops: nhs}, Line: e.Line})
+		d.routes = append(d.routes, routeSpec{prefix: p, specs: specs, line: e.Line, path: e.Path})
 	}
 	peers := map[netip.Addr]int{}
 	for _, e := range sec.Peers {
@@ -334,46 +385,174 @@ func checkRoute(root *maps.Root, sec *RouteSection, d *desired) ([]Problem, erro
 	return problems, nil
 }
 
-// reconcile loads what the file needs, then plans and writes each section.
-func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts Options, res *Result) error {
-	type section struct {
-		present bool
-		dp      *dataplane.Dataplane
-		need    int // entries of the main map
-	}
-	sections := []section{
-		{doc.Encap != nil, dataplane.EncapDataplane, len(d.tunnels)},
-		{doc.Xconnect != nil, dataplane.XconnectDataplane, 2 * len(d.pairs)},
-		{doc.L2TP != nil, dataplane.L2TPDataplane, len(d.sessions)},
-		{doc.Route != nil, dataplane.RouteDataplane, len(d.routes)},
-	}
-	loaded := map[string]bool{}
-	for _, s := range sections {
-		if !s.present {
-			continue
+// createsProto reports whether the file creates a tunnel device of proto.
+func createsProto(devs []dataplane.DesiredDevice, proto maps.RouteProto) bool {
+	for _, d := range devs {
+		if !d.Routes && d.Tunnel.Proto == proto.String() {
+			return true
 		}
-		l, err := dataplane.Open(root, s.dp)
+	}
+	return false
+}
+
+// need is one dataplane the file needs loaded, and how many entries of its
+// main map.
+type need struct {
+	dp      *dataplane.Dataplane
+	entries int
+}
+
+// needs lists the dataplanes the file needs, in load order.
+func needs(doc *Document, d desired) []need {
+	count := map[*dataplane.Dataplane]int{}
+	want := map[*dataplane.Dataplane]bool{}
+	for name := range d.loads {
+		dp, _ := dataplane.Lookup(name)
+		want[dp] = true
+	}
+	for _, a := range d.attachments {
+		want[dataplane.Attachable()[a.Program]] = true
+	}
+	if doc.Encap != nil {
+		want[dataplane.EncapDataplane], count[dataplane.EncapDataplane] = true, len(d.tunnels)
+	}
+	if doc.Xconnect != nil {
+		want[dataplane.XconnectDataplane], count[dataplane.XconnectDataplane] = true, 2*len(d.pairs)
+	}
+	if doc.L2TP != nil {
+		want[dataplane.L2TPDataplane], count[dataplane.L2TPDataplane] = true, len(d.sessions)
+	}
+	if doc.Mux != nil {
+		want[dataplane.MuxDataplane] = true
+	}
+	if doc.Route != nil {
+		want[dataplane.RouteDataplane], count[dataplane.RouteDataplane] = true, len(d.routes)
+	}
+	var out []need
+	for _, dp := range dataplane.All() {
+		if want[dp] {
+			out = append(out, need{dp, count[dp]})
+		}
+	}
+	return out
+}
+
+// loadNeeded loads the dataplanes the file needs that are not loaded, and
+// checks the capacity of those that are. It returns those loaded (or, in a
+// dry run, those that would be).
+func loadNeeded(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts Options, res *Result) (map[string]bool, error) {
+	loaded := map[string]bool{}
+	for _, n := range needs(doc, d) {
+		asked := d.loads[n.dp.Name]
+		l, err := dataplane.Open(root, n.dp)
 		switch {
 		case err == nil:
-			capacity := l.Maps[s.dp.MainMap].MaxEntries()
+			capacity := l.Maps[n.dp.MainMap].MaxEntries()
 			l.Close()
-			if uint32(s.need) > capacity {
-				return fmt.Errorf("%s holds %d entries and the file needs %d: %w; unload %s and load it with --max-entries %d or more",
-					s.dp.Name, capacity, s.need, maps.ErrInUse, s.dp.Name, s.need)
+			if uint32(n.entries) > capacity {
+				return loaded, fmt.Errorf("%s holds %d entries and the file needs %d: %w; unload %s and load it with --max-entries %d or more",
+					n.dp.Name, capacity, n.entries, maps.ErrInUse, n.dp.Name, n.entries)
 			}
-			loaded[s.dp.Name] = true
+			if asked != 0 && asked != capacity && !n.dp.FixedSize {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("%s is loaded with capacity %d and the file asks for %d: the capacity changes only when it is loaded anew ('tunmux unload %s' deletes its entries)",
+					n.dp.Name, capacity, asked, n.dp.Name))
+			}
+			loaded[n.dp.Name] = true
 		case errors.Is(err, maps.ErrNotLoaded):
-			res.Changes = append(res.Changes, dataplane.Change{Action: "load", Kind: "dataplane", Key: s.dp.Name,
-				Detail: fmt.Sprintf("capacity %d", max(uint32(s.need), s.dp.DefaultMaxEntries))})
+			capacity := max(uint32(n.entries), n.dp.DefaultMaxEntries)
+			if asked != 0 {
+				if asked < uint32(n.entries) {
+					return loaded, maps.Invalid("load."+n.dp.Name+".max-entries", fmt.Sprint(asked), fmt.Sprintf("is below the %d entries the file has", n.entries), fmt.Sprintf("%d or more", n.entries))
+				}
+				capacity = asked
+			}
+			res.Changes = append(res.Changes, dataplane.Change{Action: "load", Kind: "dataplane", Key: n.dp.Name, Detail: fmt.Sprintf("capacity %d", capacity)})
 			if opts.DryRun {
 				continue
 			}
-			if _, err := dataplane.Load(lock, s.dp, dataplane.LoadOptions{MaxEntries: max(uint32(s.need), s.dp.DefaultMaxEntries), Version: opts.Version}); err != nil {
+			if _, err := dataplane.Load(lock, n.dp, dataplane.LoadOptions{MaxEntries: capacity, Version: opts.Version}); err != nil {
+				return loaded, err
+			}
+			loaded[n.dp.Name] = true
+		default:
+			return loaded, err
+		}
+	}
+	return loaded, nil
+}
+
+// reconcile loads what the file needs, then plans and writes each section in
+// dependency order: devices the file creates, the mux, attachments, then
+// the entries of each dataplane; devices pruned go last.
+func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts Options, res *Result) error {
+	loaded, err := loadNeeded(root, lock, doc, d, opts, res)
+	if err != nil {
+		return err
+	}
+	changes := func(cs []dataplane.Change) { res.Changes = append(res.Changes, cs...) }
+	warn := func(ws []string) { res.Warnings = append(res.Warnings, ws...) }
+
+	var route *dataplane.Route
+	var devPlan *dataplane.DevicePlan
+	if doc.Route != nil && loaded["route"] {
+		if route, err = dataplane.OpenRoute(root); err != nil {
+			return err
+		}
+		defer route.Close()
+		if doc.Route.Devices != nil {
+			if devPlan, err = route.PlanDevices(d.devices, opts.Prune, d.ino); err != nil {
 				return err
 			}
-			loaded[s.dp.Name] = true
-		default:
+			changes(devPlan.Changes)
+			if !opts.DryRun {
+				if err := route.ExecuteDevices(lock, devPlan, opts.Netns); err != nil {
+					return err
+				}
+			}
+		}
+	} else if doc.Route != nil {
+		for _, dev := range d.devices {
+			changes([]dataplane.Change{{Action: "add", Kind: "device", Key: dev.Name, Line: dev.Line}})
+		}
+	}
+
+	if doc.Mux != nil && loaded["mux"] {
+		m, err := dataplane.OpenMux(root)
+		if err != nil {
 			return err
+		}
+		defer m.Close()
+		plan, err := m.PlanMux(d.carrier, d.members, opts.Prune, d.ino)
+		if err != nil {
+			return err
+		}
+		changes(plan.Changes)
+		if !opts.DryRun {
+			if err := m.ExecuteMux(lock, plan, opts.Netns); err != nil {
+				return err
+			}
+		}
+	} else if doc.Mux != nil {
+		if d.carrier != nil {
+			changes([]dataplane.Change{{Action: "add", Kind: "carrier", Key: d.carrier.Iface, Line: d.carrier.Line}})
+		}
+		for _, m := range d.members {
+			changes([]dataplane.Change{{Action: "add", Kind: "member", Key: m.Name, Line: m.Line}})
+		}
+	}
+
+	if doc.Attach != nil {
+		plan, err := dataplane.PlanAttach(root, d.attachments, opts.Prune, d.ino)
+		if err != nil {
+			return err
+		}
+		changes(plan.Changes)
+		if !opts.DryRun {
+			w, err := dataplane.ExecuteAttach(lock, plan, opts.Netns)
+			warn(w)
+			if err != nil {
+				return err
+			}
 		}
 	}
 
@@ -383,20 +562,20 @@ func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts 
 			return err
 		}
 		defer e.Close()
-		plan, err := e.PlanEncap(d.tunnels, d.slots, opts.Prune, d.ino)
+		plan, err := e.PlanEncap(d.tunnels, d.slots, opts.Prune, d.ino, opts.Netns)
 		if err != nil {
 			return err
 		}
-		res.Changes = append(res.Changes, plan.Changes...)
+		changes(plan.Changes)
 		if !opts.DryRun {
 			w, err := e.ExecuteEncap(lock, plan, opts.Netns, d.ino, opts.Chunk)
-			res.Warnings = append(res.Warnings, w...)
+			warn(w)
 			if err != nil {
 				return err
 			}
 		}
 	} else if doc.Encap != nil {
-		res.Changes = append(res.Changes, addAll(d)...)
+		changes(addAll(d))
 	}
 
 	if doc.Xconnect != nil && loaded["xconnect"] {
@@ -409,17 +588,17 @@ func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts 
 		if err != nil {
 			return err
 		}
-		res.Changes = append(res.Changes, plan.Changes...)
+		changes(plan.Changes)
 		if !opts.DryRun {
 			w, err := x.ExecuteXconnect(lock, plan, opts.Netns, d.ino)
-			res.Warnings = append(res.Warnings, w...)
+			warn(w)
 			if err != nil {
 				return err
 			}
 		}
 	} else if doc.Xconnect != nil {
 		for _, p := range d.pairs {
-			res.Changes = append(res.Changes, dataplane.Change{Action: "add", Kind: "pair", Key: p.A.Name + "<->" + p.B.Name, Line: p.Line})
+			changes([]dataplane.Change{{Action: "add", Kind: "pair", Key: p.A.Name + "<->" + p.B.Name, Line: p.Line}})
 		}
 	}
 
@@ -436,44 +615,87 @@ func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts 
 		if err != nil {
 			return err
 		}
-		res.Changes = append(res.Changes, plan.Changes...)
+		changes(plan.Changes)
 		if !opts.DryRun {
 			w, err := l.ExecuteL2TP(lock, plan)
-			res.Warnings = append(res.Warnings, w...)
+			warn(w)
 			if err != nil {
 				return err
 			}
 		}
 	} else if doc.L2TP != nil {
 		for _, s := range d.sessions {
-			res.Changes = append(res.Changes, dataplane.Change{Action: "add", Kind: "session", Key: maps.IDString(s.Session.ID), Line: s.Line})
+			changes([]dataplane.Change{{Action: "add", Kind: "session", Key: maps.IDString(s.Session.ID), Line: s.Line}})
 		}
 	}
-	if doc.Route != nil && loaded["route"] {
-		r, err := dataplane.OpenRoute(root)
+
+	if route != nil {
+		routes, pending, err := resolveRoutes(route, d)
 		if err != nil {
 			return err
 		}
-		defer r.Close()
-		plan, err := r.PlanRoute(d.routes, d.peers, opts.Prune)
+		plan, err := route.PlanRoute(routes, d.peers, opts.Prune)
 		if err != nil {
 			return err
 		}
-		res.Changes = append(res.Changes, plan.Changes...)
+		changes(plan.Changes)
+		for _, rt := range pending { // a dry run: through devices not made yet
+			changes([]dataplane.Change{{Action: "add", Kind: "route", Key: rt.prefix.String(), Detail: "through a device the file creates", Line: rt.line}})
+		}
 		if !opts.DryRun {
-			if err := r.ExecuteRoute(lock, plan); err != nil {
+			if err := route.ExecuteRoute(lock, plan); err != nil {
 				return err
+			}
+			if devPlan != nil {
+				if err := route.ExecuteDeviceRemovals(lock, devPlan, opts.Netns); err != nil {
+					return err
+				}
 			}
 		}
 	} else if doc.Route != nil {
 		for _, rt := range d.routes {
-			res.Changes = append(res.Changes, dataplane.Change{Action: "add", Kind: "route", Key: rt.Route.Prefix.String(), Line: rt.Line})
+			changes([]dataplane.Change{{Action: "add", Kind: "route", Key: rt.prefix.String(), Line: rt.line}})
 		}
 		for _, p := range d.peers {
-			res.Changes = append(res.Changes, dataplane.Change{Action: "add", Kind: "peer", Key: p.Peer.Remote.String(), Line: p.Line})
+			changes([]dataplane.Change{{Action: "add", Kind: "peer", Key: p.Peer.Remote.String(), Line: p.Line}})
 		}
 	}
 	return nil
+}
+
+// resolveRoutes resolves the routes' nexthops against the devices that
+// exist now. Routes through a device the file creates that does not exist
+// yet (a dry run) are returned apart, as pending.
+func resolveRoutes(r *dataplane.Route, d desired) ([]dataplane.DesiredRoute, []routeSpec, error) {
+	devs, err := r.State.TunnelDevs()
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []dataplane.DesiredRoute
+	var pending []routeSpec
+	for _, rt := range d.routes {
+		nhs, err := dataplane.ResolveNexthops(rt.specs, devs, d.ino)
+		if err != nil {
+			if throughCreated(rt, d) {
+				pending = append(pending, rt)
+				continue
+			}
+			return nil, nil, fmt.Errorf("route %s (line %d): %w", rt.prefix, rt.line, err)
+		}
+		out = append(out, dataplane.DesiredRoute{Route: maps.Route{Prefix: rt.prefix, Nexthops: nhs}, Line: rt.line})
+	}
+	return out, pending, nil
+}
+
+// throughCreated reports whether a route has a nexthop through a device
+// the file creates.
+func throughCreated(rt routeSpec, d desired) bool {
+	for _, sp := range rt.specs {
+		if d.created[sp.Dev] || sp.Dev == "" && createsProto(d.devices, sp.Proto) {
+			return true
+		}
+	}
+	return false
 }
 
 // addAll lists the encap entries of a dry run against a dataplane not loaded.

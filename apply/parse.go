@@ -78,9 +78,12 @@ type PairArgs struct{ A, B string }
 // Document is a parsed desired-state file. A nil section is absent from the
 // file: apply leaves that dataplane alone, even with --prune.
 type Document struct {
+	Load     *LoadSection
+	Attach   *AttachSection
 	Encap    *EncapSection
 	L2TP     *L2TPSection
 	Xconnect *XconnectSection
+	Mux      *MuxSection
 	Route    *RouteSection
 	// problems of form found while parsing; Apply reports them with the
 	// problems of meaning, all at once.
@@ -106,13 +109,52 @@ type XconnectSection struct {
 	Pairs []Entry[PairArgs]
 }
 
-// RouteSection is the route dataplane's desired state: routes and peer
-// health (devices are made by 'route dev create', not here).
+// RouteSection is the route dataplane's desired state: its devices (as
+// 'route dev create' makes them), routes and peer health.
 type RouteSection struct {
-	Line   int
-	Routes []Entry[RouteArgs]
-	Peers  []Entry[PeerArgs]
+	Line    int
+	Devices []Entry[DeviceArgs]
+	Routes  []Entry[RouteArgs]
+	Peers   []Entry[PeerArgs]
 }
+
+// DeviceArgs is a route dataplane device as given: a flow-based tunnel
+// device (Proto, Local, Port) or, with Routes "true", the TUN device
+// overlay routes point at.
+type DeviceArgs struct{ Name, Proto, Local, Port, MTU, Routes string }
+
+// LoadSection says which dataplanes to load, and with what capacity.
+type LoadSection struct {
+	Line       int
+	Dataplanes []Entry[LoadArgs]
+}
+
+// LoadArgs are one dataplane's load options as given.
+type LoadArgs struct{ Dataplane, MaxEntries string }
+
+// AttachSection lists the attachable programs' attachments.
+type AttachSection struct {
+	Line    int
+	Entries []Entry[AttachArgs]
+}
+
+// AttachArgs is one attachment as given: tunmux attach PROGRAM IFACE
+// [--hook HOOK] [--mode MODE].
+type AttachArgs struct{ Program, Iface, Hook, Mode string }
+
+// MuxSection is the mux dataplane's desired state: its carrier and members.
+type MuxSection struct {
+	Line    int
+	Carrier *Entry[CarrierArgs] // nil: not given (a carrier set stays)
+	Members []Entry[MemberArgs]
+}
+
+// CarrierArgs is the mux carrier as given: tunmux mux carrier set IFACE.
+type CarrierArgs struct{ Iface, OnMiss, PeerMAC string }
+
+// MemberArgs is a mux member as given: tunmux mux member add NAME --label N
+// [--create [--mtu M]]; Create is "true" or "false".
+type MemberArgs struct{ Name, Label, Create, MTU string }
 
 // RouteArgs is a route as given: a prefix and its nexthops in --nexthop form.
 type RouteArgs struct {
@@ -184,14 +226,33 @@ func Parse(name string, data []byte) (*Document, error) {
 		return nil, &InvalidFileError{File: name, Problems: []Problem{{Line: line, Msg: msg}}}
 	}
 	if len(root.Content) == 0 {
-		return nil, &InvalidFileError{File: name, Problems: []Problem{{Line: 1, Msg: "the file is empty (accepted: a mapping with encap, l2tp, xconnect and route sections)"}}}
+		return nil, &InvalidFileError{File: name, Problems: []Problem{{Line: 1, Msg: "the file is empty (accepted: a mapping with load, attach, encap, l2tp, xconnect, mux and route sections)"}}}
 	}
 	top := root.Content[0]
 	if top.Kind != yaml.MappingNode {
-		p.bad(top.Line, "", "the document must be a mapping of sections (encap, l2tp, xconnect, route)")
+		p.bad(top.Line, "", "the document must be a mapping of sections (load, attach, encap, l2tp, xconnect, mux, route)")
 		return nil, &InvalidFileError{File: name, Problems: p.problems}
 	}
 	p.mapping(top, "", map[string]func(*yaml.Node, string){
+		"load": func(n *yaml.Node, path string) {
+			doc.Load = &LoadSection{Line: n.Line, Dataplanes: loadEntries(p, n, path)}
+		},
+		"attach": func(n *yaml.Node, path string) {
+			doc.Attach = &AttachSection{Line: n.Line, Entries: entries(p, n, path, func(a *AttachArgs) fields {
+				return fields{"program": &a.Program, "iface": &a.Iface, "hook": &a.Hook, "mode": &a.Mode}
+			})}
+		},
+		"mux": func(n *yaml.Node, path string) {
+			doc.Mux = &MuxSection{Line: n.Line}
+			p.mapping(n, path, map[string]func(*yaml.Node, string){
+				"carrier": func(n *yaml.Node, path string) { doc.Mux.Carrier = carrierEntry(p, n, path) },
+				"members": func(n *yaml.Node, path string) {
+					doc.Mux.Members = entries(p, n, path, func(a *MemberArgs) fields {
+						return fields{"name": &a.Name, "label": &a.Label, "create": &a.Create, "mtu": &a.MTU}
+					})
+				},
+			})
+		},
 		"encap": func(n *yaml.Node, path string) {
 			doc.Encap = &EncapSection{Line: n.Line}
 			p.mapping(n, path, map[string]func(*yaml.Node, string){
@@ -214,6 +275,11 @@ func Parse(name string, data []byte) (*Document, error) {
 		"route": func(n *yaml.Node, path string) {
 			doc.Route = &RouteSection{Line: n.Line}
 			p.mapping(n, path, map[string]func(*yaml.Node, string){
+				"devices": func(n *yaml.Node, path string) {
+					doc.Route.Devices = entries(p, n, path, func(a *DeviceArgs) fields {
+						return fields{"name": &a.Name, "proto": &a.Proto, "local": &a.Local, "port": &a.Port, "mtu": &a.MTU, "routes": &a.Routes}
+					})
+				},
 				"routes": func(n *yaml.Node, path string) { doc.Route.Routes = routeEntries(p, n, path) },
 				"peers": func(n *yaml.Node, path string) {
 					doc.Route.Peers = entries(p, n, path, func(a *PeerArgs) fields {
@@ -231,6 +297,51 @@ func Parse(name string, data []byte) (*Document, error) {
 	})
 	doc.problems = p.problems
 	return doc, nil
+}
+
+// loadEntries reads the load section: a mapping of dataplane names to their
+// options ({} or null for the defaults).
+func loadEntries(p *parser, n *yaml.Node, path string) []Entry[LoadArgs] {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return []Entry[LoadArgs]{}
+	}
+	if n.Kind != yaml.MappingNode {
+		p.bad(n.Line, path, "must be a mapping of dataplane names to their options, like {encap: {max-entries: 4096}}")
+		return nil
+	}
+	var out []Entry[LoadArgs]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		e := Entry[LoadArgs]{Line: k.Line, Path: path + "." + k.Value, Args: LoadArgs{Dataplane: k.Value}, lines: map[string]int{}}
+		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+			out = append(out, e)
+			continue
+		}
+		opts := entries(p, &yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{v}}, e.Path, func(a *LoadArgs) fields {
+			return fields{"max-entries": &a.MaxEntries}
+		})
+		if len(opts) == 1 {
+			e.Args.MaxEntries, e.lines = opts[0].Args.MaxEntries, opts[0].lines
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// carrierEntry reads the mux carrier: an interface name, or a mapping of
+// iface, on-miss and peer-mac.
+func carrierEntry(p *parser, n *yaml.Node, path string) *Entry[CarrierArgs] {
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
+		return &Entry[CarrierArgs]{Line: n.Line, Path: path, Args: CarrierArgs{Iface: n.Value}, lines: map[string]int{}}
+	}
+	es := entries(p, &yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{n}}, path, func(a *CarrierArgs) fields {
+		return fields{"iface": &a.Iface, "on-miss": &a.OnMiss, "peer-mac": &a.PeerMAC}
+	})
+	if len(es) != 1 {
+		return nil
+	}
+	es[0].Path = path
+	return &es[0]
 }
 
 // parseYAMLLine splits "yaml: line N: msg".

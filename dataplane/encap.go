@@ -116,19 +116,7 @@ func (e *Encap) PutTunnel(lock *maps.Lock, args maps.TunnelArgs, mode maps.PutMo
 				created = append(created, slot.In)
 			}
 		}
-		if t.Proto == maps.ProtoVLAN {
-			if warn := showVLANTags(under, netnsName); warn != "" {
-				res.Warnings = append(res.Warnings, warn)
-			}
-		}
-		if warn := mtuWarning(t, under, over, netnsName); warn != "" {
-			res.Warnings = append(res.Warnings, warn)
-		}
-		for _, o := range t.GeneveOpts {
-			if o.Critical() {
-				res.Warnings = append(res.Warnings, fmt.Sprintf("--geneve-opt %s is critical (type bit 0x80): a receiver that does not understand it drops the frame (RFC 8926), tunmux's own decap included", o))
-			}
-		}
+		res.Warnings = append(res.Warnings, tunnelWarnings(t, under, over, netnsName)...)
 		if err := e.State.PutTunnel(lock, t, mode); err != nil {
 			e.releaseSlots(lock, created)
 			return err
@@ -168,6 +156,27 @@ func (e *Encap) DeleteTunnel(lock *maps.Lock, key maps.TunnelKey) (maps.Tunnel, 
 	return t, nil
 }
 
+// tunnelWarnings says what the operator should know of a tunnel being
+// written, and makes its VLAN tags visible to XDP where it can: tags of a
+// veth underlay, the workload's MTU, critical GENEVE options.
+func tunnelWarnings(t maps.Tunnel, under, over netdev.Iface, netnsName string) []string {
+	var out []string
+	if t.Proto == maps.ProtoVLAN {
+		if warn := showVLANTags(under, netnsName); warn != "" {
+			out = append(out, warn)
+		}
+	}
+	if warn := mtuWarning(t, under, over, netnsName); warn != "" {
+		out = append(out, warn)
+	}
+	for _, o := range t.GeneveOpts {
+		if o.Critical() {
+			out = append(out, fmt.Sprintf("--geneve-opt %s is critical (type bit 0x80): a receiver that does not understand it drops the frame (RFC 8926), tunmux's own decap included", o))
+		}
+	}
+	return out
+}
+
 // checkIdentitySlot fails if ifc's slot exists but is not an identity slot
 // of the same namespace.
 func (e *Encap) checkIdentitySlot(flag string, ifc netdev.Iface, ino uint64) error {
@@ -178,13 +187,22 @@ func (e *Encap) checkIdentitySlot(flag string, ifc netdev.Iface, ino uint64) err
 	if err != nil {
 		return err
 	}
+	if err := identitySlotConflict(ifc, slot, ino); err != nil {
+		return fmt.Errorf("%s %w", flag, err)
+	}
+	return nil
+}
+
+// identitySlotConflict says why a tunnel cannot hold slot as ifc's identity
+// slot: it belongs to another namespace, or sends frames elsewhere.
+func identitySlotConflict(ifc netdev.Iface, slot maps.Slot, ino uint64) error {
 	if slot.Netns != ino {
-		return fmt.Errorf("%s %s: ifindex %d already has a redirect slot for interface %s of another network namespace: %w; use one --bpffs root per network namespace",
-			flag, ifc.Name, ifc.Index, slot.InName, maps.ErrInUse)
+		return fmt.Errorf("%s: ifindex %d already has a redirect slot for interface %s of another network namespace: %w; use one --bpffs root per network namespace",
+			ifc.Name, ifc.Index, slot.InName, maps.ErrInUse)
 	}
 	if slot.Out != slot.In {
-		return fmt.Errorf("%s %s: its redirect slot sends frames to %s (devmap add %s %s), and a tunnel needs it to send to %s itself: %w; run 'tunmux devmap del %s' first",
-			flag, ifc.Name, slot.OutName, slot.InName, slot.OutName, ifc.Name, maps.ErrInUse, slot.InName)
+		return fmt.Errorf("%s: its redirect slot sends frames to %s (devmap add %s %s), and a tunnel needs it to send to %s itself: %w; run 'tunmux devmap del %s' first",
+			ifc.Name, slot.OutName, slot.InName, slot.OutName, ifc.Name, maps.ErrInUse, slot.InName)
 	}
 	return nil
 }

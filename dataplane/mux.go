@@ -96,10 +96,10 @@ func (m *Mux) SetCarrier(lock *maps.Lock, iface string, opts CarrierOptions) (ma
 		if err := m.State.SetCarrier(lock, c); err != nil {
 			return err
 		}
-		if hadOld && old.Ifindex != c.Ifindex {
-			if _, err := m.detach(lock, prog, old.Name, opts.Netns); err != nil && !errors.Is(err, maps.ErrNotFound) && !errors.Is(err, maps.ErrInvalid) {
-				return err
-			}
+		if hadOld && (old.Ifindex != c.Ifindex || old.Netns != ino) {
+			// By the record: the old carrier may be gone, or recreated
+			// under its name with another index.
+			return detachRecord(lock, m.DP, maps.Attachment{Program: prog.Name, Netns: old.Netns, Ifindex: old.Ifindex, Hook: prog.Hook})
 		}
 		return nil
 	})
@@ -216,12 +216,14 @@ func (m *Mux) DeleteMember(lock *maps.Lock, name, netnsName string) (maps.Member
 		return mem, err
 	}
 	return mem, netdev.Do(netnsName, func() error {
+		// By the record: the member may be gone, or recreated under its
+		// name with another index.
 		prog, _ := m.DP.Program("mux-egress")
-		if _, err := m.detach(lock, prog, name, netnsName); err != nil && !errors.Is(err, maps.ErrNotFound) && !errors.Is(err, maps.ErrInvalid) {
+		if err := detachRecord(lock, m.DP, maps.Attachment{Program: prog.Name, Netns: mem.Netns, Ifindex: mem.Ifindex, Hook: prog.Hook}); err != nil {
 			return err
 		}
 		if mem.Created {
-			if err := netdev.DeleteLink(name); err != nil {
+			if err := netdev.DeleteLink(name); err != nil && !errors.Is(err, netdev.ErrNoInterface) {
 				return err
 			}
 		}

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -37,6 +38,7 @@ type DesiredSlot struct {
 // will do.
 type EncapPlan struct {
 	Changes    []Change
+	warnings   []string
 	putTunnels []maps.Tunnel
 	delTunnels []maps.TunnelKey
 	putSlots   map[uint32]slotWant
@@ -51,7 +53,7 @@ type slotWant struct {
 // PlanEncap compares desired tunnels and plain slots with the pinned ones.
 // Entries the file does not have are removed only with prune. A slot the
 // kernel dropped (its interface went away and came back) is repaired.
-func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, prune bool, ino uint64) (*EncapPlan, error) {
+func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, prune bool, ino uint64, netnsName string) (*EncapPlan, error) {
 	plan := &EncapPlan{putSlots: map[uint32]slotWant{}}
 	current, err := e.State.ListTunnels()
 	if err != nil {
@@ -73,11 +75,27 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, prune bo
 		s, ok := slotByIn[uint32(ifc.Index)]
 		return ok && s.Out == out && s.Netns == ino && s.InName == ifc.Name && e.State.SlotLive(s.In)
 	}
+	// Plain slots the file keeps or writes: a tunnel may not take their
+	// interface (without prune, every current one is kept).
+	plain := map[uint32]bool{}
+	for _, d := range slots {
+		plain[uint32(d.In.Index)] = d.In.Index != d.Out.Index
+	}
+	var conflicts []error
+	tunnelIfaces := map[uint32]netdev.Iface{}
 	wanted := make(map[maps.TunnelKey]bool, len(tunnels))
 	for _, d := range tunnels {
 		t := d.Tunnel
 		wanted[t.TunnelKey] = true
 		for _, ifc := range []netdev.Iface{d.Underlay, d.Overlay} {
+			tunnelIfaces[uint32(ifc.Index)] = ifc
+			if s, ok := slotByIn[uint32(ifc.Index)]; ok && e.State.SlotLive(s.In) {
+				keep, inFile := plain[s.In]
+				if err := identitySlotConflict(ifc, s, ino); err != nil && (s.Netns != ino || inFile && keep || !inFile && !prune) {
+					conflicts = append(conflicts, fmt.Errorf("tunnel %s (line %d): %w", t.TunnelKey, d.Line, err))
+					continue
+				}
+			}
 			if !slotOK(ifc, uint32(ifc.Index)) {
 				if _, planned := plan.putSlots[uint32(ifc.Index)]; !planned {
 					plan.putSlots[uint32(ifc.Index)] = slotWant{in: ifc, out: ifc, explicit: slotByIn[uint32(ifc.Index)].Explicit}
@@ -86,6 +104,9 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, prune bo
 			}
 		}
 		old, exists := byKey[t.TunnelKey]
+		if !exists || !maps.SameTunnel(old, t) {
+			plan.warnings = append(plan.warnings, tunnelWarnings(t, d.Underlay, d.Overlay, netnsName)...)
+		}
 		switch {
 		case !exists:
 			plan.putTunnels = append(plan.putTunnels, t)
@@ -94,6 +115,9 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, prune bo
 			plan.putTunnels = append(plan.putTunnels, t)
 			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "tunnel", Key: t.TunnelKey.String(), Detail: tunnelDiff(old, t), Line: d.Line})
 		}
+	}
+	if len(conflicts) > 0 {
+		return nil, errors.Join(conflicts...)
 	}
 	wantedSlots := map[uint32]bool{}
 	for _, d := range slots {
@@ -111,6 +135,11 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, prune bo
 			}
 		}
 		for _, s := range currentSlots {
+			if ifc, taken := tunnelIfaces[s.In]; taken && s.Explicit && !wantedSlots[s.In] {
+				// A tunnel keeps it, as its own slot.
+				plan.putSlots[s.In] = slotWant{in: ifc, out: ifc}
+				continue
+			}
 			if s.Explicit && !wantedSlots[s.In] {
 				plan.delSlots = append(plan.delSlots, s.In)
 				plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "slot", Key: s.InName, Detail: fmt.Sprintf("%s -> %s", s.InName, s.OutName)})
@@ -151,6 +180,7 @@ func (e *Encap) ExecuteEncap(lock *maps.Lock, plan *EncapPlan, netnsName string,
 			return warnings, err
 		}
 	}
+	warnings = append(warnings, plan.warnings...)
 	if err := e.State.PutTunnels(lock, plan.putTunnels, chunk); err != nil {
 		return warnings, err
 	}
@@ -345,32 +375,24 @@ func (l *L2TP) PlanL2TP(desired []DesiredSession, prune bool) (*L2TPPlan, error)
 	if err != nil {
 		return nil, err
 	}
-	byID := map[uint32]maps.Session{}
-	for _, s := range current {
-		byID[s.ID] = s
+	cur := make([]DesiredSession, len(current))
+	for i, s := range current {
+		cur[i] = DesiredSession{Session: s}
 	}
-	wanted := map[uint32]bool{}
-	for _, d := range desired {
-		s := d.Session
-		wanted[s.ID] = true
-		key := maps.IDString(s.ID)
-		old, ok := byID[s.ID]
-		switch {
-		case !ok:
-			plan.put = append(plan.put, d)
-			plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "session", Key: key, Detail: describeSession(s), Line: d.Line})
-		case !sameSession(old, s):
-			plan.put = append(plan.put, d)
-			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "session", Key: key, Detail: describeSession(old) + " -> " + describeSession(s), Line: d.Line})
-		}
+	d := diff(cur, desired, func(d DesiredSession) uint32 { return d.Session.ID },
+		func(a, b DesiredSession) bool { return sameSession(a.Session, b.Session) }, pruneAll[DesiredSession](prune))
+	for _, s := range d.add {
+		plan.put = append(plan.put, s)
+		plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "session", Key: maps.IDString(s.Session.ID), Detail: describeSession(s.Session), Line: s.Line})
 	}
-	if prune {
-		for _, s := range current {
-			if !wanted[s.ID] {
-				plan.remove = append(plan.remove, s.ID)
-				plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "session", Key: maps.IDString(s.ID), Detail: describeSession(s)})
-			}
-		}
+	for _, c := range d.change {
+		plan.put = append(plan.put, c.new)
+		plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "session", Key: maps.IDString(c.new.Session.ID),
+			Detail: describeSession(c.old.Session) + " -> " + describeSession(c.new.Session), Line: c.new.Line})
+	}
+	for _, s := range d.remove {
+		plan.remove = append(plan.remove, s.Session.ID)
+		plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "session", Key: maps.IDString(s.Session.ID), Detail: describeSession(s.Session)})
 	}
 	return plan, nil
 }

@@ -1,12 +1,16 @@
 package dataplane
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
+	"sort"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/tunmux/tunmux/maps"
+	"github.com/tunmux/tunmux/netdev"
 )
 
 // DesiredRoute is a route as a desired-state file gives it, its nexthops
@@ -40,58 +44,46 @@ func (r *Route) PlanRoute(routes []DesiredRoute, peers []DesiredPeer, prune bool
 	if err != nil {
 		return nil, err
 	}
-	byPrefix := map[netip.Prefix]maps.Route{}
-	for _, rt := range current {
-		byPrefix[rt.Prefix] = rt
-	}
-	wanted := map[netip.Prefix]bool{}
-	for _, d := range routes {
-		wanted[d.Route.Prefix] = true
-		old, ok := byPrefix[d.Route.Prefix]
-		switch {
-		case !ok:
-			plan.putRoutes = append(plan.putRoutes, d.Route)
-			plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "route", Key: d.Route.Prefix.String(), Detail: describeNexthops(d.Route), Line: d.Line})
-		case !sameRoute(old, d.Route):
-			plan.putRoutes = append(plan.putRoutes, d.Route)
-			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "route", Key: d.Route.Prefix.String(),
-				Detail: describeNexthops(old) + " -> " + describeNexthops(d.Route), Line: d.Line})
-		}
-	}
 	currentPeers, err := r.State.Peers()
 	if err != nil {
 		return nil, err
 	}
-	byAddr := map[netip.Addr]maps.Peer{}
-	for _, p := range currentPeers {
-		byAddr[p.Remote] = p
+	cur := make([]DesiredRoute, len(current))
+	for i, rt := range current {
+		cur[i] = DesiredRoute{Route: rt}
 	}
-	wantedPeers := map[netip.Addr]bool{}
-	for _, d := range peers {
-		wantedPeers[d.Peer.Remote] = true
-		old, ok := byAddr[d.Peer.Remote]
-		switch {
-		case !ok:
-			plan.putPeers = append(plan.putPeers, d.Peer)
-			plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "peer", Key: d.Peer.Remote.String(), Detail: describePeer(d.Peer), Line: d.Line})
-		case old != d.Peer:
-			plan.putPeers = append(plan.putPeers, d.Peer)
-			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "peer", Key: d.Peer.Remote.String(), Detail: describePeer(old) + " -> " + describePeer(d.Peer), Line: d.Line})
-		}
+	rd := diff(cur, routes, func(d DesiredRoute) netip.Prefix { return d.Route.Prefix },
+		func(a, b DesiredRoute) bool { return sameRoute(a.Route, b.Route) }, pruneAll[DesiredRoute](prune))
+	for _, d := range rd.add {
+		plan.putRoutes = append(plan.putRoutes, d.Route)
+		plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "route", Key: d.Route.Prefix.String(), Detail: describeNexthops(d.Route), Line: d.Line})
 	}
-	if prune {
-		for _, rt := range current {
-			if !wanted[rt.Prefix] {
-				plan.delRoutes = append(plan.delRoutes, rt.Prefix)
-				plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "route", Key: rt.Prefix.String(), Detail: describeNexthops(rt)})
-			}
-		}
-		for _, p := range currentPeers {
-			if !wantedPeers[p.Remote] {
-				plan.delPeers = append(plan.delPeers, p.Remote)
-				plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "peer", Key: p.Remote.String(), Detail: describePeer(p)})
-			}
-		}
+	for _, c := range rd.change {
+		plan.putRoutes = append(plan.putRoutes, c.new.Route)
+		plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "route", Key: c.new.Route.Prefix.String(),
+			Detail: describeNexthops(c.old.Route) + " -> " + describeNexthops(c.new.Route), Line: c.new.Line})
+	}
+	for _, d := range rd.remove {
+		plan.delRoutes = append(plan.delRoutes, d.Route.Prefix)
+		plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "route", Key: d.Route.Prefix.String(), Detail: describeNexthops(d.Route)})
+	}
+	curPeers := make([]DesiredPeer, len(currentPeers))
+	for i, p := range currentPeers {
+		curPeers[i] = DesiredPeer{Peer: p}
+	}
+	pd := diff(curPeers, peers, func(d DesiredPeer) netip.Addr { return d.Peer.Remote },
+		func(a, b DesiredPeer) bool { return a.Peer == b.Peer }, pruneAll[DesiredPeer](prune))
+	for _, d := range pd.add {
+		plan.putPeers = append(plan.putPeers, d.Peer)
+		plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "peer", Key: d.Peer.Remote.String(), Detail: describePeer(d.Peer), Line: d.Line})
+	}
+	for _, c := range pd.change {
+		plan.putPeers = append(plan.putPeers, c.new.Peer)
+		plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "peer", Key: c.new.Peer.Remote.String(), Detail: describePeer(c.old.Peer) + " -> " + describePeer(c.new.Peer), Line: c.new.Line})
+	}
+	for _, d := range pd.remove {
+		plan.delPeers = append(plan.delPeers, d.Peer.Remote)
+		plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "peer", Key: d.Peer.Remote.String(), Detail: describePeer(d.Peer)})
 	}
 	return plan, nil
 }
@@ -141,6 +133,203 @@ func (r *Route) ExecuteRoute(lock *maps.Lock, plan *RoutePlan) error {
 		if err := r.State.DeletePeer(lock, a); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// DesiredDevice is a route dataplane device as a desired-state file gives
+// it: a flow-based tunnel device (tunmux route dev create NAME --proto P
+// [--local A] [--port N] [--mtu M]) or, with Routes, the TUN device overlay
+// routes point at (route dev create NAME --routes [--mtu M]).
+type DesiredDevice struct {
+	Name   string
+	Routes bool
+	Tunnel TunnelDevOptions // Proto, Port, Local, MTU; MTU alone for Routes
+	Line   int
+}
+
+// CurrentDevice is a device of the route dataplane found in the namespace:
+// a registered tunnel device, or a TUN device running the route program.
+type CurrentDevice struct {
+	DesiredDevice
+	Ifindex uint32
+	proto   maps.RouteProto
+}
+
+// Devices lists the route dataplane's devices in the calling thread's
+// namespace (inode ino), with their settings as the kernel has them: tunnel
+// devices first (by protocol), then routes devices (by name).
+func (r *Route) Devices(ino uint64) ([]CurrentDevice, error) {
+	var out []CurrentDevice
+	devs, err := r.State.TunnelDevs()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range devs {
+		ifc, err := netdev.ByIndex(int(d.Ifindex))
+		if d.Netns != ino || err != nil || ifc.Name != d.Name {
+			continue // stale: the device is gone (or elsewhere)
+		}
+		c := CurrentDevice{Ifindex: d.Ifindex, proto: d.Proto, DesiredDevice: DesiredDevice{Name: d.Name,
+			Tunnel: TunnelDevOptions{Proto: d.Proto.String(), MTU: fmt.Sprint(ifc.MTU)}}}
+		if d.Local.IsValid() {
+			c.Tunnel.Local = d.Local.String()
+		}
+		if port, err := netdev.TunnelPort(d.Name); err == nil {
+			c.Tunnel.Port = fmt.Sprint(port)
+		}
+		out = append(out, c)
+	}
+	atts, err := maps.ListAttachments(r.Maps["attachments"])
+	if err != nil {
+		return nil, err
+	}
+	var routesDevs []CurrentDevice
+	for _, a := range atts {
+		if a.Program != "route" || a.Netns != ino {
+			continue
+		}
+		ifc, err := netdev.ByIndex(int(a.Ifindex))
+		if err != nil || ifc.Kind != "tuntap" {
+			continue
+		}
+		routesDevs = append(routesDevs, CurrentDevice{Ifindex: uint32(ifc.Index),
+			DesiredDevice: DesiredDevice{Name: ifc.Name, Routes: true, Tunnel: TunnelDevOptions{MTU: fmt.Sprint(ifc.MTU)}}})
+	}
+	sort.Slice(routesDevs, func(i, j int) bool { return routesDevs[i].Name < routesDevs[j].Name })
+	return append(out, routesDevs...), nil
+}
+
+// DevicePlan is what reconciling the route devices will do.
+type DevicePlan struct {
+	Changes []Change
+	remove  []CurrentDevice // before create (replaced) or after the routes (pruned)
+	replace []CurrentDevice
+	create  []DesiredDevice
+}
+
+// PlanDevices compares the desired devices with those of the namespace: a
+// missing device is created; a tunnel device whose settings differ is
+// created again; with prune, devices the file lacks are deleted (after the
+// routes, so that routes through them go first). A device's MTU, port and
+// local address are compared only where the file gives them.
+func (r *Route) PlanDevices(desired []DesiredDevice, prune bool, ino uint64) (*DevicePlan, error) {
+	plan := &DevicePlan{}
+	current, err := r.Devices(ino)
+	if err != nil {
+		return nil, err
+	}
+	key := func(d CurrentDevice) string { return d.Name }
+	want := make([]CurrentDevice, len(desired))
+	for i, d := range desired {
+		want[i] = CurrentDevice{DesiredDevice: d}
+	}
+	dd := diff(current, want, key, func(old, d CurrentDevice) bool { return describeDevice(old.DesiredDevice, d.DesiredDevice) == "" }, pruneAll[CurrentDevice](prune))
+	for _, a := range dd.add {
+		plan.create = append(plan.create, a.DesiredDevice)
+		plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "device", Key: a.Name, Detail: deviceSummary(a.DesiredDevice), Line: a.Line})
+	}
+	for _, c := range dd.change {
+		plan.replace = append(plan.replace, c.old)
+		plan.create = append(plan.create, c.new.DesiredDevice)
+		plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "device", Key: c.new.Name,
+			Detail: describeDevice(c.old.DesiredDevice, c.new.DesiredDevice) + ": created again", Line: c.new.Line})
+	}
+	for _, d := range dd.remove {
+		plan.remove = append(plan.remove, d)
+		plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "device", Key: d.Name, Detail: deviceSummary(d.DesiredDevice)})
+	}
+	return plan, nil
+}
+
+func deviceSummary(d DesiredDevice) string {
+	if d.Routes {
+		return "routes device (TUN)"
+	}
+	s := d.Tunnel.Proto + " tunnel device"
+	if d.Tunnel.Local != "" {
+		s += ", local " + d.Tunnel.Local
+	}
+	return s
+}
+
+// describeDevice names what differs between a current device and a desired
+// one ("" when nothing does).
+func describeDevice(cur, want DesiredDevice) string {
+	var diffs []string
+	if cur.Routes != want.Routes {
+		return deviceSummary(cur) + " -> " + deviceSummary(want)
+	}
+	for _, f := range []struct{ name, cur, want string }{
+		{"proto", cur.Tunnel.Proto, want.Tunnel.Proto}, {"local", cur.Tunnel.Local, want.Tunnel.Local},
+		{"port", cur.Tunnel.Port, want.Tunnel.Port}, {"mtu", cur.Tunnel.MTU, want.Tunnel.MTU},
+	} {
+		if f.want != "" && f.want != f.cur || f.name == "local" && f.want != f.cur {
+			diffs = append(diffs, fmt.Sprintf("%s %s -> %s", f.name, orDash(f.cur), orDash(f.want)))
+		}
+	}
+	return strings.Join(diffs, "; ")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// ExecuteDevices creates the plan's devices (replaced ones deleted first),
+// with the code `route dev create` runs. Call it inside the namespace.
+func (r *Route) ExecuteDevices(lock *maps.Lock, plan *DevicePlan, netnsName string) error {
+	for _, d := range plan.replace {
+		if err := r.deleteDevice(lock, d, netnsName); err != nil {
+			return err
+		}
+	}
+	for _, d := range plan.create {
+		var err error
+		if d.Routes {
+			_, err = r.CreateRoutesDev(lock, d.Name, RoutesDevOptions{MTU: d.Tunnel.MTU, Netns: netnsName})
+		} else {
+			opts := d.Tunnel
+			opts.Netns = netnsName
+			_, err = r.CreateTunnelDev(lock, d.Name, opts)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ExecuteDeviceRemovals deletes the devices the plan prunes; run it after
+// the routes through them are gone.
+func (r *Route) ExecuteDeviceRemovals(lock *maps.Lock, plan *DevicePlan, netnsName string) error {
+	for _, d := range plan.remove {
+		if err := r.deleteDevice(lock, d, netnsName); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteDevice deletes a device of the dataplane: its registration or its
+// route program first, then the interface.
+func (r *Route) deleteDevice(lock *maps.Lock, d CurrentDevice, netnsName string) error {
+	if d.Routes {
+		prog, _ := r.DP.Program("route")
+		ino, err := netdev.CurrentInode()
+		if err != nil {
+			return err
+		}
+		if err := detachRecord(lock, r.DP, maps.Attachment{Program: prog.Name, Netns: ino, Ifindex: d.Ifindex, Hook: prog.Hook}); err != nil {
+			return err
+		}
+	} else if err := r.State.ForgetTunnelDev(lock, d.proto); err != nil {
+		return err
+	}
+	if err := netdev.DeleteLink(d.Name); err != nil && !errors.Is(err, netdev.ErrNoInterface) {
+		return err
 	}
 	return nil
 }

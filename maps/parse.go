@@ -119,3 +119,6 @@ func htons(v uint16) uint16 {
 	binary.BigEndian.PutUint16(b[:], v)
 	return binary.NativeEndian.Uint16(b[:])
 }
+
+// ParseMAC parses a unicast MAC address given to flag.
+func ParseMAC(flag, s string) (net.HardwareAddr, error) { return parseMAC(flag, s, true) }

@@ -79,3 +79,18 @@ func HolderOf(a netip.Addr) (Iface, error) {
 	}
 	return Iface{}, fmt.Errorf("address %s: %w", a, ErrNoInterface)
 }
+
+// TunnelPort returns the UDP port of the vxlan or geneve device called name.
+func TunnelPort(name string) (uint16, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return 0, fmt.Errorf("look up %s: %w", name, err)
+	}
+	switch t := l.(type) {
+	case *netlink.Vxlan:
+		return uint16(t.Port), nil
+	case *netlink.Geneve:
+		return t.Dport, nil
+	}
+	return 0, fmt.Errorf("%s is a %s device, not a tunnel device", name, l.Type())
+}

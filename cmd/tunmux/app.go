@@ -103,7 +103,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not f
 		SilenceErrors: true,
 		Version:       version,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return a.setup()
+			return a.setup(cmd)
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -115,7 +115,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not f
 
 	root.AddCommand(
 		a.loadCommand(), a.unloadCommand(), a.attachCommand(), a.detachCommand(),
-		a.tunnelCommand(), a.devmapCommand(), a.l2tpCommand(), a.xconnectCommand(), a.muxCommand(), a.routeCommand(), a.peerCommand(), a.applyCommand(), a.statsCommand(), a.statusCommand(),
+		a.tunnelCommand(), a.devmapCommand(), a.l2tpCommand(), a.xconnectCommand(), a.muxCommand(), a.routeCommand(), a.peerCommand(), a.applyCommand(), a.exportCommand(), a.statsCommand(), a.statusCommand(),
 	)
 	wrapArgs(root)
 	return root
@@ -150,8 +150,18 @@ func wrapArgs(c *cobra.Command) {
 }
 
 // setup validates the global flags.
-func (a *app) setup() error {
-	f, err := render.ParseFormat(a.output)
+func (a *app) setup(cmd *cobra.Command) error {
+	output := a.output
+	if cmd.Name() == "export" {
+		// export writes a desired-state file: YAML (the default) or JSON.
+		if output != "yaml" && output != "json" && output != "table" {
+			return maps.Invalid("-o", output, "unknown format for export", "yaml|json")
+		}
+		if output != "json" {
+			output = "table"
+		}
+	}
+	f, err := render.ParseFormat(output)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,51 @@
+package dataplane
+
+// delta is what comparing desired entries with current ones found.
+type delta[V any] struct {
+	add    []V
+	change []changed[V]
+	remove []V
+}
+
+// changed is an entry whose desired value differs from its current one.
+type changed[V any] struct{ old, new V }
+
+// diff compares desired values with current ones by key: a desired value
+// whose key is new is added, one that differs from the current value of its
+// key (same says whether two values are alike) is changed, and a current
+// value whose key is not desired is removed when remove says so.
+func diff[K comparable, V any](current, desired []V, key func(V) K, same func(old, new V) bool, remove func(V) bool) delta[V] {
+	var d delta[V]
+	byKey := make(map[K]V, len(current))
+	for _, v := range current {
+		byKey[key(v)] = v
+	}
+	wanted := make(map[K]bool, len(desired))
+	for _, v := range desired {
+		k := key(v)
+		wanted[k] = true
+		old, ok := byKey[k]
+		switch {
+		case !ok:
+			d.add = append(d.add, v)
+		case !same(old, v):
+			d.change = append(d.change, changed[V]{old, v})
+		}
+	}
+	if remove != nil {
+		for _, v := range current {
+			if !wanted[key(v)] && remove(v) {
+				d.remove = append(d.remove, v)
+			}
+		}
+	}
+	return d
+}
+
+// pruneAll is the remove rule of --prune: every entry the file lacks goes.
+func pruneAll[V any](prune bool) func(V) bool {
+	if !prune {
+		return nil
+	}
+	return func(V) bool { return true }
+}
