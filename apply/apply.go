@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"strings"
 
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/maps"
@@ -19,7 +18,34 @@ type Options struct {
 	Prune   bool   // remove entries of the file's sections that the file lacks
 	Chunk   int    // entries per batch map operation (0: 4096)
 	Version string // recorded when apply loads a dataplane
+	// Mode says how the document's entries meet the pinned ones: Sync for
+	// a file; a command's write is a one-entry document in another mode.
+	Mode Mode
+	// Names are what errors call the document's fields, where a command
+	// takes them as arguments rather than flags ("in" -> "IN"); other
+	// fields are named as their flags (--vni).
+	Names map[string]string
 }
+
+// Mode says how a document's entries meet the pinned ones.
+type Mode int
+
+const (
+	// Sync makes each entry equal the document's (added or changed); with
+	// Prune, the entries of its sections that it lacks are removed; the
+	// dataplanes it needs are loaded. Problems come back by line.
+	Sync Mode = iota
+	// Create adds entries that must be new (tunmux ... add).
+	Create
+	// Modify changes entries that must exist: the fields given replace
+	// theirs (tunmux ... update).
+	Modify
+	// Replace writes entries whole, new or not (add --replace, set).
+	Replace
+	// Remove deletes entries that must exist; the document gives their keys
+	// (tunmux ... del).
+	Remove
+)
 
 // Result is what an apply found and did.
 type Result struct {
@@ -29,6 +55,17 @@ type Result struct {
 	Changes  []dataplane.Change `json:"changes"`
 	Summary  map[string]int     `json:"summary"` // add, change, remove, load
 	Warnings []string           `json:"warnings"`
+	// Done holds what the writes that report on themselves returned, for a
+	// command to print: attachments and detachments, devices created and
+	// deleted.
+	Done Outcomes `json:"-"`
+}
+
+// Outcomes are what the writes of an apply that report on themselves
+// returned.
+type Outcomes struct {
+	Attach  dataplane.AttachOutcome
+	Devices dataplane.DeviceOutcome
 }
 
 // desired is a document checked and resolved against the machine.
@@ -48,6 +85,15 @@ type desired struct {
 	// created names the interfaces the file creates (route devices, mux
 	// members with create).
 	created map[string]bool
+	// What a command deletes.
+	removeEncap    dataplane.EncapRemovals
+	removePairs    []maps.Pair
+	removeSessions []uint32
+	removeMembers  []string
+	removeRoutes   []netip.Prefix
+	removePeers    []netip.Addr
+	removeDevices  []string
+	detach         []dataplane.DesiredAttachment
 }
 
 // routeSpec is a checked route whose nexthops are resolved when it is
@@ -86,7 +132,7 @@ func Apply(root *maps.Root, lock *maps.Lock, file string, doc *Document, opts Op
 	var d desired
 	err := netdev.Do(opts.Netns, func() error {
 		var err error
-		d, err = check(root, file, doc, opts.Netns)
+		d, err = check(root, file, doc, opts)
 		if err != nil {
 			return err
 		}
@@ -97,292 +143,6 @@ func Apply(root *maps.Root, lock *maps.Lock, file string, doc *Document, opts Op
 	}
 	res.Applied = err == nil && !opts.DryRun && len(res.Changes) > 0
 	return res, err
-}
-
-// check validates the document's entries and resolves their interfaces in
-// the current namespace.
-func check(root *maps.Root, file string, doc *Document, netnsName string) (desired, error) {
-	d := desired{loads: map[string]uint32{}, created: map[string]bool{}}
-	problems := append([]Problem(nil), doc.problems...)
-	ino, err := netdev.CurrentInode()
-	if err != nil {
-		return d, err
-	}
-	d.ino = ino
-	ifaces := map[string]netdev.Iface{}
-	resolve := func(name string) (netdev.Iface, error) {
-		if ifc, ok := ifaces[name]; ok {
-			return ifc, nil
-		}
-		ifc, err := netdev.Lookup(name)
-		if err == nil {
-			ifaces[name] = ifc
-		}
-		return ifc, err
-	}
-	where := "this network namespace"
-	if netnsName != "" {
-		where = "network namespace " + netnsName
-	}
-	iface := func(line int, path, field, name string) (netdev.Iface, bool) {
-		if err := maps.ValidateIfaceName("--"+field, name); err != nil {
-			problems = append(problems, Problem{Line: line, Path: path, Msg: strings.TrimPrefix(err.Error(), "--")})
-			return netdev.Iface{}, false
-		}
-		ifc, err := resolve(name)
-		if errors.Is(err, netdev.ErrNoInterface) {
-			problems = append(problems, Problem{Line: line, Path: path, Msg: fmt.Sprintf("%s %q: no such interface in %s", field, name, where)})
-			return ifc, false
-		}
-		if err != nil {
-			problems = append(problems, Problem{Line: line, Path: path, Msg: err.Error()})
-			return ifc, false
-		}
-		return ifc, true
-	}
-	exists := func(line int, path, field, name string) bool {
-		_, ok := iface(line, path, field, name)
-		return ok
-	}
-	c := &checker{created: d.created}
-	if doc.Load != nil {
-		c.checkLoad(doc.Load, &d)
-	}
-	if doc.Route != nil {
-		c.checkDevices(doc.Route, &d)
-	}
-	if doc.Mux != nil {
-		for _, e := range doc.Mux.Members {
-			if b, err := parseBool("create", e.Args.Create); err == nil && b {
-				d.created[e.Args.Name] = true
-			}
-		}
-		c.checkMux(doc.Mux, &d, exists)
-	}
-	if doc.Attach != nil {
-		c.checkAttach(doc.Attach, &d, exists)
-	}
-
-	if doc.Encap != nil {
-		seen := map[maps.TunnelKey]int{}
-		identity := map[string]int{} // interfaces tunnels need identity slots for
-		for _, e := range doc.Encap.Tunnels {
-			t, err := e.Args.Parse(nil)
-			if err != nil {
-				problems = append(problems, problemsOf(e, err)...)
-				// Still say which interfaces are missing.
-				for _, f := range [][2]string{{"underlay", e.Args.Underlay}, {"overlay", e.Args.Overlay}} {
-					if f[1] != "" && maps.ValidateIfaceName("--"+f[0], f[1]) == nil {
-						iface(e.fieldLine(f[0]), e.Path, f[0], f[1])
-					}
-				}
-				continue
-			}
-			if first, dup := seen[t.TunnelKey]; dup {
-				problems = append(problems, Problem{Line: e.Line, Path: e.Path, Msg: fmt.Sprintf("tunnel %s repeats the one on line %d", t.TunnelKey, first)})
-				continue
-			}
-			seen[t.TunnelKey] = e.Line
-			under, ok1 := iface(e.fieldLine("underlay"), e.Path, "underlay", t.Underlay)
-			over, ok2 := iface(e.fieldLine("overlay"), e.Path, "overlay", t.Overlay)
-			if !ok1 || !ok2 {
-				continue
-			}
-			t.UnderlayIndex, t.OverlayIndex = uint32(under.Index), uint32(over.Index)
-			t.OverlayPeerNetns = over.PeerElsewhere()
-			if t.Proto.UsesUDP() && t.SrcMAC == nil {
-				if len(under.MAC) != 6 {
-					problems = append(problems, Problem{Line: e.Line, Path: e.Path, Msg: fmt.Sprintf("src-mac is required: %s has no Ethernet address", under.Name)})
-					continue
-				}
-				t.SrcMAC = under.MAC
-			}
-			identity[under.Name], identity[over.Name] = e.Line, e.Line
-			d.tunnels = append(d.tunnels, dataplane.DesiredTunnel{Tunnel: t, Underlay: under, Overlay: over, Line: e.Line})
-		}
-		seenIn := map[string]int{}
-		for _, e := range doc.Encap.Devmap {
-			in, ok1 := iface(e.fieldLine("in"), e.Path, "in", e.Args.In)
-			out, ok2 := iface(e.fieldLine("out"), e.Path, "out", e.Args.Out)
-			if !ok1 || !ok2 {
-				continue
-			}
-			if first, dup := seenIn[in.Name]; dup {
-				problems = append(problems, Problem{Line: e.Line, Path: e.Path, Msg: fmt.Sprintf("a slot for %s stands on line %d already", in.Name, first)})
-				continue
-			}
-			seenIn[in.Name] = e.Line
-			if line, ok := identity[in.Name]; ok && in.Index != out.Index {
-				problems = append(problems, Problem{Line: e.Line, Path: e.Path, Msg: fmt.Sprintf("%s -> %s conflicts with the tunnel on line %d, which needs %s -> %s", in.Name, out.Name, line, in.Name, in.Name)})
-				continue
-			}
-			d.slots = append(d.slots, dataplane.DesiredSlot{In: in, Out: out, Line: e.Line})
-		}
-	}
-
-	if doc.Xconnect != nil {
-		paired := map[string]int{}
-		for _, e := range doc.Xconnect.Pairs {
-			a, ok1 := iface(e.Line, e.Path, "a", e.Args.A)
-			b, ok2 := iface(e.Line, e.Path, "b", e.Args.B)
-			if !ok1 || !ok2 {
-				continue
-			}
-			bad := false
-			for _, n := range []string{a.Name, b.Name} {
-				if first, dup := paired[n]; dup {
-					problems = append(problems, Problem{Line: e.Line, Path: e.Path, Msg: fmt.Sprintf("%s is already in the pair on line %d", n, first)})
-					bad = true
-				}
-				if a.Name == b.Name {
-					break
-				}
-			}
-			if bad {
-				continue
-			}
-			paired[a.Name], paired[b.Name] = e.Line, e.Line
-			d.pairs = append(d.pairs, dataplane.DesiredPair{A: a, B: b, Line: e.Line})
-		}
-	}
-
-	if doc.L2TP != nil {
-		ids, eths := map[uint32]int{}, map[string]int{}
-		for _, e := range doc.L2TP.Sessions {
-			s, err := e.Args.Parse(nil)
-			if err != nil {
-				problems = append(problems, problemsOf(e, err)...)
-				for _, f := range [][2]string{{"eth-iface", e.Args.EthIface}, {"tunnel-iface", e.Args.TunnelIface}} {
-					if f[1] != "" && maps.ValidateIfaceName("--"+f[0], f[1]) == nil {
-						iface(e.fieldLine(f[0]), e.Path, f[0], f[1])
-					}
-				}
-				continue
-			}
-			if first, dup := ids[s.ID]; dup {
-				problems = append(problems, Problem{Line: e.Line, Path: e.Path, Msg: fmt.Sprintf("session %d repeats the one on line %d", s.ID, first)})
-				continue
-			}
-			ids[s.ID] = e.Line
-			eth, ok1 := iface(e.fieldLine("eth-iface"), e.Path, "eth-iface", s.EthIface)
-			tun, ok2 := iface(e.fieldLine("tunnel-iface"), e.Path, "tunnel-iface", s.TunnelIface)
-			if !ok1 || !ok2 {
-				continue
-			}
-			if first, dup := eths[eth.Name]; dup {
-				problems = append(problems, Problem{Line: e.Line, Path: e.Path, Msg: fmt.Sprintf("eth-iface %s already carries the session on line %d (one session per Ethernet interface)", eth.Name, first)})
-				continue
-			}
-			eths[eth.Name] = e.Line
-			s.EthIndex, s.TunnelIndex, s.EthIface, s.TunnelIface, s.Netns = uint32(eth.Index), uint32(tun.Index), eth.Name, tun.Name, ino
-			if s.PeerMAC != nil {
-				if len(tun.MAC) != 6 {
-					problems = append(problems, Problem{Line: e.fieldLine("tunnel-iface"), Path: e.Path, Msg: fmt.Sprintf("tunnel-iface %q: has no Ethernet address (accepted: an Ethernet interface)", tun.Name)})
-					continue
-				}
-				s.LocalMAC = tun.MAC
-			}
-			d.sessions = append(d.sessions, dataplane.DesiredSession{Session: s, Tunnel: tun, Line: e.Line})
-		}
-	}
-	if doc.Route != nil {
-		ps, err := checkRoute(root, doc.Route, &d)
-		if err != nil {
-			return d, err
-		}
-		problems = append(problems, ps...)
-	}
-	problems = append(problems, c.problems...)
-	if len(problems) > 0 {
-		sortProblems(problems)
-		return d, &InvalidFileError{File: file, Problems: problems}
-	}
-	return d, nil
-}
-
-// checkRoute validates the route section: prefixes, nexthops (their devices
-// resolved against the tunnel devices of the loaded route dataplane, if it
-// is loaded) and peers.
-func checkRoute(root *maps.Root, sec *RouteSection, d *desired) ([]Problem, error) {
-	var problems []Problem
-	var devs []maps.TunnelDev
-	r, err := dataplane.OpenRoute(root)
-	switch {
-	case err == nil:
-		devs, err = r.State.TunnelDevs()
-		r.Close()
-		if err != nil {
-			return nil, err
-		}
-	case !errors.Is(err, maps.ErrNotLoaded):
-		return nil, err
-	}
-	bad := func(line int, path string, err error) {
-		for _, one := range maps.Flatten(err) {
-			problems = append(problems, Problem{Line: line, Path: path, Msg: one.Error()})
-		}
-	}
-	seen := map[netip.Prefix]int{}
-	for _, e := range sec.Routes {
-		p, err1 := maps.ParsePrefix("prefix", e.Args.Prefix)
-		if e.Args.Prefix == "" {
-			err1 = maps.Invalid("prefix", "", "is required", "an IPv4 or IPv6 CIDR")
-		}
-		specs, err2 := maps.ParseNexthops("nexthop", e.Args.Nexthops)
-		bad(e.fieldLine("prefix"), e.Path, err1)
-		bad(e.fieldLine("nexthops"), e.Path, err2)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		if first, dup := seen[p]; dup {
-			problems = append(problems, Problem{Line: e.Line, Path: e.Path, Msg: fmt.Sprintf("route %s repeats the one on line %d", p, first)})
-			continue
-		}
-		seen[p] = e.Line
-		// Nexthops through a device the file creates are resolved when
-		// the routes are planned, after it exists.
-		var now []maps.NexthopSpec
-		for _, sp := range specs {
-			if !d.created[sp.Dev] && (sp.Dev != "" || !createsProto(d.devices, sp.Proto)) {
-				now = append(now, sp)
-			}
-		}
-		if _, err := dataplane.ResolveNexthops(now, devs, d.ino); err != nil {
-			bad(e.fieldLine("nexthops"), e.Path, err)
-			continue
-		}
-		d.routes = append(d.routes, routeSpec{prefix: p, specs: specs, line: e.Line, path: e.Path})
-	}
-	peers := map[netip.Addr]int{}
-	for _, e := range sec.Peers {
-		a, err := maps.ParsePeerAddr("remote", e.Args.Remote)
-		bad(e.fieldLine("remote"), e.Path, err)
-		peer := maps.Peer{Remote: a}
-		health := e.Args.Health
-		if health == "" {
-			health = "up"
-		}
-		down, err := maps.ParseHealth(health)
-		bad(e.fieldLine("health"), e.Path, err)
-		peer.Down = down
-		if e.Args.ProbePort != "" {
-			n, ierr := maps.ParseUint("probe-port", e.Args.ProbePort, 0, 65535)
-			if ierr != nil {
-				bad(e.fieldLine("probe-port"), e.Path, ierr)
-			}
-			peer.ProbePort = uint16(n)
-		}
-		if !a.IsValid() {
-			continue
-		}
-		if first, dup := peers[a]; dup {
-			problems = append(problems, Problem{Line: e.Line, Path: e.Path, Msg: fmt.Sprintf("peer %s repeats the one on line %d", a, first)})
-			continue
-		}
-		peers[a] = e.Line
-		d.peers = append(d.peers, dataplane.DesiredPeer{Peer: peer, Line: e.Line})
-	}
-	return problems, nil
 }
 
 // createsProto reports whether the file creates a tunnel device of proto.
@@ -458,7 +218,7 @@ func loadNeeded(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts
 					n.dp.Name, capacity, asked, n.dp.Name))
 			}
 			loaded[n.dp.Name] = true
-		case errors.Is(err, maps.ErrNotLoaded):
+		case errors.Is(err, maps.ErrNotLoaded) && opts.Mode == Sync:
 			capacity := max(uint32(n.entries), n.dp.DefaultMaxEntries)
 			if asked != 0 {
 				if asked < uint32(n.entries) {
@@ -500,12 +260,12 @@ func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts 
 		}
 		defer route.Close()
 		if doc.Route.Devices != nil {
-			if devPlan, err = route.PlanDevices(d.devices, opts.Prune, d.ino); err != nil {
+			if devPlan, err = route.PlanDevices(d.devices, d.removeDevices, opts.Prune, opts.Mode == Create, d.ino); err != nil {
 				return err
 			}
 			changes(devPlan.Changes)
 			if !opts.DryRun {
-				if err := route.ExecuteDevices(lock, devPlan, opts.Netns); err != nil {
+				if res.Done.Devices, err = route.ExecuteDevices(lock, devPlan, opts.Netns); err != nil {
 					return err
 				}
 			}
@@ -522,7 +282,7 @@ func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts 
 			return err
 		}
 		defer m.Close()
-		plan, err := m.PlanMux(d.carrier, d.members, opts.Prune, d.ino)
+		plan, err := m.PlanMux(d.carrier, d.members, d.removeMembers, opts.Prune, d.ino)
 		if err != nil {
 			return err
 		}
@@ -542,14 +302,15 @@ func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts 
 	}
 
 	if doc.Attach != nil {
-		plan, err := dataplane.PlanAttach(root, d.attachments, opts.Prune, d.ino)
+		plan, err := dataplane.PlanAttach(root, d.attachments, d.detach, opts.Prune, opts.Mode == Create, d.ino)
 		if err != nil {
 			return err
 		}
 		changes(plan.Changes)
 		if !opts.DryRun {
-			w, err := dataplane.ExecuteAttach(lock, plan, opts.Netns)
-			warn(w)
+			out, err := dataplane.ExecuteAttach(lock, plan, opts.Netns)
+			res.Done.Attach = out
+			warn(out.Warnings)
 			if err != nil {
 				return err
 			}
@@ -562,7 +323,7 @@ func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts 
 			return err
 		}
 		defer e.Close()
-		plan, err := e.PlanEncap(d.tunnels, d.slots, opts.Prune, d.ino, opts.Netns)
+		plan, err := e.PlanEncap(d.tunnels, d.slots, d.removeEncap, opts.Prune, d.ino, opts.Netns)
 		if err != nil {
 			return err
 		}
@@ -584,7 +345,7 @@ func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts 
 			return err
 		}
 		defer x.Close()
-		plan, err := x.PlanXconnect(d.pairs, opts.Prune, d.ino)
+		plan, err := x.PlanXconnect(d.pairs, d.removePairs, opts.Prune, d.ino)
 		if err != nil {
 			return err
 		}
@@ -608,10 +369,10 @@ func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts 
 			return err
 		}
 		defer l.Close()
-		if err := sessionConflicts(l, d.sessions); err != nil {
+		if err := sessionConflicts(l, d.sessions, opts.Mode); err != nil {
 			return err
 		}
-		plan, err := l.PlanL2TP(d.sessions, opts.Prune)
+		plan, err := l.PlanL2TP(d.sessions, d.removeSessions, opts.Prune)
 		if err != nil {
 			return err
 		}
@@ -634,7 +395,7 @@ func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts 
 		if err != nil {
 			return err
 		}
-		plan, err := route.PlanRoute(routes, d.peers, opts.Prune)
+		plan, err := route.PlanRoute(routes, d.peers, d.removeRoutes, d.removePeers, opts.Prune)
 		if err != nil {
 			return err
 		}
@@ -719,14 +480,19 @@ func addAll(d desired) []dataplane.Change {
 
 // sessionConflicts refuses a desired session on an Ethernet interface that a
 // session the file does not mention already carries.
-func sessionConflicts(l *dataplane.L2TP, sessions []dataplane.DesiredSession) error {
+func sessionConflicts(l *dataplane.L2TP, sessions []dataplane.DesiredSession, mode Mode) error {
 	inFile := map[uint32]bool{}
 	for _, s := range sessions {
 		inFile[s.Session.ID] = true
 	}
 	var errs []error
 	for _, s := range sessions {
-		if other, ok := l.State.SessionOnEth(s.Session.EthIndex); ok && other != s.Session.ID && !inFile[other] {
+		other, ok := l.State.SessionOnEth(s.Session.EthIndex)
+		switch {
+		case !ok || other == s.Session.ID || inFile[other]:
+		case mode != Sync:
+			errs = append(errs, fmt.Errorf("--eth-iface %s already carries session %d (one session per Ethernet interface): %w", s.Session.EthIface, other, maps.ErrInUse))
+		default:
 			errs = append(errs, fmt.Errorf("session %d: %s already carries session %d, which the file does not have (one session per Ethernet interface; --prune removes it): %w",
 				s.Session.ID, s.Session.EthIface, other, maps.ErrInUse))
 		}

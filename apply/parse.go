@@ -72,8 +72,9 @@ func (e Entry[T]) fieldLine(field string) int {
 // SlotArgs is a plain redirect slot: frames arriving on In leave on Out.
 type SlotArgs struct{ In, Out string }
 
-// PairArgs is a cross-connected pair.
-type PairArgs struct{ A, B string }
+// PairArgs is a cross-connected pair: its ends, and the XDP mode of both
+// (tunmux xconnect add A B [--mode M]).
+type PairArgs struct{ A, B, Mode string }
 
 // Document is a parsed desired-state file. A nil section is absent from the
 // file: apply leaves that dataplane alone, even with --prune.
@@ -556,13 +557,13 @@ func pairs(p *parser, n *yaml.Node, path string) []Entry[PairArgs] {
 			item.Content[0].Kind == yaml.ScalarNode && item.Content[1].Kind == yaml.ScalarNode:
 			e.Args = PairArgs{A: item.Content[0].Value, B: item.Content[1].Value}
 		case item.Kind == yaml.MappingNode:
-			f := fields{"a": &e.Args.A, "b": &e.Args.B}
+			f := fields{"a": &e.Args.A, "b": &e.Args.B, "mode": &e.Args.Mode}
 			for j := 0; j+1 < len(item.Content); j += 2 {
 				k, v := item.Content[j], item.Content[j+1]
 				if dst, ok := f[k.Value]; ok && v.Kind == yaml.ScalarNode {
 					*dst.(*string) = v.Value
 				} else {
-					p.bad(k.Line, e.Path, "unknown key %q (accepted: a, b)", k.Value)
+					p.bad(k.Line, e.Path, "unknown key %q (accepted: a, b, mode)", k.Value)
 				}
 			}
 		default:
@@ -586,9 +587,15 @@ func problemsOf[T any](e Entry[T], err error) []Problem {
 		var inv *maps.InvalidError
 		if errors.As(one, &inv) {
 			field := strings.TrimPrefix(inv.Flag, "--")
-			// The file's keys are the flags' names without dashes.
+			// The file's keys are the flags' names without dashes (a list's
+			// key is the repeated flag's, plural: --nexthop, nexthops).
 			msg := strings.ReplaceAll(strings.TrimPrefix(inv.Error(), inv.Flag), " --", " ")
-			out = append(out, Problem{Line: e.fieldLine(field), Path: e.Path, Msg: field + msg})
+			key, _, _ := strings.Cut(field, " ")
+			line := e.fieldLine(key)
+			if _, ok := e.lines[key]; !ok {
+				line = e.fieldLine(key + "s")
+			}
+			out = append(out, Problem{Line: line, Path: e.Path, Msg: field + msg})
 			continue
 		}
 		out = append(out, Problem{Line: e.Line, Path: e.Path, Msg: one.Error()})

@@ -42,10 +42,19 @@ func diff[K comparable, V any](current, desired []V, key func(V) K, same func(ol
 	return d
 }
 
-// pruneAll is the remove rule of --prune: every entry the file lacks goes.
-func pruneAll[V any](prune bool) func(V) bool {
-	if !prune {
+// removeRule is the remove rule of a plan: with prune, every entry the
+// desired state lacks goes; otherwise those whose key is among keys (the
+// entries a command deletes).
+func removeRule[K comparable, V any](prune bool, key func(V) K, keys []K) func(V) bool {
+	if prune {
+		return func(V) bool { return true }
+	}
+	if len(keys) == 0 {
 		return nil
 	}
-	return func(V) bool { return true }
+	set := make(map[K]bool, len(keys))
+	for _, k := range keys {
+		set[k] = true
+	}
+	return func(v V) bool { return set[key(v)] }
 }

@@ -50,10 +50,21 @@ type slotWant struct {
 	explicit bool
 }
 
+// EncapRemovals are the encap entries a command deletes: tunnels by key,
+// plain slots by the index of their interface.
+type EncapRemovals struct {
+	Tunnels []maps.TunnelKey
+	Slots   []uint32
+}
+
 // PlanEncap compares desired tunnels and plain slots with the pinned ones.
-// Entries the file does not have are removed only with prune. A slot the
-// kernel dropped (its interface went away and came back) is repaired.
-func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, prune bool, ino uint64, netnsName string) (*EncapPlan, error) {
+// Entries the desired state does not have are removed with prune, or when
+// remove names them. A slot the kernel dropped (its interface went away and
+// came back) is repaired. A tunnel whose interface has a slot it cannot
+// take (a plain slot sending elsewhere that stays, a slot of another
+// namespace) is an error wrapping maps.ErrInUse, found before anything is
+// written.
+func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, remove EncapRemovals, prune bool, ino uint64, netnsName string) (*EncapPlan, error) {
 	plan := &EncapPlan{putSlots: map[uint32]slotWant{}}
 	current, err := e.State.ListTunnels()
 	if err != nil {
@@ -83,16 +94,19 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, prune bo
 	}
 	var conflicts []error
 	tunnelIfaces := map[uint32]netdev.Iface{}
-	wanted := make(map[maps.TunnelKey]bool, len(tunnels))
 	for _, d := range tunnels {
 		t := d.Tunnel
-		wanted[t.TunnelKey] = true
-		for _, ifc := range []netdev.Iface{d.Underlay, d.Overlay} {
+		for i, ifc := range []netdev.Iface{d.Underlay, d.Overlay} {
 			tunnelIfaces[uint32(ifc.Index)] = ifc
 			if s, ok := slotByIn[uint32(ifc.Index)]; ok && e.State.SlotLive(s.In) {
 				keep, inFile := plain[s.In]
 				if err := identitySlotConflict(ifc, s, ino); err != nil && (s.Netns != ino || inFile && keep || !inFile && !prune) {
-					conflicts = append(conflicts, fmt.Errorf("tunnel %s (line %d): %w", t.TunnelKey, d.Line, err))
+					if d.Line > 0 {
+						err = fmt.Errorf("tunnel %s (line %d): %w", t.TunnelKey, d.Line, err)
+					} else {
+						err = fmt.Errorf("%s %w", [2]string{"--underlay", "--overlay"}[i], err)
+					}
+					conflicts = append(conflicts, err)
 					continue
 				}
 			}
@@ -103,21 +117,30 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, prune bo
 				}
 			}
 		}
-		old, exists := byKey[t.TunnelKey]
-		if !exists || !maps.SameTunnel(old, t) {
+		if old, ok := byKey[t.TunnelKey]; !ok || !maps.SameTunnel(old, t) {
 			plan.warnings = append(plan.warnings, tunnelWarnings(t, d.Underlay, d.Overlay, netnsName)...)
-		}
-		switch {
-		case !exists:
-			plan.putTunnels = append(plan.putTunnels, t)
-			plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "tunnel", Key: t.TunnelKey.String(), Detail: describeTunnel(t), Line: d.Line})
-		case !maps.SameTunnel(old, t):
-			plan.putTunnels = append(plan.putTunnels, t)
-			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "tunnel", Key: t.TunnelKey.String(), Detail: tunnelDiff(old, t), Line: d.Line})
 		}
 	}
 	if len(conflicts) > 0 {
 		return nil, errors.Join(conflicts...)
+	}
+	cur := make([]DesiredTunnel, len(current))
+	for i, t := range current {
+		cur[i] = DesiredTunnel{Tunnel: t}
+	}
+	key := func(d DesiredTunnel) maps.TunnelKey { return d.Tunnel.TunnelKey }
+	td := diff(cur, tunnels, key, func(a, b DesiredTunnel) bool { return maps.SameTunnel(a.Tunnel, b.Tunnel) }, removeRule(prune, key, remove.Tunnels))
+	for _, d := range td.add {
+		plan.putTunnels = append(plan.putTunnels, d.Tunnel)
+		plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "tunnel", Key: d.Tunnel.TunnelKey.String(), Detail: describeTunnel(d.Tunnel), Line: d.Line})
+	}
+	for _, c := range td.change {
+		plan.putTunnels = append(plan.putTunnels, c.new.Tunnel)
+		plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "tunnel", Key: c.new.Tunnel.TunnelKey.String(), Detail: tunnelDiff(c.old.Tunnel, c.new.Tunnel), Line: c.new.Line})
+	}
+	for _, d := range td.remove {
+		plan.delTunnels = append(plan.delTunnels, d.Tunnel.TunnelKey)
+		plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "tunnel", Key: d.Tunnel.TunnelKey.String(), Detail: describeTunnel(d.Tunnel)})
 	}
 	wantedSlots := map[uint32]bool{}
 	for _, d := range slots {
@@ -127,24 +150,18 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, prune bo
 			plan.Changes = append(plan.Changes, slotChange(slotByIn, d.In, d.Out, d.Line))
 		}
 	}
-	if prune {
-		for _, t := range current {
-			if !wanted[t.TunnelKey] {
-				plan.delTunnels = append(plan.delTunnels, t.TunnelKey)
-				plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "tunnel", Key: t.TunnelKey.String(), Detail: describeTunnel(t)})
-			}
+	dropSlot := removeRule(prune, func(s maps.Slot) uint32 { return s.In }, remove.Slots)
+	for _, s := range currentSlots {
+		if !s.Explicit || wantedSlots[s.In] || dropSlot == nil || !dropSlot(s) {
+			continue
 		}
-		for _, s := range currentSlots {
-			if ifc, taken := tunnelIfaces[s.In]; taken && s.Explicit && !wantedSlots[s.In] {
-				// A tunnel keeps it, as its own slot.
-				plan.putSlots[s.In] = slotWant{in: ifc, out: ifc}
-				continue
-			}
-			if s.Explicit && !wantedSlots[s.In] {
-				plan.delSlots = append(plan.delSlots, s.In)
-				plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "slot", Key: s.InName, Detail: fmt.Sprintf("%s -> %s", s.InName, s.OutName)})
-			}
+		if ifc, taken := tunnelIfaces[s.In]; taken {
+			// A tunnel keeps it, as its own slot.
+			plan.putSlots[s.In] = slotWant{in: ifc, out: ifc}
+			continue
 		}
+		plan.delSlots = append(plan.delSlots, s.In)
+		plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "slot", Key: s.InName, Detail: fmt.Sprintf("%s -> %s", s.InName, s.OutName)})
 	}
 	return plan, nil
 }
@@ -260,6 +277,7 @@ func tunnelDiff(old, t maps.Tunnel) string {
 // DesiredPair is an xconnect pair as a desired-state file gives it.
 type DesiredPair struct {
 	A, B netdev.Iface
+	Mode string // XDP attach mode of both ends: "" (native), native or generic
 	Line int
 }
 
@@ -272,8 +290,9 @@ type XconnectPlan struct {
 
 // PlanXconnect compares desired pairs with the pinned ones; a pair whose
 // interfaces changed index (recreated), or whose entries the kernel dropped,
-// is connected again.
-func (x *Xconnect) PlanXconnect(desired []DesiredPair, prune bool, ino uint64) (*XconnectPlan, error) {
+// is connected again. The pairs in remove go, and with prune every pair the
+// desired state lacks.
+func (x *Xconnect) PlanXconnect(desired []DesiredPair, remove []maps.Pair, prune bool, ino uint64) (*XconnectPlan, error) {
 	plan := &XconnectPlan{}
 	current, err := x.State.ListPairs()
 	if err != nil {
@@ -311,11 +330,15 @@ func (x *Xconnect) PlanXconnect(desired []DesiredPair, prune bool, ino uint64) (
 	for _, d := range desired {
 		inFile[uint32(d.A.Index)], inFile[uint32(d.B.Index)] = true, true
 	}
+	dropped := map[string]bool{}
+	for _, p := range remove {
+		dropped[p.Key()] = true
+	}
 	for _, p := range current {
 		if kept[p.Key()] {
 			continue
 		}
-		if prune || inFile[p.A.Ifindex] || inFile[p.B.Ifindex] {
+		if prune || dropped[p.Key()] || inFile[p.A.Ifindex] || inFile[p.B.Ifindex] {
 			plan.remove = append(plan.remove, p)
 			plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "pair", Key: p.Key()})
 		}
@@ -344,7 +367,7 @@ func (x *Xconnect) ExecuteXconnect(lock *maps.Lock, plan *XconnectPlan, netnsNam
 			a, b = b, a
 		}
 		p := maps.Pair{A: maps.PairEnd{Name: a.Name, Ifindex: uint32(a.Index)}, B: maps.PairEnd{Name: b.Name, Ifindex: uint32(b.Index)}, Netns: ino}
-		w, err := x.connect(lock, &p, a, b, netnsName, "")
+		w, err := x.connect(lock, &p, a, b, netnsName, d.Mode)
 		warnings = append(warnings, w...)
 		if err != nil {
 			return warnings, err
@@ -369,7 +392,7 @@ type L2TPPlan struct {
 }
 
 // PlanL2TP compares desired sessions with the pinned ones.
-func (l *L2TP) PlanL2TP(desired []DesiredSession, prune bool) (*L2TPPlan, error) {
+func (l *L2TP) PlanL2TP(desired []DesiredSession, remove []uint32, prune bool) (*L2TPPlan, error) {
 	plan := &L2TPPlan{}
 	current, err := l.State.ListSessions()
 	if err != nil {
@@ -379,8 +402,8 @@ func (l *L2TP) PlanL2TP(desired []DesiredSession, prune bool) (*L2TPPlan, error)
 	for i, s := range current {
 		cur[i] = DesiredSession{Session: s}
 	}
-	d := diff(cur, desired, func(d DesiredSession) uint32 { return d.Session.ID },
-		func(a, b DesiredSession) bool { return sameSession(a.Session, b.Session) }, pruneAll[DesiredSession](prune))
+	id := func(d DesiredSession) uint32 { return d.Session.ID }
+	d := diff(cur, desired, id, func(a, b DesiredSession) bool { return sameSession(a.Session, b.Session) }, removeRule(prune, id, remove))
 	for _, s := range d.add {
 		plan.put = append(plan.put, s)
 		plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "session", Key: maps.IDString(s.Session.ID), Detail: describeSession(s.Session), Line: s.Line})

@@ -102,6 +102,9 @@ type AttachPlan struct {
 	Changes []Change
 	detach  []CurrentAttachment
 	attach  []DesiredAttachment
+	// unpin are the attachments a command detaches (tunmux detach), by the
+	// code Detach runs.
+	unpin []DesiredAttachment
 }
 
 // attachKey identifies an attachment across recreations of its interface.
@@ -111,8 +114,11 @@ type attachKey struct{ program, iface string }
 // namespace ino (the calling thread's). An attachment whose link is defunct
 // (its interface was recreated), or whose interface now has another index,
 // or whose hook or mode differs, is attached again; with prune, recorded
-// attachments the file lacks are detached.
-func PlanAttach(root *maps.Root, desired []DesiredAttachment, prune bool, ino uint64) (*AttachPlan, error) {
+// attachments the file lacks are detached. The attachments in remove are
+// detached by the code of 'tunmux detach'. With ensure (a command's
+// attach), a desired attachment is attached even when it looks current:
+// Attach reports it as already there, or names what is in the way.
+func PlanAttach(root *maps.Root, desired, remove []DesiredAttachment, prune, ensure bool, ino uint64) (*AttachPlan, error) {
 	plan := &AttachPlan{}
 	current, err := Attachments(root, ino)
 	if err != nil {
@@ -133,21 +139,30 @@ func PlanAttach(root *maps.Root, desired []DesiredAttachment, prune bool, ino ui
 			plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "attachment", Key: key, Detail: describeAttach(d.Hook, d.Mode), Line: d.Line})
 			continue
 		}
-		why := ""
+		stale, settings := "", ""
 		ifc, lerr := netdev.Lookup(d.Iface)
 		switch {
 		case !c.Alive:
-			why = "link defunct (interface gone or recreated)"
+			stale = "link defunct (interface gone or recreated)"
 		case lerr == nil && uint32(ifc.Index) != c.Record.Ifindex:
-			why = fmt.Sprintf("interface recreated (ifindex %d, was %d)", ifc.Index, c.Record.Ifindex)
+			stale = fmt.Sprintf("interface recreated (ifindex %d, was %d)", ifc.Index, c.Record.Ifindex)
 		case hookName(d.Hook) != hookName(c.Hook()) || modeName(d.Mode) != modeName(c.Mode()):
-			why = describeAttach(c.Hook(), c.Mode()) + " -> " + describeAttach(d.Hook, d.Mode)
+			settings = describeAttach(c.Hook(), c.Mode()) + " -> " + describeAttach(d.Hook, d.Mode)
 		}
-		if why != "" {
+		switch {
+		case stale != "" || settings != "" && !ensure:
+			// A command's attach leaves a current attachment with other
+			// settings in place: Attach says what is in the way.
 			plan.detach = append(plan.detach, c)
 			plan.attach = append(plan.attach, d)
-			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "attachment", Key: key, Detail: why, Line: d.Line})
+			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "attachment", Key: key, Detail: stale + settings, Line: d.Line})
+		case ensure:
+			plan.attach = append(plan.attach, d)
 		}
+	}
+	for _, d := range remove {
+		plan.unpin = append(plan.unpin, d)
+		plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "attachment", Key: d.Program + "@" + d.Iface, Line: d.Line})
 	}
 	if prune {
 		for _, c := range current {
@@ -185,33 +200,57 @@ func describeAttach(hook, mode string) string {
 	return s
 }
 
+// AttachOutcome is what executing an attach plan did: the results of the
+// attachments made and of the detachments commands asked for.
+type AttachOutcome struct {
+	Attached []AttachResult
+	Detached []DetachResult
+	Warnings []string
+}
+
 // ExecuteAttach carries a plan out: stale attachments are detached, then
-// the desired ones attached by the code `tunmux attach` runs. Call it
-// inside the namespace of the interfaces.
-func ExecuteAttach(lock *maps.Lock, plan *AttachPlan, netnsName string) ([]string, error) {
-	var warnings []string
+// the desired ones attached, by the code `tunmux attach` and `tunmux
+// detach` run. Call it inside the namespace of the interfaces.
+func ExecuteAttach(lock *maps.Lock, plan *AttachPlan, netnsName string) (AttachOutcome, error) {
+	var out AttachOutcome
+	open := func(program string) (*Loaded, error) {
+		dp := Attachable()[program]
+		if dp == nil {
+			return nil, maps.Invalid("PROGRAM", program, "is not an attachable program", attachableList())
+		}
+		return Open(lock.Root(), dp)
+	}
+	for _, d := range plan.unpin {
+		l, err := open(d.Program)
+		if err != nil {
+			return out, err
+		}
+		res, err := l.Detach(lock, d.Program, d.Iface, netnsName)
+		l.Close()
+		if err != nil {
+			return out, err
+		}
+		out.Detached = append(out.Detached, res)
+	}
 	for _, c := range plan.detach {
 		if err := detachRecord(lock, c.DP, c.Record); err != nil {
-			return warnings, err
+			return out, err
 		}
 	}
 	for _, d := range plan.attach {
-		dp := Attachable()[d.Program]
-		if dp == nil {
-			return warnings, maps.Invalid("program", d.Program, "is not an attachable program", attachableList())
-		}
-		l, err := Open(lock.Root(), dp)
+		l, err := open(d.Program)
 		if err != nil {
-			return warnings, err
+			return out, err
 		}
 		res, err := l.Attach(lock, d.Program, d.Iface, AttachOptions{Netns: netnsName, Mode: d.Mode, Hook: d.Hook})
 		l.Close()
-		warnings = append(warnings, res.Warnings...)
+		out.Warnings = append(out.Warnings, res.Warnings...)
 		if err != nil {
-			return warnings, err
+			return out, err
 		}
+		out.Attached = append(out.Attached, res)
 	}
-	return warnings, nil
+	return out, nil
 }
 
 // detachRecord removes the link of a recorded attachment, by the index it

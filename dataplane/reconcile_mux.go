@@ -54,9 +54,9 @@ func liveIndex(name string) uint32 {
 
 // PlanMux compares the desired carrier and members with the pinned ones. A
 // carrier or member whose interface was recreated, whose program link is
-// defunct or whose settings differ is set again; with prune, members the
-// file lacks are removed. Call it inside the namespace of the interfaces.
-func (m *Mux) PlanMux(carrier *DesiredCarrier, members []DesiredMember, prune bool, ino uint64) (*MuxPlan, error) {
+// defunct or whose settings differ is set again; members named in remove go,
+// and with prune every member the desired state lacks. Call it inside the namespace of the interfaces.
+func (m *Mux) PlanMux(carrier *DesiredCarrier, members []DesiredMember, remove []string, prune bool, ino uint64) (*MuxPlan, error) {
 	plan := &MuxPlan{}
 	if carrier != nil {
 		c, ok, err := m.State.Carrier()
@@ -97,11 +97,12 @@ func (m *Mux) PlanMux(carrier *DesiredCarrier, members []DesiredMember, prune bo
 		cur[i] = DesiredMember{Name: mem.Name, Label: fmt.Sprint(mem.Label), Create: mem.Created}
 		byName[mem.Name] = mem
 	}
-	d := diff(cur, members, func(d DesiredMember) string { return d.Name }, func(old, want DesiredMember) bool {
+	name := func(d DesiredMember) string { return d.Name }
+	d := diff(cur, members, name, func(old, want DesiredMember) bool {
 		mem := byName[old.Name]
 		return old.Label == want.Label && old.Create == want.Create && mem.Netns == ino &&
 			mem.Ifindex == liveIndex(mem.Name) && m.linkAliveAt("mux-egress", ino, mem.Ifindex)
-	}, pruneAll[DesiredMember](prune))
+	}, removeRule(prune, name, remove))
 	for _, a := range d.add {
 		plan.add = append(plan.add, a)
 		plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "member", Key: a.Name, Detail: describeMember(a), Line: a.Line})

@@ -36,9 +36,10 @@ type RoutePlan struct {
 }
 
 // PlanRoute compares the desired routes and peers with the pinned ones:
-// missing or different entries are written; with prune, entries the file
-// lacks are removed.
-func (r *Route) PlanRoute(routes []DesiredRoute, peers []DesiredPeer, prune bool) (*RoutePlan, error) {
+// missing or different entries are written; the routes and peers named in
+// delRoutes and delPeers are removed, and with prune every one the desired
+// state lacks.
+func (r *Route) PlanRoute(routes []DesiredRoute, peers []DesiredPeer, delRoutes []netip.Prefix, delPeers []netip.Addr, prune bool) (*RoutePlan, error) {
 	plan := &RoutePlan{}
 	current, err := r.State.Routes()
 	if err != nil {
@@ -52,8 +53,9 @@ func (r *Route) PlanRoute(routes []DesiredRoute, peers []DesiredPeer, prune bool
 	for i, rt := range current {
 		cur[i] = DesiredRoute{Route: rt}
 	}
-	rd := diff(cur, routes, func(d DesiredRoute) netip.Prefix { return d.Route.Prefix },
-		func(a, b DesiredRoute) bool { return sameRoute(a.Route, b.Route) }, pruneAll[DesiredRoute](prune))
+	routeKey := func(d DesiredRoute) netip.Prefix { return d.Route.Prefix }
+	rd := diff(cur, routes, routeKey,
+		func(a, b DesiredRoute) bool { return sameRoute(a.Route, b.Route) }, removeRule(prune, routeKey, delRoutes))
 	for _, d := range rd.add {
 		plan.putRoutes = append(plan.putRoutes, d.Route)
 		plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "route", Key: d.Route.Prefix.String(), Detail: describeNexthops(d.Route), Line: d.Line})
@@ -71,8 +73,9 @@ func (r *Route) PlanRoute(routes []DesiredRoute, peers []DesiredPeer, prune bool
 	for i, p := range currentPeers {
 		curPeers[i] = DesiredPeer{Peer: p}
 	}
-	pd := diff(curPeers, peers, func(d DesiredPeer) netip.Addr { return d.Peer.Remote },
-		func(a, b DesiredPeer) bool { return a.Peer == b.Peer }, pruneAll[DesiredPeer](prune))
+	peerKey := func(d DesiredPeer) netip.Addr { return d.Peer.Remote }
+	pd := diff(curPeers, peers, peerKey,
+		func(a, b DesiredPeer) bool { return a.Peer == b.Peer }, removeRule(prune, peerKey, delPeers))
 	for _, d := range pd.add {
 		plan.putPeers = append(plan.putPeers, d.Peer)
 		plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "peer", Key: d.Peer.Remote.String(), Detail: describePeer(d.Peer), Line: d.Line})
@@ -203,9 +206,17 @@ func (r *Route) Devices(ino uint64) ([]CurrentDevice, error) {
 // DevicePlan is what reconciling the route devices will do.
 type DevicePlan struct {
 	Changes []Change
-	remove  []CurrentDevice // before create (replaced) or after the routes (pruned)
-	replace []CurrentDevice
+	remove  []CurrentDevice // pruned: after the routes
+	replace []CurrentDevice // deleted before they are created again
 	create  []DesiredDevice
+	del     []string // deleted by the code of 'route dev del'
+}
+
+// DeviceOutcome is what executing a device plan made and deleted.
+type DeviceOutcome struct {
+	Tunnel  []maps.TunnelDev
+	Routes  []netdev.Iface
+	Deleted []DevDeleteResult
 }
 
 // PlanDevices compares the desired devices with those of the namespace: a
@@ -213,8 +224,22 @@ type DevicePlan struct {
 // created again; with prune, devices the file lacks are deleted (after the
 // routes, so that routes through them go first). A device's MTU, port and
 // local address are compared only where the file gives them.
-func (r *Route) PlanDevices(desired []DesiredDevice, prune bool, ino uint64) (*DevicePlan, error) {
-	plan := &DevicePlan{}
+//
+// A command's create (create) has every desired device created, so that
+// the create code reports one that exists; the names in del are deleted by
+// the code of 'route dev del'.
+func (r *Route) PlanDevices(desired []DesiredDevice, del []string, prune, create bool, ino uint64) (*DevicePlan, error) {
+	plan := &DevicePlan{del: del}
+	for _, name := range del {
+		plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "device", Key: name})
+	}
+	if create {
+		for _, d := range desired {
+			plan.create = append(plan.create, d)
+			plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "device", Key: d.Name, Detail: deviceSummary(d), Line: d.Line})
+		}
+		return plan, nil
+	}
 	current, err := r.Devices(ino)
 	if err != nil {
 		return nil, err
@@ -224,7 +249,7 @@ func (r *Route) PlanDevices(desired []DesiredDevice, prune bool, ino uint64) (*D
 	for i, d := range desired {
 		want[i] = CurrentDevice{DesiredDevice: d}
 	}
-	dd := diff(current, want, key, func(old, d CurrentDevice) bool { return describeDevice(old.DesiredDevice, d.DesiredDevice) == "" }, pruneAll[CurrentDevice](prune))
+	dd := diff(current, want, key, func(old, d CurrentDevice) bool { return describeDevice(old.DesiredDevice, d.DesiredDevice) == "" }, removeRule[string, CurrentDevice](prune, key, nil))
 	for _, a := range dd.add {
 		plan.create = append(plan.create, a.DesiredDevice)
 		plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "device", Key: a.Name, Detail: deviceSummary(a.DesiredDevice), Line: a.Line})
@@ -280,26 +305,38 @@ func orDash(s string) string {
 
 // ExecuteDevices creates the plan's devices (replaced ones deleted first),
 // with the code `route dev create` runs. Call it inside the namespace.
-func (r *Route) ExecuteDevices(lock *maps.Lock, plan *DevicePlan, netnsName string) error {
+func (r *Route) ExecuteDevices(lock *maps.Lock, plan *DevicePlan, netnsName string) (DeviceOutcome, error) {
+	var out DeviceOutcome
+	for _, name := range plan.del {
+		res, err := r.DeleteDev(lock, name, netnsName)
+		if err != nil {
+			return out, err
+		}
+		out.Deleted = append(out.Deleted, res)
+	}
 	for _, d := range plan.replace {
 		if err := r.deleteDevice(lock, d, netnsName); err != nil {
-			return err
+			return out, err
 		}
 	}
 	for _, d := range plan.create {
-		var err error
 		if d.Routes {
-			_, err = r.CreateRoutesDev(lock, d.Name, RoutesDevOptions{MTU: d.Tunnel.MTU, Netns: netnsName})
-		} else {
-			opts := d.Tunnel
-			opts.Netns = netnsName
-			_, err = r.CreateTunnelDev(lock, d.Name, opts)
+			ifc, err := r.CreateRoutesDev(lock, d.Name, RoutesDevOptions{MTU: d.Tunnel.MTU, Netns: netnsName})
+			if err != nil {
+				return out, err
+			}
+			out.Routes = append(out.Routes, ifc)
+			continue
 		}
+		opts := d.Tunnel
+		opts.Netns = netnsName
+		td, err := r.CreateTunnelDev(lock, d.Name, opts)
 		if err != nil {
-			return err
+			return out, err
 		}
+		out.Tunnel = append(out.Tunnel, td)
 	}
-	return nil
+	return out, nil
 }
 
 // ExecuteDeviceRemovals deletes the devices the plan prunes; run it after
