@@ -151,7 +151,11 @@ func check(root *maps.Root, file string, doc *Document, opts Options) (desired, 
 		}
 	}
 	if opts.Mode != Sync {
-		return d, errors.Join(c.errs...)
+		var all []error
+		for _, err := range c.errs {
+			all = append(all, maps.Flatten(err)...)
+		}
+		return d, errors.Join(all...)
 	}
 	if len(c.problems) > 0 {
 		sortProblems(c.problems)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tunmux/tunmux/apply"
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/maps"
 )
@@ -35,16 +36,9 @@ func (a *app) devmapAddCommand() *cobra.Command {
 		Example: "  tunmux devmap add veth-wl eth0\n  tunmux attach redirect veth-wl",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var (
-				slot     maps.Slot
-				warnings []string
-			)
-			err := a.writeEncap(func(lock *maps.Lock, e *dataplane.Encap) error {
-				var err error
-				slot, warnings, err = e.AddSlot(lock, args[0], args[1], a.netns)
-				return err
-			})
-			a.warn(warnings...)
+			var slot maps.Slot
+			doc := &apply.Document{Encap: &apply.EncapSection{Devmap: one(apply.SlotArgs{In: args[0], Out: args[1]})}}
+			_, err := a.edit(dataplane.EncapDataplane, doc, apply.Create, slotNames, nil, a.getSlot(args[0], &slot))
 			if err != nil {
 				return err
 			}
@@ -60,12 +54,7 @@ func (a *app) devmapGetCommand() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var slot maps.Slot
-			err := a.readEncap(func(e *dataplane.Encap) error {
-				var err error
-				slot, err = e.GetSlot(args[0], a.netns)
-				return err
-			})
-			if err != nil {
+			if err := a.getSlot(args[0], &slot)(nil); err != nil {
 				return err
 			}
 			return a.printer.Print(slotView(slot))
@@ -80,12 +69,10 @@ func (a *app) devmapDelCommand() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var slot maps.Slot
-			err := a.writeEncap(func(lock *maps.Lock, e *dataplane.Encap) error {
-				var err error
-				slot, err = e.DeleteSlot(lock, args[0], a.netns)
-				return err
-			})
-			if err != nil {
+			doc := &apply.Document{Encap: &apply.EncapSection{Devmap: one(apply.SlotArgs{In: args[0]})}}
+			// The slot as it was, if its interface is still known by name.
+			before := func(root *maps.Root) error { _ = a.getSlot(args[0], &slot)(root); return nil }
+			if _, err := a.edit(dataplane.EncapDataplane, doc, apply.Remove, slotNames, before, nil); err != nil {
 				return err
 			}
 			return a.printer.Print(deletedSlot(slot))
@@ -100,7 +87,7 @@ func (a *app) devmapListCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			slots := []maps.Slot{}
-			err := a.readEncap(func(e *dataplane.Encap) error {
+			err := read(a, dataplane.OpenEncap, func(e *dataplane.Encap) error {
 				list, err := e.State.ListSlots()
 				slots = append(slots, list...)
 				return err
@@ -151,4 +138,19 @@ type deletedSlot maps.Slot
 
 func (s deletedSlot) Text() string {
 	return fmt.Sprintf("deleted redirect slot %s -> %s", s.InName, s.OutName)
+}
+
+// slotNames are what errors call the fields of a devmap entry: the
+// arguments of devmap add IN OUT.
+var slotNames = map[string]string{"in": "IN", "out": "OUT"}
+
+// getSlot returns a read of the slot keyed by interface in into slot.
+func (a *app) getSlot(in string, slot *maps.Slot) func(*maps.Root) error {
+	return func(*maps.Root) error {
+		return read(a, dataplane.OpenEncap, func(e *dataplane.Encap) error {
+			var err error
+			*slot, err = e.GetSlot(in, a.netns)
+			return err
+		})
+	}
 }

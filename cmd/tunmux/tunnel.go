@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/tunmux/tunmux/apply"
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/maps"
 )
@@ -47,24 +48,29 @@ func (a *app) tunnelPutCommand(verb string) *cobra.Command {
 		Use:  verb + " --inner-src IP --inner-dst IP [flags]",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			mode := maps.Add
+			mode := apply.Create
 			switch {
 			case verb == "update":
-				mode = maps.Update
+				mode = apply.Modify
 			case replace:
-				mode = maps.Upsert
+				mode = apply.Replace
 			}
-			var res dataplane.TunnelResult
-			err := a.writeEncap(func(lock *maps.Lock, e *dataplane.Encap) error {
-				var err error
-				res, err = e.PutTunnel(lock, args, mode, a.netns)
-				return err
+			var t maps.Tunnel
+			doc := &apply.Document{Encap: &apply.EncapSection{Tunnels: one(args)}}
+			_, err := a.edit(dataplane.EncapDataplane, doc, mode, nil, nil, func(root *maps.Root) error {
+				key, err := maps.ParseTunnelKey(args.InnerSrc, args.InnerDst)
+				if err != nil {
+					return err
+				}
+				return read(a, dataplane.OpenEncap, func(e *dataplane.Encap) error {
+					t, err = e.State.GetTunnel(key)
+					return err
+				})
 			})
-			a.warn(res.Warnings...)
 			if err != nil {
 				return err
 			}
-			return a.printer.Print(tunnelDetail(res.Tunnel))
+			return a.printer.Print(tunnelDetail(t))
 		},
 	}
 	if verb == "add" {
@@ -132,23 +138,21 @@ func (a *app) tunnelKeyCommand(verb string) *cobra.Command {
 				return err
 			}
 			var t maps.Tunnel
-			if verb == "get" {
-				err = a.readEncap(func(e *dataplane.Encap) error {
+			get := func(*maps.Root) error {
+				return read(a, dataplane.OpenEncap, func(e *dataplane.Encap) error {
 					var err error
 					t, err = e.State.GetTunnel(key)
 					return err
 				})
-				if err != nil {
+			}
+			if verb == "get" {
+				if err := get(nil); err != nil {
 					return err
 				}
 				return a.printer.Print(tunnelDetail(t))
 			}
-			err = a.writeEncap(func(lock *maps.Lock, e *dataplane.Encap) error {
-				var err error
-				t, err = e.DeleteTunnel(lock, key)
-				return err
-			})
-			if err != nil {
+			doc := &apply.Document{Encap: &apply.EncapSection{Tunnels: one(args)}}
+			if _, err := a.edit(dataplane.EncapDataplane, doc, apply.Remove, nil, get, nil); err != nil {
 				return err
 			}
 			return a.printer.Print(deletedTunnel(t))
@@ -173,7 +177,7 @@ func (a *app) tunnelListCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ts := []maps.Tunnel{}
-			err := a.readEncap(func(e *dataplane.Encap) error {
+			err := read(a, dataplane.OpenEncap, func(e *dataplane.Encap) error {
 				list, err := e.State.ListTunnels()
 				e.State.FillCounters(list)
 				ts = append(ts, list...)
