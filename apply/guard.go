@@ -37,6 +37,7 @@ type MassPruneError struct {
 	Over       []PruneShare // the kinds over the limit
 }
 
+// Error says what the prune would remove and how to allow it.
 func (e *MassPruneError) Error() string {
 	parts := make([]string, 0, len(e.Over))
 	for _, s := range e.Over {
