@@ -1,6 +1,8 @@
 // Package apply makes tunmux's pinned state equal a desired-state file, in
 // the manner of a reconcile loop run once (or, with Watch, on every change
-// of the file).
+// of the file, every resync interval and after link events, repairing
+// drift). [ApplyGuarded] refuses a prune that would remove more than a set
+// share of the pinned entries.
 //
 // The file is YAML (JSON is YAML too). Each top-level section describes one
 // dataplane; a section absent from the file leaves that dataplane alone:

@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -18,7 +20,11 @@ func (a *app) applyCommand() *cobra.Command {
 	var (
 		file                 string
 		dryRun, prune, watch bool
+		allowMassPrune       bool
 		batch                int
+		resync               = durationFlag{d: apply.DefaultResync, accepted: "a duration such as 10s or 1m; 0 reconciles only when the file changes"}
+		settle               = durationFlag{d: apply.DefaultSettle, accepted: "a duration such as 500ms or 2s; 0 applies every change at once"}
+		maxPrune             = percentFlag(apply.DefaultMaxPrune)
 	)
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
@@ -35,14 +41,26 @@ file are never touched. Writes go in dependency order, with batch map operations
 under the lock. Applying the same file again changes nothing; a run cut short
 converges when run again.
 
+A --prune that would remove more than --max-prune (default 50%) of the pinned
+entries of a kind (tunnels, slots, pairs, sessions, routes, peers) is refused,
+changing nothing (exit 1), unless --allow-mass-prune; fewer than 10 removals of
+a kind are always allowed. A dry run says whether the apply would be refused.
+
 Interfaces are resolved by name at every apply, so applying again after an
 interface was recreated repairs the redirect slots the kernel dropped.
 
---watch stays running and applies the file again whenever it changes; a bad
-file is reported and the last good state keeps running.`,
+--watch stays running and applies the file again whenever it changes, once its
+content has stayed the same for --settle (a file renamed into place, as editors
+save, is applied at once), so a half-written file is never applied. A bad file,
+or a refused prune, is reported and the last good state keeps running. It also
+reconciles again every --resync and soon after a link event in the namespace of
+one of the file's interfaces: what it finds to write (an entry deleted by hand,
+a slot the kernel dropped, a recreated interface) it writes and reports as
+"repaired" (JSON: "repaired": true); a reconcile that finds nothing says nothing.`,
 		Example: `  tunmux apply -f desired.yaml --dry-run
   tunmux apply -f desired.yaml --prune -o json
-  tunmux --netns lab apply -f xconnect.yaml --watch`,
+  tunmux apply -f desired.yaml --prune --max-prune 20%
+  tunmux --netns lab apply -f xconnect.yaml --watch --resync 30s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
@@ -50,6 +68,15 @@ file is reported and the last good state keeps running.`,
 			}
 			if batch < 0 {
 				return maps.Invalid("--batch", fmt.Sprint(batch), "is negative", "entries per batch map operation, 1 or more (0: 4096)")
+			}
+			for _, name := range []string{"resync", "settle"} {
+				if cmd.Flags().Changed(name) && !watch {
+					return maps.Invalid("--"+name, cmd.Flags().Lookup(name).Value.String(), "needs --watch", "--"+name+" with --watch")
+				}
+			}
+			limit := int(maxPrune)
+			if allowMassPrune {
+				limit = apply.NoPruneLimit
 			}
 			opts := apply.Options{Netns: a.netns, DryRun: dryRun, Prune: prune, Chunk: batch, Version: version}
 			root, err := maps.OpenRoot(maps.RootPath(a.bpffs), !dryRun)
@@ -59,7 +86,8 @@ file is reported and the last good state keeps running.`,
 			if watch {
 				ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 				defer stop()
-				return apply.Watch(ctx, root, file, opts, a.lockTimeout, a.reportApply)
+				wopts := apply.WatchOptions{LockTimeout: a.lockTimeout, Settle: settle.d, Resync: resync.d, MaxPrune: limit}
+				return apply.Watch(ctx, root, file, opts, wopts, a.reportApply)
 			}
 			doc, err := apply.ReadFile(file)
 			if err != nil {
@@ -72,7 +100,7 @@ file is reported and the last good state keeps running.`,
 				}
 				defer lock.Release()
 			}
-			res, err := apply.Apply(root, lock, file, doc, opts)
+			res, err := apply.ApplyGuarded(root, lock, file, doc, opts, limit)
 			a.warn(res.Warnings...)
 			if err != nil {
 				return err
@@ -83,20 +111,58 @@ file is reported and the last good state keeps running.`,
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the desired-state file (YAML or JSON)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the changes, write nothing")
 	cmd.Flags().BoolVar(&prune, "prune", false, "remove the entries of the file's sections that the file does not have")
-	cmd.Flags().BoolVar(&watch, "watch", false, "keep running and apply the file again whenever it changes")
+	cmd.Flags().Var(&maxPrune, "max-prune", "refuse a --prune that removes more than this share of a kind's pinned entries (10 or more of them)")
+	cmd.Flags().BoolVar(&allowMassPrune, "allow-mass-prune", false, "let --prune remove any share of the pinned entries")
+	cmd.Flags().BoolVar(&watch, "watch", false, "keep running: apply the file again whenever it changes, and repair drift")
+	cmd.Flags().Var(&settle, "settle", "with --watch: apply new content once it has stayed the same this long (0: at once)")
+	cmd.Flags().Var(&resync, "resync", "with --watch: reconcile again this often, repairing drift (0: only on file changes and link events)")
 	cmd.Flags().IntVar(&batch, "batch", 0, "entries per batch map operation (default 4096)")
 	return cmd
 }
 
-// reportApply prints the outcome of one apply of --watch.
-func (a *app) reportApply(res apply.Result, err error) {
+// durationFlag is a duration flag of 0 or more that names its accepted form
+// when the value is bad.
+type durationFlag struct {
+	d        time.Duration
+	accepted string
+}
+
+func (f *durationFlag) String() string { return f.d.String() }
+func (f *durationFlag) Type() string   { return "duration" }
+func (f *durationFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return fmt.Errorf("accepted: %s", f.accepted)
+	}
+	f.d = d
+	return nil
+}
+
+// percentFlag is a whole percentage, 0 to 100, given as 50% or 50.
+type percentFlag int
+
+func (p *percentFlag) String() string { return fmt.Sprintf("%d%%", int(*p)) }
+func (p *percentFlag) Type() string   { return "percent" }
+func (p *percentFlag) Set(s string) error {
+	n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(s), "%"))
+	if err != nil || n < 0 || n > 100 {
+		return errors.New("accepted: a whole percentage from 0 to 100, such as 50%")
+	}
+	*p = percentFlag(n)
+	return nil
+}
+
+// reportApply prints one outcome of --watch: an apply of the file, a repair
+// of drift, or an error.
+func (a *app) reportApply(ev apply.Event) {
+	res, err := ev.Result, ev.Err
 	now := time.Now().Format(time.RFC3339)
 	a.warn(res.Warnings...)
 	if a.printer.Format == "json" {
-		line := map[string]any{"time": now, "result": res}
+		line := map[string]any{"time": now, "result": res, "repaired": ev.Repaired}
 		if err != nil {
 			line["error"] = err.Error()
-			line["kept_last_good"] = apply.IsBadFile(err)
+			line["kept_last_good"] = apply.KeepsLastGood(err)
 		}
 		b, _ := json.Marshal(line)
 		fmt.Fprintln(a.out, string(b))
@@ -104,23 +170,37 @@ func (a *app) reportApply(res apply.Result, err error) {
 	}
 	if err != nil {
 		fmt.Fprintf(a.errw, "tunmux: %s: %s\n", now, indentJoined(err))
-		if apply.IsBadFile(err) {
+		if apply.KeepsLastGood(err) {
 			fmt.Fprintf(a.errw, "tunmux: %s: the last good state keeps running\n", now)
 		}
 		return
 	}
 	fmt.Fprintf(a.out, "%s: ", now)
+	if ev.Repaired {
+		_ = a.printer.Print(repairView(res))
+		return
+	}
 	_ = a.printer.Print(applyView(res))
 }
+
+// repairView is a repair of --watch, as text.
+type repairView apply.Result
+
+func (v repairView) Text() string { return applyView(v).text("repaired") }
 
 type applyView apply.Result
 
 func (v applyView) Text() string {
-	var b strings.Builder
 	verb := "applied"
 	if v.DryRun {
 		verb = "would apply (dry run)"
 	}
+	return v.text(verb)
+}
+
+// text is the report of an apply that verb says what it did.
+func (v applyView) text(verb string) string {
+	var b strings.Builder
 	if len(v.Changes) == 0 {
 		fmt.Fprintf(&b, "%s: no changes\n", v.File)
 		return b.String()

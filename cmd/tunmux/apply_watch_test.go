@@ -1,0 +1,383 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tunmux/tunmux/apply"
+	"github.com/tunmux/tunmux/dataplane"
+	"github.com/tunmux/tunmux/internal/testnet"
+	"github.com/tunmux/tunmux/maps"
+	"github.com/tunmux/tunmux/render"
+)
+
+// watchLine is one JSON line of `tunmux apply --watch -o json`.
+type watchLine struct {
+	Result       applyResult `json:"result"`
+	Error        string      `json:"error"`
+	KeptLastGood bool        `json:"kept_last_good"`
+	Repaired     bool        `json:"repaired"`
+}
+
+// removes reports whether the line's apply removed (or would remove) entries.
+func (l watchLine) removes() bool {
+	for _, ch := range l.Result.Changes {
+		if ch.Action == "remove" {
+			return true
+		}
+	}
+	return false
+}
+
+// watchProc is a running `tunmux apply --watch -o json`, its lines gathered
+// as it prints them; it is stopped when the test ends.
+type watchProc struct {
+	t      *testing.T
+	mu     sync.Mutex
+	lines  []watchLine
+	stderr strings.Builder
+	next   int // the first line waitLine looks at
+	exited chan struct{}
+	stop   func() // SIGINT, then wait for the end
+}
+
+// Write gathers the process's standard error.
+func (w *watchProc) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stderr.Write(p)
+}
+
+func (c *cli) startWatch(file string, flags ...string) *watchProc {
+	c.t.Helper()
+	w := &watchProc{t: c.t, exited: make(chan struct{})}
+	cmd := exec.Command(bin, c.args(append([]string{"-o", "json", "apply", "-f", file, "--watch"}, flags...))...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cmd.Stderr = w
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	go func() {
+		defer close(w.exited)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			var l watchLine
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				l.Error = fmt.Sprintf("not JSON (%v): %s", err, sc.Text())
+			}
+			w.mu.Lock()
+			w.lines = append(w.lines, l)
+			w.mu.Unlock()
+		}
+		_ = cmd.Wait()
+	}()
+	w.stop = func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-w.exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-w.exited
+		}
+	}
+	c.t.Cleanup(w.stop)
+	return w
+}
+
+// all returns the lines printed so far.
+func (w *watchProc) all() []watchLine {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]watchLine(nil), w.lines...)
+}
+
+// waitLine waits for a line, after those an earlier waitLine returned, that
+// cond accepts, and returns it.
+func (w *watchProc) waitLine(what string, cond func(watchLine) bool) watchLine {
+	w.t.Helper()
+	var found watchLine
+	testnet.WaitFor(w.t, 60*time.Second, what+" (apply --watch output)", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		select {
+		case <-w.exited:
+			w.t.Fatalf("apply --watch ended while waiting for %s:\n%s", what, w.stderr.String())
+		default:
+		}
+		for i := w.next; i < len(w.lines); i++ {
+			if cond(w.lines[i]) {
+				found, w.next = w.lines[i], i+1
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func applied(l watchLine) bool { return l.Error == "" && l.Result.Applied && !l.Repaired }
+
+// pairsOf lists the xconnect pairs.
+func (c *cli) pairsOf() []maps.Pair {
+	c.t.Helper()
+	var pairs []maps.Pair
+	c.jsonOut(&pairs, "xconnect", "list")
+	return pairs
+}
+
+// quietResyncs fails the test if --watch printed a line for a reconcile
+// that found nothing to do.
+func quietResyncs(t *testing.T, w *watchProc, firstApplies int) {
+	t.Helper()
+	for i, l := range w.all() {
+		if i >= firstApplies && l.Error == "" && len(l.Result.Changes) == 0 {
+			t.Errorf("line %d reports a reconcile with nothing to do: %+v", i+1, l)
+		}
+	}
+}
+
+func TestApplyWatchRepairsAHandDeletion(t *testing.T) {
+	c := newApplyCLI(t)
+	file := writeFile(t, "xc.yaml", "xconnect:\n  pairs:\n    - [p0, q0]\n")
+	w := c.startWatch(file, "--resync", "1s")
+	w.waitLine("the first apply", applied)
+
+	c.ok("xconnect", "del", "p0")
+	l := w.waitLine("a repair", func(l watchLine) bool { return l.Repaired })
+	if len(l.Result.Changes) != 1 || l.Result.Changes[0].Action != "add" || l.Result.Changes[0].Kind != "pair" {
+		t.Errorf("the repair: %+v", l.Result.Changes)
+	}
+	if pairs := c.pairsOf(); len(pairs) != 1 || pairs[0].A.Name != "p0" || pairs[0].B.Name != "q0" {
+		t.Errorf("pairs after the repair: %+v", pairs)
+	}
+	quietResyncs(t, w, 1)
+}
+
+func TestApplyWatchReportsRepairs(t *testing.T) {
+	var out, errw bytes.Buffer
+	a := &app{out: &out, errw: &errw, printer: render.Printer{W: &out, Format: render.Table}}
+	res := apply.Result{File: "x.yaml", Applied: true, Summary: map[string]int{"add": 1},
+		Changes: []dataplane.Change{{Action: "add", Kind: "pair", Key: "p0<->q0"}}}
+	a.reportApply(apply.Event{Result: res, Repaired: true})
+	if !strings.Contains(out.String(), ": repaired x.yaml: 1 to add, 0 to change, 0 to remove\n") || !strings.Contains(out.String(), "p0<->q0") {
+		t.Errorf("table report of a repair:\n%s", out.String())
+	}
+	out.Reset()
+	a.reportApply(apply.Event{Result: res})
+	if !strings.Contains(out.String(), ": applied x.yaml: 1 to add") {
+		t.Errorf("table report of an apply:\n%s", out.String())
+	}
+	out.Reset()
+	a.printer.Format = render.JSON
+	a.reportApply(apply.Event{Result: res, Repaired: true})
+	var line watchLine
+	if err := json.Unmarshal(out.Bytes(), &line); err != nil || !line.Repaired || len(line.Result.Changes) != 1 {
+		t.Errorf("JSON report of a repair (%v):\n%s", err, out.String())
+	}
+	out.Reset()
+	a.reportApply(apply.Event{Result: apply.Result{File: "x.yaml"}, Err: &apply.MassPruneError{File: "x.yaml", MaxPercent: 50,
+		Over: []apply.PruneShare{{Kind: "tunnel", Remove: 30, Pinned: 40}}}})
+	if err := json.Unmarshal(out.Bytes(), &line); err != nil || !line.KeptLastGood || !strings.Contains(line.Error, "30 of the 40 tunnels pinned (75%)") {
+		t.Errorf("JSON report of a refused prune (%v):\n%s", err, out.String())
+	}
+}
+
+func TestApplyWatchRepairsOnLinkEvents(t *testing.T) {
+	c := newApplyCLI(t)
+	file := writeFile(t, "xc.yaml", "xconnect:\n  pairs:\n    - [p0, q0]\n")
+	// No resync: only a link event can start the repair.
+	w := c.startWatch(file, "--resync", "0")
+	w.waitLine("the first apply", applied)
+	before := c.pairsOf()
+	if len(before) != 1 {
+		t.Fatalf("pairs: %+v", before)
+	}
+	c.ns.Run(t, "ip", "link", "del", "p0")
+	testnet.Veth(t, c.ns, "p0", c.ns, "p1")
+	l := w.waitLine("a repair", func(l watchLine) bool { return l.Repaired })
+	if len(l.Result.Changes) == 0 || l.Result.Changes[0].Kind != "pair" {
+		t.Errorf("the repair: %+v", l.Result.Changes)
+	}
+	after := c.pairsOf()
+	if len(after) != 1 || after[0].A.Name != "p0" && after[0].B.Name != "p0" {
+		t.Fatalf("pairs after the repair: %+v", after)
+	}
+	ifindex := func(ps []maps.Pair) uint32 {
+		if ps[0].A.Name == "p0" {
+			return ps[0].A.Ifindex
+		}
+		return ps[0].B.Ifindex
+	}
+	if ifindex(after) == ifindex(before) {
+		t.Errorf("the pair still holds p0's old ifindex %d", ifindex(before))
+	}
+}
+
+// tunnelsYAML is an encap section of n tunnels, one a line, their VNIs
+// counted from vni.
+func tunnelsYAML(n, vni int) string {
+	var b strings.Builder
+	b.WriteString("encap:\n  tunnels:\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "    - {inner-src: 10.%d.%d.%d, inner-dst: 10.200.0.1, proto: geneve, vni: %d, outer-src: 192.168.1.1, outer-dst: 192.168.1.2, dst-mac: \"02:00:00:00:00:02\", underlay: ul0, overlay: wl0}\n",
+			1+i/62500, (i/250)%250, 1+i%250, vni+i)
+	}
+	return b.String()
+}
+
+// rewriteInPlace rewrites a file as a slow writer does: truncate, then the
+// content in chunks of whole lines (each state a valid, shorter file),
+// flushed one by one with a pause between them.
+func rewriteInPlace(path, content string, linesPerChunk int, pause time.Duration) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	lines := strings.SplitAfter(content, "\n")
+	for i := 0; i < len(lines); i += linesPerChunk {
+		if _, err := f.WriteString(strings.Join(lines[i:min(i+linesPerChunk, len(lines))], "")); err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		time.Sleep(pause)
+	}
+	return f.Close()
+}
+
+func TestApplyWatchNeverAppliesAHalfWrittenFile(t *testing.T) {
+	c := newApplyCLI(t)
+	const n, rewrites = 1000, 4
+	file := writeFile(t, "tunnels.yaml", tunnelsYAML(n, 0))
+	c.ok("apply", "-f", file)
+	// --allow-mass-prune: the settle time alone must keep the truncated
+	// versions out.
+	w := c.startWatch(file, "--prune", "--allow-mass-prune", "--settle", "2s")
+	w.waitLine("the first apply", func(watchLine) bool { return true })
+
+	done := make(chan error, 1)
+	go func() {
+		for k := 1; k <= rewrites; k++ {
+			if err := rewriteInPlace(file, tunnelsYAML(n, k*10000), 25, 20*time.Millisecond); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	count := func() int {
+		var tunnels []maps.TunnelJSON
+		c.jsonOut(&tunnels, "tunnel", "list")
+		return len(tunnels)
+	}
+	lowest := n
+	for writing := true; writing; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			writing = false
+		default:
+			lowest = min(lowest, count())
+		}
+	}
+	// The last version settles and is applied.
+	final := uint32(rewrites * 10000)
+	testnet.WaitFor(t, 60*time.Second, "the last version to be applied", func() bool {
+		var tn maps.TunnelJSON
+		c.jsonOut(&tn, "tunnel", "get", "--inner-src", "10.1.0.1", "--inner-dst", "10.200.0.1")
+		return tn.VNI != nil && *tn.VNI == final
+	})
+	lowest = min(lowest, count())
+	if lowest != n {
+		t.Errorf("the tunnel count fell to %d of %d while the file was rewritten", lowest, n)
+	}
+	for i, l := range w.all() {
+		if l.removes() || l.Error != "" {
+			t.Errorf("line %d: a half-written file was acted on: error %q, %d changes, summary %v", i+1, l.Error, len(l.Result.Changes), l.Result.Summary)
+		}
+	}
+}
+
+func TestApplyMassPruneGuard(t *testing.T) {
+	c := newApplyCLI(t)
+	all := writeFile(t, "all.yaml", tunnelsYAML(20, 0))
+	c.ok("apply", "-f", all)
+	count := func() int {
+		var tunnels []maps.TunnelJSON
+		c.jsonOut(&tunnels, "tunnel", "list")
+		return len(tunnels)
+	}
+	five := writeFile(t, "five.yaml", tunnelsYAML(5, 0))
+
+	// 15 of 20 (75%) is more than the default 50%: refused, nothing changed.
+	c.expect(exitFailed, []string{"apply", "-f", five, "--prune"}, "15 of the 20 tunnels pinned (75%)", "--max-prune 50%", "--allow-mass-prune")
+	if got := count(); got != 20 {
+		t.Fatalf("a refused prune left %d of 20 tunnels", got)
+	}
+	// A dry run says so, and exits 0.
+	if r := c.ok("apply", "-f", five, "--prune", "--dry-run"); !strings.Contains(r.Stderr, "would be refused") {
+		t.Errorf("dry run:\n%s", r)
+	}
+	// Bad values name the flag and the accepted form; they change nothing.
+	c.expect(exitInvalid, []string{"apply", "-f", five, "--prune", "--max-prune", "150%"}, "--max-prune", "percentage from 0 to 100")
+	c.expect(exitInvalid, []string{"apply", "-f", five, "--watch", "--resync", "-1s"}, "--resync", "a duration")
+	c.expect(exitInvalid, []string{"apply", "-f", five, "--watch", "--settle", "soon"}, "--settle", "a duration")
+	c.expect(exitInvalid, []string{"apply", "-f", five, "--settle", "1s"}, "--settle", "needs --watch")
+	if got := count(); got != 20 {
+		t.Fatalf("bad flags left %d of 20 tunnels", got)
+	}
+
+	// --watch reports the refusal and keeps the last state.
+	watched := writeFile(t, "watched.yaml", tunnelsYAML(20, 0))
+	w := c.startWatch(watched, "--prune")
+	w.waitLine("the first apply", func(watchLine) bool { return true })
+	tmp := watched + ".tmp"
+	if err := os.WriteFile(tmp, []byte(tunnelsYAML(5, 0)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, watched); err != nil { // as editors save: applied at once
+		t.Fatal(err)
+	}
+	l := w.waitLine("the refusal", func(l watchLine) bool { return l.Error != "" })
+	if !l.KeptLastGood || !strings.Contains(l.Error, "--allow-mass-prune") {
+		t.Errorf("the refusal: %+v", l)
+	}
+	if got := count(); got != 20 {
+		t.Fatalf("a refused prune under --watch left %d of 20 tunnels", got)
+	}
+
+	w.stop()
+
+	// A higher limit, or --allow-mass-prune, lets it through.
+	c.ok("apply", "-f", five, "--prune", "--max-prune", "80%")
+	if got := count(); got != 5 {
+		t.Errorf("--max-prune 80%% left %d tunnels, want 5", got)
+	}
+	c.ok("apply", "-f", all)
+	c.ok("apply", "-f", five, "--prune", "--allow-mass-prune")
+	if got := count(); got != 5 {
+		t.Errorf("--allow-mass-prune left %d tunnels, want 5", got)
+	}
+	// Fewer than 10 removals are never refused: 4 of 5 here.
+	c.ok("apply", "-f", writeFile(t, "one.yaml", tunnelsYAML(1, 0)), "--prune", "--max-prune", "0")
+	if got := count(); got != 1 {
+		t.Errorf("a prune of 4 of 5 left %d tunnels, want 1", got)
+	}
+}
