@@ -30,6 +30,12 @@ are replaced in place (their attachments move to the new code). A pinned map
 that differs from what this tunmux expects (type, key or value size, capacity,
 schema) is an error that names each difference and changes nothing.
 
+Load also mends pins that split from the datapath, and lists what it mended:
+a map pin removed or replaced by hand while the pinned programs still use
+their map gets that map back (with the entries the datapath reads); a link
+moved to another program is moved back to the pinned one. Other commands
+refuse a split dataplane, and 'tunmux status' shows it as "split".
+
 Dataplanes:
 ` + dataplaneHelp(),
 		Example: `  tunmux load encap
@@ -61,17 +67,25 @@ Dataplanes:
 type loadView dataplane.LoadResult
 
 func (v loadView) Text() string {
-	state := "already loaded, nothing changed"
-	switch {
-	case len(v.Created) > 0 && len(v.Upgraded) == 0:
-		state = "loaded, created " + strings.Join(v.Created, " ")
-	case len(v.Upgraded) > 0:
-		state = "loaded, replaced program code of " + strings.Join(v.Upgraded, " ")
-		if len(v.Created) > 0 {
-			state += ", created " + strings.Join(v.Created, " ")
-		}
+	var did []string
+	if len(v.Upgraded) > 0 {
+		did = append(did, "replaced program code of "+strings.Join(v.Upgraded, " "))
 	}
-	return fmt.Sprintf("%s at %s: %s (capacity %d, schema %d)", v.Dataplane, v.Path, state, v.MaxEntries, v.Schema)
+	if len(v.Created) > 0 {
+		did = append(did, "created "+strings.Join(v.Created, " "))
+	}
+	if len(v.Repaired) > 0 {
+		did = append(did, fmt.Sprintf("repaired %d pins that disagreed with the datapath", len(v.Repaired)))
+	}
+	state := "already loaded, nothing changed"
+	if len(did) > 0 {
+		state = "loaded, " + strings.Join(did, ", ")
+	}
+	text := fmt.Sprintf("%s at %s: %s (capacity %d, schema %d)", v.Dataplane, v.Path, state, v.MaxEntries, v.Schema)
+	for _, r := range v.Repaired {
+		text += fmt.Sprintf("\n  repaired %s: %s", r.Pin, r.Action)
+	}
+	return text
 }
 
 func (a *app) unloadCommand() *cobra.Command {
