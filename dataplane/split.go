@@ -125,10 +125,10 @@ func pinnedPrograms(dir string, dp *Dataplane) (map[string]*ebpf.ProgramInfo, er
 
 // mapSplit is a map whose pin is not the map the pinned programs use.
 type mapSplit struct {
-	Name   string                   // its name in the spec
-	Pinned ebpf.MapID               // the map pinned as map_<Name>; 0: none
-	Used   map[ebpf.MapID][]string  // the maps of that name the programs use, and by which
-	users  func(ebpf.MapID) string  // "programs encap, decap" for messages
+	Name   string                  // its name in the spec
+	Pinned ebpf.MapID              // the map pinned as map_<Name>; 0: none
+	Used   map[ebpf.MapID][]string // the maps of that name the programs use, and by which
+	users  func(ebpf.MapID) string // "programs encap, decap" for messages
 }
 
 func (s mapSplit) String() string {
