@@ -302,19 +302,43 @@ type UnloadResult struct {
 	Path      string   `json:"path"`
 	Detached  []string `json:"detached"` // link pins removed (their attachments end)
 	Removed   []string `json:"removed"`  // other pins removed
+	Devices   []Device `json:"devices"`  // devices its commands created: deleted, kept or left behind
+	// DevicesUnknown says why its records of devices could not be read.
+	DevicesUnknown string `json:"devices_unknown,omitempty"`
 }
 
-// Unload detaches every link of dp and removes its pins and folder. It is
-// idempotent: a dataplane that is not loaded is not an error.
-func Unload(lock *maps.Lock, dp *Dataplane) (UnloadResult, error) {
+// Unload detaches every link of dp and removes its pins and folder, then
+// deletes (opts.DeleteDevices) or lists as kept the devices its commands
+// created. It is idempotent: a dataplane that is not loaded is not an error.
+func Unload(lock *maps.Lock, dp *Dataplane, opts UnloadOptions) (UnloadResult, error) {
 	dir := lock.Root().Dir(dp.Name)
-	res := UnloadResult{Dataplane: dp.Name, Path: dir, Detached: []string{}, Removed: []string{}}
+	res := UnloadResult{Dataplane: dp.Name, Path: dir, Detached: []string{}, Removed: []string{}, Devices: []Device{}}
+	var devs []Device
+	if l, err := openLoaded(lock.Root(), dp, false); err == nil {
+		devs, err = createdDevices(l)
+		l.Close()
+		if err != nil {
+			res.DevicesUnknown = err.Error()
+		}
+	} else if !errors.Is(err, maps.ErrNotLoaded) {
+		res.DevicesUnknown = err.Error()
+	}
+	if err := unloadPins(dir, &res); err != nil {
+		return res, err
+	}
+	res.Devices = settleDevices(devs, opts.Netns, !opts.DeleteDevices)
+	return res, nil
+}
+
+// unloadPins detaches every link pinned in dir, then removes the other
+// pins and dir, noting each in res.
+func unloadPins(dir string, res *UnloadResult) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return res, nil
+		return nil
 	}
 	if err != nil {
-		return res, fmt.Errorf("read %s: %w", dir, err)
+		return fmt.Errorf("read %s: %w", dir, err)
 	}
 	// Links first, so traffic stops being handled before the state goes.
 	for _, e := range entries {
@@ -327,7 +351,7 @@ func Unload(lock *maps.Lock, dp *Dataplane) (UnloadResult, error) {
 			l.Close()
 		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return res, fmt.Errorf("remove %s: %w", path, err)
+			return fmt.Errorf("remove %s: %w", path, err)
 		}
 		res.Detached = append(res.Detached, e.Name())
 	}
@@ -337,14 +361,14 @@ func Unload(lock *maps.Lock, dp *Dataplane) (UnloadResult, error) {
 		}
 		path := filepath.Join(dir, e.Name())
 		if err := os.RemoveAll(path); err != nil {
-			return res, fmt.Errorf("remove %s: %w", path, err)
+			return fmt.Errorf("remove %s: %w", path, err)
 		}
 		res.Removed = append(res.Removed, e.Name())
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return res, fmt.Errorf("remove %s: %w", dir, err)
+		return fmt.Errorf("remove %s: %w", dir, err)
 	}
-	return res, nil
+	return nil
 }
 
 // Loaded is an open handle on a loaded dataplane's pinned maps.
