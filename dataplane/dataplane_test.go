@@ -86,11 +86,11 @@ func TestLoadOpenUnload(t *testing.T) {
 	if res, err = Load(lock, EncapDataplane, LoadOptions{}); err != nil || len(res.Created) != 1 || res.MaxEntries != 64 {
 		t.Errorf("completing load: %+v, %v", res, err)
 	}
-	un, err := Unload(lock, EncapDataplane)
+	un, err := Unload(lock, EncapDataplane, UnloadOptions{})
 	if err != nil || len(un.Removed) != 14 {
 		t.Errorf("Unload: %+v, %v", un, err)
 	}
-	if un, err = Unload(lock, EncapDataplane); err != nil || len(un.Removed) != 0 {
+	if un, err = Unload(lock, EncapDataplane, UnloadOptions{}); err != nil || len(un.Removed) != 0 {
 		t.Errorf("second Unload: %+v, %v", un, err)
 	}
 }
@@ -102,7 +102,7 @@ func TestLoadUpgradesProgramsInPlace(t *testing.T) {
 	root, err := maps.OpenRoot(testnet.BPFRoot(t, func(r string) {
 		if root, err := maps.OpenRoot(r, false); err == nil && root.Exists() {
 			if lock, err := root.Lock(time.Second); err == nil {
-				_, _ = Unload(lock, EncapDataplane)
+				_, _ = Unload(lock, EncapDataplane, UnloadOptions{})
 				lock.Release()
 			}
 		}
@@ -188,7 +188,7 @@ func TestUpgradeKeepsL3Variants(t *testing.T) {
 	root, err := maps.OpenRoot(testnet.BPFRoot(t, func(r string) {
 		if root, err := maps.OpenRoot(r, false); err == nil && root.Exists() {
 			if lock, err := root.Lock(time.Second); err == nil {
-				_, _ = Unload(lock, RouteDataplane)
+				_, _ = Unload(lock, RouteDataplane, UnloadOptions{})
 				lock.Release()
 			}
 		}

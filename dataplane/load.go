@@ -33,18 +33,28 @@ type LoadResult struct {
 	Path       string   `json:"path"`
 	Created    []string `json:"created"`  // pins created by this load
 	Upgraded   []string `json:"upgraded"` // programs replaced by this build's code, links moved over
+	Repaired   []Repair `json:"repaired"` // pins that disagreed with the datapath, mended
 	MaxEntries uint32   `json:"max_entries"`
 	Schema     uint32   `json:"schema"`
 }
 
-// Changed reports whether the load created or replaced anything.
-func (r LoadResult) Changed() bool { return len(r.Created) > 0 || len(r.Upgraded) > 0 }
+// Changed reports whether the load created, replaced or repaired anything.
+func (r LoadResult) Changed() bool {
+	return len(r.Created) > 0 || len(r.Upgraded) > 0 || len(r.Repaired) > 0
+}
 
 // Load loads dp under the locked root, idempotently: compatible pins are
 // reused, missing ones created, programs whose code changed are replaced and
 // their links moved to the new code. If a pinned map is incompatible (type,
 // key or value size, capacity, flags, schema), it returns an error wrapping
 // maps.ErrIncompatible that names each difference, and changes nothing.
+//
+// It also mends splits between the pins and the datapath (see checkPins):
+// a map pin that is missing or holds another map than the one the pinned
+// programs use gets the map they use, entries and all; a link that runs
+// another program than the pinned one of its name is moved to it. A split
+// it cannot mend (the programs use different maps of one name) is an error
+// wrapping maps.ErrSplit, and nothing changes.
 func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) {
 	if opts.MaxEntries > MaxMaxEntries {
 		return LoadResult{}, maps.Invalid("--max-entries", fmt.Sprint(opts.MaxEntries), "is too large", fmt.Sprintf("1..%d", MaxMaxEntries))
@@ -54,16 +64,32 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 	}
 	root := lock.Root()
 	dir := root.Dir(dp.Name)
-	res := LoadResult{Dataplane: dp.Name, Path: dir, Schema: dp.Schema, Created: []string{}, Upgraded: []string{}}
+	res := LoadResult{Dataplane: dp.Name, Path: dir, Schema: dp.Schema, Created: []string{}, Upgraded: []string{}, Repaired: []Repair{}}
 
 	spec, err := dp.Spec()
+	if err != nil {
+		return res, err
+	}
+	// Where the pins and the datapath disagree, the datapath's maps win:
+	// they hold the entries that take effect.
+	pinned, err := pinnedMaps(dir, spec)
+	if err != nil {
+		return res, err
+	}
+	split, err := checkPins(dir, dp, spec, pinned)
+	if err != nil {
+		return res, err
+	}
+	use, repairs, err := planMapRepairs(dir, dp, root.Path, split)
 	if err != nil {
 		return res, err
 	}
 	capacity := opts.MaxEntries
 	if capacity == 0 {
 		capacity = dp.DefaultMaxEntries
-		if m, err := ebpf.LoadPinnedMap(maps.MapPin(dir, dp.MainMap), nil); err == nil {
+		if m := use[dp.MainMap]; m != nil {
+			capacity = m.MaxEntries()
+		} else if m, err := ebpf.LoadPinnedMap(maps.MapPin(dir, dp.MainMap), nil); err == nil {
 			capacity = m.MaxEntries()
 			m.Close()
 		}
@@ -71,7 +97,7 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 	dp.sizeMaps(spec, capacity)
 	res.MaxEntries = capacity
 
-	existing, missing, err := maps.OpenMaps(dir, spec)
+	existing, missing, err := maps.OpenMapsUsing(dir, spec, use)
 	if err != nil {
 		return res, fmt.Errorf("load %s: %w; to start over run 'tunmux unload %s' (this deletes its entries)%s",
 			dp.Name, err, dp.Name, capacityHint(err, dp))
@@ -108,6 +134,13 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 		return res, fmt.Errorf("load %s programs: %w", dp.Name, err)
 	}
 	defer coll.Close()
+	ids, err := describeMaps(all)
+	if err != nil {
+		return res, err
+	}
+	if err := checkKept(dp, root.Path, split, coll, ids); err != nil {
+		return res, err
+	}
 
 	// Pin: maps first, then programs, then the meta record (last, so that a
 	// load cut short is completed by the next one).
@@ -119,6 +152,13 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 			return res, fmt.Errorf("pin map %s: %w", name, err)
 		}
 		res.Created = append(res.Created, maps.MapPrefix+name)
+	}
+	for _, r := range repairs {
+		name := strings.TrimPrefix(r.Pin, maps.MapPrefix)
+		if err := pinOver(maps.MapPin(dir, name), existing[name].Pin); err != nil {
+			return res, fmt.Errorf("pin map %s: %w", name, err)
+		}
+		res.Repaired = append(res.Repaired, r)
 	}
 	for _, p := range dp.Programs {
 		prog := coll.Programs[p.object()]
@@ -135,6 +175,18 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 		if upgraded {
 			res.Upgraded = append(res.Upgraded, p.Name)
 		}
+	}
+	// Links last, once every program is pinned; then all must agree.
+	if split, err = checkPins(dir, dp, spec, ids); err != nil {
+		return res, err
+	}
+	moved, err := repairLinks(dir, split)
+	res.Repaired = append(res.Repaired, moved...)
+	if err != nil {
+		return res, err
+	}
+	if len(split.Maps) > 0 {
+		return res, splitError(dp, root.Path, pinReport{Maps: split.Maps}.problems())
 	}
 	meta, err := maps.ReadMeta(all["meta"])
 	if err != nil {
@@ -200,17 +252,26 @@ func pinProgram(dir string, dp *Dataplane, name string, prog *ebpf.Program) (upg
 			return false, false, fmt.Errorf("move link %s to the new %s program: %w", lp, name, err)
 		}
 	}
-	// bpffs refuses names with a dot: the replacement is pinned beside the
-	// old one under a temporary name, then renamed over it.
-	tmp := filepath.Join(dir, "tmp_"+maps.ProgPrefix+name)
-	_ = os.Remove(tmp)
-	if err := prog.Pin(tmp); err != nil {
-		return false, false, fmt.Errorf("pin program %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := pinOver(path, prog.Pin); err != nil {
 		return false, false, fmt.Errorf("replace pinned program %s: %w", name, err)
 	}
 	return true, false, nil
+}
+
+// pinOver pins an object at path with pin, replacing whatever is pinned
+// there in one step: bpffs refuses names with a dot, so it is pinned beside
+// under a temporary name, then renamed over path.
+func pinOver(path string, pin func(string) error) error {
+	tmp := filepath.Join(filepath.Dir(path), "tmp_"+filepath.Base(path))
+	_ = os.Remove(tmp)
+	if err := pin(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // pinnedProgramIDs returns the ids of the programs pinned in dir.
@@ -241,19 +302,43 @@ type UnloadResult struct {
 	Path      string   `json:"path"`
 	Detached  []string `json:"detached"` // link pins removed (their attachments end)
 	Removed   []string `json:"removed"`  // other pins removed
+	Devices   []Device `json:"devices"`  // devices its commands created: deleted, kept or left behind
+	// DevicesUnknown says why its records of devices could not be read.
+	DevicesUnknown string `json:"devices_unknown,omitempty"`
 }
 
-// Unload detaches every link of dp and removes its pins and folder. It is
-// idempotent: a dataplane that is not loaded is not an error.
-func Unload(lock *maps.Lock, dp *Dataplane) (UnloadResult, error) {
+// Unload detaches every link of dp and removes its pins and folder, then
+// deletes (opts.DeleteDevices) or lists as kept the devices its commands
+// created. It is idempotent: a dataplane that is not loaded is not an error.
+func Unload(lock *maps.Lock, dp *Dataplane, opts UnloadOptions) (UnloadResult, error) {
 	dir := lock.Root().Dir(dp.Name)
-	res := UnloadResult{Dataplane: dp.Name, Path: dir, Detached: []string{}, Removed: []string{}}
+	res := UnloadResult{Dataplane: dp.Name, Path: dir, Detached: []string{}, Removed: []string{}, Devices: []Device{}}
+	var devs []Device
+	if l, err := openLoaded(lock.Root(), dp, false); err == nil {
+		devs, err = createdDevices(l)
+		l.Close()
+		if err != nil {
+			res.DevicesUnknown = err.Error()
+		}
+	} else if !errors.Is(err, maps.ErrNotLoaded) {
+		res.DevicesUnknown = err.Error()
+	}
+	if err := unloadPins(dir, &res); err != nil {
+		return res, err
+	}
+	res.Devices = settleDevices(devs, opts.Netns, !opts.DeleteDevices)
+	return res, nil
+}
+
+// unloadPins detaches every link pinned in dir, then removes the other
+// pins and dir, noting each in res.
+func unloadPins(dir string, res *UnloadResult) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return res, nil
+		return nil
 	}
 	if err != nil {
-		return res, fmt.Errorf("read %s: %w", dir, err)
+		return fmt.Errorf("read %s: %w", dir, err)
 	}
 	// Links first, so traffic stops being handled before the state goes.
 	for _, e := range entries {
@@ -266,7 +351,7 @@ func Unload(lock *maps.Lock, dp *Dataplane) (UnloadResult, error) {
 			l.Close()
 		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return res, fmt.Errorf("remove %s: %w", path, err)
+			return fmt.Errorf("remove %s: %w", path, err)
 		}
 		res.Detached = append(res.Detached, e.Name())
 	}
@@ -276,14 +361,14 @@ func Unload(lock *maps.Lock, dp *Dataplane) (UnloadResult, error) {
 		}
 		path := filepath.Join(dir, e.Name())
 		if err := os.RemoveAll(path); err != nil {
-			return res, fmt.Errorf("remove %s: %w", path, err)
+			return fmt.Errorf("remove %s: %w", path, err)
 		}
 		res.Removed = append(res.Removed, e.Name())
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return res, fmt.Errorf("remove %s: %w", dir, err)
+		return fmt.Errorf("remove %s: %w", dir, err)
 	}
-	return res, nil
+	return nil
 }
 
 // Loaded is an open handle on a loaded dataplane's pinned maps.
@@ -297,9 +382,18 @@ type Loaded struct {
 }
 
 // Open opens the pinned state of dp under root. It fails with an error
-// wrapping maps.ErrNotLoaded when dp is not (completely) loaded, and with
-// maps.ErrIncompatible when the pins do not match this tunmux.
+// wrapping maps.ErrNotLoaded when dp is not (completely) loaded, with
+// maps.ErrIncompatible when the pins do not match this tunmux, and with
+// maps.ErrSplit when a pin is not what the pinned programs and links use
+// (see checkPins), so that no entry is written where the datapath does not
+// read it.
 func Open(root *maps.Root, dp *Dataplane) (*Loaded, error) {
+	return openLoaded(root, dp, true)
+}
+
+// openLoaded is Open; without check, it does not look for splits (for unload,
+// which reads records only to remove everything).
+func openLoaded(root *maps.Root, dp *Dataplane, check bool) (*Loaded, error) {
 	dir := root.Dir(dp.Name)
 	notLoaded := fmt.Errorf("%s under %s: %w (run 'tunmux load %s')", dp.Name, root.Path, maps.ErrNotLoaded, dp.Name)
 	if _, err := os.Stat(dir); err != nil {
@@ -317,6 +411,20 @@ func Open(root *maps.Root, dp *Dataplane) (*Loaded, error) {
 	open, missing, err := maps.OpenMaps(dir, spec)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dp.Name, err)
+	}
+	if check {
+		pinned, err := describeMaps(open)
+		var split pinReport
+		if err == nil {
+			split, err = checkPins(dir, dp, spec, pinned)
+		}
+		if err == nil && !split.ok() {
+			err = splitError(dp, root.Path, split.problems())
+		}
+		if err != nil {
+			closeAll(open)
+			return nil, err
+		}
 	}
 	if len(missing) > 0 {
 		closeAll(open)

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -24,7 +25,9 @@ type Status struct {
 type DataplaneStatus struct {
 	Name string `json:"name"`
 	Path string `json:"path"`
-	// State is "loaded", or "incomplete"/"incompatible"/"unknown" with Error saying why.
+	// State is "loaded", or "incomplete"/"incompatible"/"split"/"unknown"
+	// with Error saying why ("split": a pin is not what the programs or
+	// links use; 'tunmux load' mends it).
 	State    string          `json:"state"`
 	Error    string          `json:"error,omitempty"`
 	Meta     *maps.Meta      `json:"meta"`
@@ -93,7 +96,14 @@ func readDataplaneStatus(root *maps.Root, name string) DataplaneStatus {
 	}
 	if dp != nil {
 		l, err := Open(root, dp)
+		split := errors.Is(err, maps.ErrSplit)
+		if split {
+			// Say so, and show the rest all the same.
+			ds.State, ds.Error = "split", err.Error()
+			l, err = openLoaded(root, dp, false)
+		}
 		switch {
+		case err != nil && split: // a missing map pin: the split says it
 		case err != nil:
 			ds.State, ds.Error = "incomplete", err.Error()
 			if strings.Contains(err.Error(), maps.ErrIncompatible.Error()) {

@@ -14,6 +14,11 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrIncompatible: pinned state does not match what this binary expects.
 	ErrIncompatible = errors.New("incompatible pinned state")
+	// ErrSplit: a pin is not the object the pinned programs and links use
+	// (a map pin removed or replaced, a link moved to another program), so
+	// entries written through the pins would not reach the datapath.
+	// Unlike ErrIncompatible it is repaired by loading the dataplane again.
+	ErrSplit = errors.New("the pins and the datapath disagree")
 	// ErrLocked: another tunmux command held the lock past the timeout.
 	ErrLocked = errors.New("lock is held by another tunmux command")
 	// ErrNotLoaded: the dataplane has no pinned state under the root.

@@ -23,7 +23,19 @@ func ProgPin(dir, name string) string { return filepath.Join(dir, ProgPrefix+nam
 // value size, capacity, flags), it closes everything and returns an error
 // wrapping ErrIncompatible that names every map and difference.
 func OpenMaps(dir string, spec *ebpf.CollectionSpec) (map[string]*ebpf.Map, []string, error) {
+	return OpenMapsUsing(dir, spec, nil)
+}
+
+// OpenMapsUsing is OpenMaps, but for the names in use it takes the map
+// given instead of the pin (a map to be pinned there, checked against its
+// spec all the same). It takes ownership of the maps in use: they are
+// returned among the open maps, or closed on error.
+func OpenMapsUsing(dir string, spec *ebpf.CollectionSpec, use map[string]*ebpf.Map) (map[string]*ebpf.Map, []string, error) {
 	open := make(map[string]*ebpf.Map)
+	pending := make(map[string]*ebpf.Map, len(use)) // not yet taken into open
+	for name, m := range use {
+		pending[name] = m
+	}
 	var missing, diffs []string
 	names := make([]string, 0, len(spec.Maps))
 	for name := range spec.Maps {
@@ -36,13 +48,20 @@ func OpenMaps(dir string, spec *ebpf.CollectionSpec) (map[string]*ebpf.Map, []st
 	for _, name := range names {
 		ms := spec.Maps[name]
 		path := MapPin(dir, name)
-		m, err := ebpf.LoadPinnedMap(path, nil)
+		m, err := pending[name], error(nil)
+		if m != nil {
+			delete(pending, name)
+			path = fmt.Sprintf("map id %d, which the pinned programs use", mapID(m))
+		} else {
+			m, err = ebpf.LoadPinnedMap(path, nil)
+		}
 		if errors.Is(err, os.ErrNotExist) {
 			missing = append(missing, name)
 			continue
 		}
 		if err != nil {
 			closeMaps(open)
+			closeMaps(pending)
 			return nil, nil, fmt.Errorf("open pinned map %s: %w", path, err)
 		}
 		if err := ms.Compatible(m); err != nil {
@@ -52,6 +71,7 @@ func OpenMaps(dir string, spec *ebpf.CollectionSpec) (map[string]*ebpf.Map, []st
 		}
 		open[name] = m
 	}
+	closeMaps(pending) // any not in the spec
 	if len(diffs) > 0 {
 		closeMaps(open)
 		return nil, nil, fmt.Errorf("%w: %s", ErrIncompatible, strings.Join(diffs, "; "))
@@ -78,4 +98,14 @@ func closeMaps(ms map[string]*ebpf.Map) {
 	for _, m := range ms {
 		m.Close()
 	}
+}
+
+// mapID returns the kernel's id of m, 0 if it cannot be read.
+func mapID(m *ebpf.Map) ebpf.MapID {
+	info, err := m.Info()
+	if err != nil {
+		return 0
+	}
+	id, _ := info.ID()
+	return id
 }

@@ -166,6 +166,32 @@ func FindByID(nsid int) (Namespace, error) {
 		return Namespace{}, fmt.Errorf("netlink: %w", err)
 	}
 	defer nl.Close()
+	ns, ok := find(func(h netns.NsHandle, _ uint64) bool {
+		id, err := nl.GetNetNsIdByFd(int(h))
+		return err == nil && id == nsid
+	})
+	if !ok {
+		return Namespace{}, fmt.Errorf("no namespace with id %d is named in %s or held by a process", nsid, NetnsDir)
+	}
+	return ns, nil
+}
+
+// FindByInode finds the namespace whose inode is ino (as CurrentInode
+// reports it), among named namespaces and those of running processes. The
+// caller closes the returned handle. None found is an error wrapping
+// ErrNoNamespace.
+func FindByInode(ino uint64) (Namespace, error) {
+	ns, ok := find(func(_ netns.NsHandle, i uint64) bool { return i == ino })
+	if !ok {
+		return Namespace{}, fmt.Errorf("network namespace %d is not named in %s nor held by a process: %w", ino, NetnsDir, ErrNoNamespace)
+	}
+	return ns, nil
+}
+
+// find returns the first namespace, named ones first, then those of
+// running processes, for which match holds, given an open handle and its
+// inode.
+func find(match func(h netns.NsHandle, ino uint64) bool) (Namespace, bool) {
 	seen := map[uint64]bool{}
 	try := func(path, name string) (Namespace, bool) {
 		var st unix.Stat_t
@@ -177,8 +203,7 @@ func FindByID(nsid int) (Namespace, error) {
 		if err != nil {
 			return Namespace{}, false
 		}
-		id, err := nl.GetNetNsIdByFd(int(h))
-		if err != nil || id != nsid {
+		if !match(h, st.Ino) {
 			h.Close()
 			return Namespace{}, false
 		}
@@ -187,7 +212,7 @@ func FindByID(nsid int) (Namespace, error) {
 	if entries, err := os.ReadDir(NetnsDir); err == nil {
 		for _, e := range entries {
 			if ns, ok := try(filepath.Join(NetnsDir, e.Name()), e.Name()); ok {
-				return ns, nil
+				return ns, true
 			}
 		}
 	}
@@ -197,10 +222,10 @@ func FindByID(nsid int) (Namespace, error) {
 			continue
 		}
 		if ns, ok := try(filepath.Join("/proc", p.Name(), "ns/net"), "pid:"+p.Name()); ok {
-			return ns, nil
+			return ns, true
 		}
 	}
-	return Namespace{}, fmt.Errorf("no namespace with id %d is named in %s or held by a process", nsid, NetnsDir)
+	return Namespace{}, false
 }
 
 // InPeer runs fn with the peer of veth ifc, on a thread inside the peer's
