@@ -246,7 +246,9 @@ func (c *checker) checkAttach(sec *AttachSection, d *desired) error {
 			bad = fail(c, e, maps.Invalid("--hook", a.Hook, a.Program+" has no TC variant", "xdp"))
 		case a.Hook == "xdp" && p.Hook != maps.HookXDP:
 			bad = fail(c, e, maps.Invalid("--hook", a.Hook, a.Program+" attaches at "+p.Hook.String(), "omit it"))
-		case a.Mode != "" && !bad && (p.Hook != maps.HookXDP || a.Hook == "tc"):
+		case a.Mode != "" && !bad && p.Hook != maps.HookXDP:
+			bad = fail(c, e, maps.Invalid("--mode", a.Mode, "applies to XDP programs only; "+a.Program+" attaches at "+p.Hook.String(), "omit it"))
+		case a.Mode != "" && !bad && a.Hook == "tc":
 			bad = fail(c, e, maps.Invalid("--mode", a.Mode, "applies to XDP only", "omit it with --hook tc"))
 		}
 		if c.created[a.Iface] {
@@ -595,35 +597,25 @@ func (c *checker) checkXconnect(sec *XconnectSection, d *desired) error {
 	if sec == nil {
 		return nil
 	}
-	var state *maps.XconnectState
+	var x *dataplane.Xconnect
 	if c.mode != Sync {
 		l, err := c.current(dataplane.XconnectDataplane)
 		if err != nil {
 			return err
 		}
-		if state, err = maps.NewXconnectState(l.Maps); err != nil {
+		st, err := maps.NewXconnectState(l.Maps)
+		if err != nil {
 			return err
 		}
+		x = &dataplane.Xconnect{Loaded: l, State: st}
 	}
 	paired := map[string]int{}
 	for _, e := range sec.Pairs {
 		if c.mode == Remove {
-			name := e.Args.A
-			if fail(c, e, maps.ValidateIfaceName(c.flag("a"), name)) {
+			if fail(c, e, maps.ValidateIfaceName(c.flag("a"), e.Args.A)) {
 				continue
 			}
-			var p maps.Pair
-			var err error
-			if ifc, lerr := netdev.Lookup(name); lerr == nil {
-				p, err = state.PairOf(uint32(ifc.Index))
-			} else if errors.Is(lerr, netdev.ErrNoInterface) {
-				p, err = state.PairNamed(name)
-			} else {
-				err = lerr
-			}
-			if err != nil && errors.Is(err, maps.ErrNotFound) {
-				err = fmt.Errorf("%s is in no pair: %w", name, maps.ErrNotFound)
-			}
+			p, err := x.PairOfName(e.Args.A, "") // in this namespace already
 			if !fail(c, e, err) {
 				d.removePairs = append(d.removePairs, p)
 			}
@@ -641,7 +633,7 @@ func (c *checker) checkXconnect(sec *XconnectSection, d *desired) error {
 		if c.mode == Create {
 			inUse := false
 			for _, end := range []netdev.Iface{a, b} {
-				if other, err := state.PairOf(uint32(end.Index)); err == nil && !inUse {
+				if other, err := x.State.PairOf(uint32(end.Index)); err == nil && !inUse {
 					inUse = fail(c, e, fmt.Errorf("%s is already cross-connected in pair %s: %w; run 'tunmux xconnect del %s' first", end.Name, other.Key(), maps.ErrInUse, end.Name))
 				}
 			}
@@ -771,8 +763,16 @@ func (c *checker) checkRoute(sec *RouteSection, d *desired) error {
 		if devs, err = state.TunnelDevs(); err != nil {
 			return err
 		}
-	case c.mode != Sync && (len(sec.Routes) > 0 || len(sec.Peers) > 0), !errors.Is(err, maps.ErrNotLoaded):
+	case !errors.Is(err, maps.ErrNotLoaded):
 		return err
+	case c.mode != Sync && (len(sec.Routes) > 0 || len(sec.Peers) > 0):
+		// A command's bad input is reported before the dataplane it needs.
+		errs, notLoaded := len(c.errs), err
+		defer func() {
+			if len(c.errs) == errs {
+				c.errs = append(c.errs, notLoaded)
+			}
+		}()
 	}
 	seen := map[netip.Prefix]int{}
 	for _, e := range sec.Routes {
@@ -781,7 +781,7 @@ func (c *checker) checkRoute(sec *RouteSection, d *desired) error {
 			err1 = maps.Invalid(c.flag("prefix"), "", "is required", "an IPv4 or IPv6 CIDR")
 		}
 		if c.mode == Remove {
-			if !fail(c, e, err1) {
+			if !fail(c, e, err1) && state != nil {
 				_, gerr := state.Get(p)
 				if !fail(c, e, precondition(c.mode, gerr == nil, nil, nil, fmt.Errorf("route %s: %w", p, maps.ErrNotFound))) {
 					d.removeRoutes = append(d.removeRoutes, p)
@@ -794,7 +794,7 @@ func (c *checker) checkRoute(sec *RouteSection, d *desired) error {
 		if fail(c, e, err2) || bad {
 			continue
 		}
-		if c.mode == Create || c.mode == Modify {
+		if (c.mode == Create || c.mode == Modify) && state != nil {
 			_, gerr := state.Get(p)
 			if fail(c, e, precondition(c.mode, gerr == nil, nil,
 				fmt.Errorf("route %s: %w (use route update, or --replace)", p, maps.ErrExists),

@@ -159,6 +159,8 @@ func countPinned(root *maps.Root, kind string) (int, error) {
 		return count(root, dataplane.OpenL2TP, func(l *dataplane.L2TP) (int, error) { return length(l.State.ListSessions()) })
 	case "route":
 		return count(root, dataplane.OpenRoute, func(r *dataplane.Route) (int, error) { return length(r.State.Routes()) })
+	case "member":
+		return count(root, dataplane.OpenMux, func(m *dataplane.Mux) (int, error) { return length(m.State.Members()) })
 	case "peer":
 		return count(root, dataplane.OpenRoute, func(r *dataplane.Route) (int, error) { return length(r.State.Peers()) })
 	}

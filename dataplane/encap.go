@@ -3,7 +3,6 @@ package dataplane
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/tunmux/tunmux/maps"
 	"github.com/tunmux/tunmux/netdev"
@@ -30,132 +29,6 @@ func OpenEncap(root *maps.Root) (*Encap, error) {
 	return &Encap{Loaded: l, State: st}, nil
 }
 
-// TunnelResult is what a tunnel write did.
-type TunnelResult struct {
-	Tunnel maps.Tunnel
-	// Warnings are things the operator should know (a redirect target that
-	// could not be made ready, ...).
-	Warnings []string
-}
-
-// PutTunnel validates args and writes the tunnel: with maps.Add it must be
-// new, with maps.Update it must exist (and args replace only the fields
-// given), with maps.Upsert either. Slots for its interfaces are written
-// first; slots the tunnel no longer needs are released after.
-func (e *Encap) PutTunnel(lock *maps.Lock, args maps.TunnelArgs, mode maps.PutMode, netnsName string) (TunnelResult, error) {
-	var res TunnelResult
-	key, keyErr := maps.ParseTunnelKey(args.InnerSrc, args.InnerDst)
-	var old *maps.Tunnel
-	if keyErr == nil {
-		o, err := e.State.GetTunnel(key)
-		switch {
-		case err == nil:
-			old = &o
-		case !errors.Is(err, maps.ErrNotFound):
-			return res, err
-		case mode == maps.Update:
-			// Report malformed flags before the missing key.
-			if ferr := args.FormErrors(); ferr != nil {
-				return res, ferr
-			}
-			return res, err
-		}
-	}
-	var base *maps.Tunnel
-	if mode == maps.Update {
-		base = old // update replaces only the fields given
-	}
-	t, err := args.Parse(base)
-	if err != nil {
-		return res, err
-	}
-	if mode == maps.Add && old != nil {
-		return res, fmt.Errorf("tunnel %s: %w (use tunnel update, or add --replace)", key, maps.ErrExists)
-	}
-
-	err = netdev.Do(netnsName, func() error {
-		ino, err := netdev.CurrentInode()
-		if err != nil {
-			return err
-		}
-		under, err1 := lookupArg("--underlay", t.Underlay, netnsName)
-		over, err2 := lookupArg("--overlay", t.Overlay, netnsName)
-		if err := errors.Join(err1, err2); err != nil {
-			return err
-		}
-		t.UnderlayIndex, t.OverlayIndex = uint32(under.Index), uint32(over.Index)
-		t.OverlayPeerNetns = over.PeerElsewhere()
-		if t.Proto.UsesUDP() && t.SrcMAC == nil {
-			if len(under.MAC) != 6 {
-				return maps.Invalid("--src-mac", "", fmt.Sprintf("is required: %s has no Ethernet address", under.Name), "a unicast MAC address")
-			}
-			t.SrcMAC = under.MAC
-		}
-		// Check both slots before writing either.
-		ifaces := []netdev.Iface{under}
-		if over.Index != under.Index {
-			ifaces = append(ifaces, over)
-		}
-		flags := map[int]string{under.Index: "--underlay", over.Index: "--overlay"}
-		for _, ifc := range ifaces {
-			if err := e.checkIdentitySlot(flags[ifc.Index], ifc, ino); err != nil {
-				return err
-			}
-		}
-		var created []uint32
-		for _, ifc := range ifaces {
-			slot, isNew, warn, err := e.holdIdentitySlot(lock, ifc, ino, netnsName)
-			if warn != "" {
-				res.Warnings = append(res.Warnings, warn)
-			}
-			if err != nil {
-				e.releaseSlots(lock, created)
-				return err
-			}
-			if isNew {
-				created = append(created, slot.In)
-			}
-		}
-		res.Warnings = append(res.Warnings, tunnelWarnings(t, under, over, netnsName)...)
-		if err := e.State.PutTunnel(lock, t, mode); err != nil {
-			e.releaseSlots(lock, created)
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return res, err
-	}
-	if old != nil {
-		for _, idx := range []uint32{old.UnderlayIndex, old.OverlayIndex} {
-			if idx != t.UnderlayIndex && idx != t.OverlayIndex {
-				if err := e.releaseSlotIfUnused(lock, idx); err != nil {
-					res.Warnings = append(res.Warnings, err.Error())
-				}
-			}
-		}
-	}
-	res.Tunnel, err = e.State.GetTunnel(t.TunnelKey)
-	return res, err
-}
-
-// DeleteTunnel removes a tunnel, then releases the slots nothing else holds.
-func (e *Encap) DeleteTunnel(lock *maps.Lock, key maps.TunnelKey) (maps.Tunnel, error) {
-	t, err := e.State.GetTunnel(key)
-	if err != nil {
-		return t, err
-	}
-	if err := e.State.DeleteTunnel(lock, key); err != nil {
-		return t, err
-	}
-	for _, idx := range []uint32{t.UnderlayIndex, t.OverlayIndex} {
-		if err := e.releaseSlotIfUnused(lock, idx); err != nil {
-			return t, err
-		}
-	}
-	return t, nil
-}
-
 // tunnelWarnings says what the operator should know of a tunnel being
 // written, and makes its VLAN tags visible to XDP where it can: tags of a
 // veth underlay, the workload's MTU, critical GENEVE options.
@@ -177,22 +50,6 @@ func tunnelWarnings(t maps.Tunnel, under, over netdev.Iface, netnsName string) [
 	return out
 }
 
-// checkIdentitySlot fails if ifc's slot exists but is not an identity slot
-// of the same namespace.
-func (e *Encap) checkIdentitySlot(flag string, ifc netdev.Iface, ino uint64) error {
-	slot, err := e.State.GetSlot(uint32(ifc.Index))
-	if errors.Is(err, maps.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := identitySlotConflict(ifc, slot, ino); err != nil {
-		return fmt.Errorf("%s %w", flag, err)
-	}
-	return nil
-}
-
 // identitySlotConflict says why a tunnel cannot hold slot as ifc's identity
 // slot: it belongs to another namespace, or sends frames elsewhere.
 func identitySlotConflict(ifc netdev.Iface, slot maps.Slot, ino uint64) error {
@@ -205,52 +62,6 @@ func identitySlotConflict(ifc netdev.Iface, slot maps.Slot, ino uint64) error {
 			ifc.Name, slot.OutName, slot.InName, slot.OutName, ifc.Name, maps.ErrInUse, slot.InName)
 	}
 	return nil
-}
-
-// holdIdentitySlot makes sure ifc has an identity slot, made ready to
-// receive redirected frames. isNew says whether this call created it.
-func (e *Encap) holdIdentitySlot(lock *maps.Lock, ifc netdev.Iface, ino uint64, netnsName string) (slot maps.Slot, isNew bool, warning string, err error) {
-	existing, err := e.State.GetSlot(uint32(ifc.Index))
-	isNew = errors.Is(err, maps.ErrNotFound)
-	if err != nil && !isNew {
-		return slot, false, "", err
-	}
-	slot = maps.Slot{In: uint32(ifc.Index), InName: ifc.Name, Out: uint32(ifc.Index), OutName: ifc.Name, Netns: ino}
-	if !isNew {
-		slot.Explicit = existing.Explicit
-	}
-	slot.Readiness, slot.Peer, warning = makeReady(ifc, netnsName)
-	return slot, isNew, warning, e.State.PutSlot(lock, slot)
-}
-
-// releaseSlots deletes slots created by a write that then failed.
-func (e *Encap) releaseSlots(lock *maps.Lock, ins []uint32) {
-	for _, in := range ins {
-		_ = e.State.DeleteSlot(lock, in)
-	}
-}
-
-// releaseSlotIfUnused deletes an identity slot that no tunnel holds and that
-// `devmap add` did not create.
-func (e *Encap) releaseSlotIfUnused(lock *maps.Lock, in uint32) error {
-	slot, err := e.State.GetSlot(in)
-	if errors.Is(err, maps.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if slot.Explicit {
-		return nil
-	}
-	users, err := e.State.TunnelsUsing(in)
-	if err != nil {
-		return err
-	}
-	if len(users) > 0 {
-		return nil
-	}
-	return e.State.DeleteSlot(lock, in)
 }
 
 // makeReady makes a redirect target accept XDP-redirected frames, and says
@@ -304,43 +115,6 @@ func showVLANTags(ifc netdev.Iface, netnsName string) string {
 	return ""
 }
 
-// AddSlot adds a plain redirect slot: frames that the redirect program
-// receives on in leave on out.
-func (e *Encap) AddSlot(lock *maps.Lock, in, out, netnsName string) (maps.Slot, []string, error) {
-	var slot maps.Slot
-	var warnings []string
-	errs := errors.Join(maps.ValidateIfaceName("IN", in), maps.ValidateIfaceName("OUT", out))
-	if errs != nil {
-		return slot, nil, errs
-	}
-	err := netdev.Do(netnsName, func() error {
-		inIfc, err1 := lookupArg("IN", in, netnsName)
-		outIfc, err2 := lookupArg("OUT", out, netnsName)
-		if err := errors.Join(err1, err2); err != nil {
-			return err
-		}
-		ino, err := netdev.CurrentInode()
-		if err != nil {
-			return err
-		}
-		if existing, err := e.State.GetSlot(uint32(inIfc.Index)); err == nil {
-			return fmt.Errorf("redirect slot %s -> %s: %w", existing.InName, existing.OutName, maps.ErrExists)
-		}
-		slot = maps.Slot{In: uint32(inIfc.Index), InName: inIfc.Name, Out: uint32(outIfc.Index), OutName: outIfc.Name, Netns: ino, Explicit: true}
-		var warn string
-		slot.Readiness, slot.Peer, warn = makeReady(outIfc, netnsName)
-		if warn != "" {
-			warnings = append(warnings, warn)
-		}
-		return e.State.PutSlot(lock, slot)
-	})
-	if err != nil {
-		return slot, warnings, err
-	}
-	slot, err = e.GetSlot(in, netnsName)
-	return slot, warnings, err
-}
-
 // GetSlot returns the slot keyed by interface in, with its tunnels.
 func (e *Encap) GetSlot(in, netnsName string) (maps.Slot, error) {
 	idx, err := e.slotIndex(in, netnsName)
@@ -357,20 +131,6 @@ func (e *Encap) GetSlot(in, netnsName string) (maps.Slot, error) {
 		}
 	}
 	return maps.Slot{}, fmt.Errorf("redirect slot for %s: %w", in, maps.ErrNotFound)
-}
-
-// DeleteSlot removes the plain slot keyed by interface in. A slot that
-// tunnels hold is refused with maps.ErrInUse naming them.
-func (e *Encap) DeleteSlot(lock *maps.Lock, in, netnsName string) (maps.Slot, error) {
-	slot, err := e.GetSlot(in, netnsName)
-	if err != nil {
-		return slot, err
-	}
-	if len(slot.Tunnels) > 0 {
-		return slot, fmt.Errorf("redirect slot %s is used by tunnel %s: %w; delete those tunnels first",
-			slot.InName, strings.Join(slot.Tunnels, ", tunnel "), maps.ErrInUse)
-	}
-	return slot, e.State.DeleteSlot(lock, slot.In)
 }
 
 // slotIndex resolves a slot's interface: by name in the namespace, or, when

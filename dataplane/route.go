@@ -265,53 +265,6 @@ func (r *Route) attachedTo(p Program, ifindex int, ino uint64) bool {
 	return false
 }
 
-// RouteOptions are the parameters of PutRoute.
-type RouteOptions struct {
-	Mode  maps.PutMode
-	Netns string
-}
-
-// ParseRoute validates a route as given: PREFIX and each --nexthop.
-func ParseRoute(prefix string, nexthops []string) (netip.Prefix, []maps.NexthopSpec, error) {
-	p, err1 := maps.ParsePrefix("PREFIX", prefix)
-	specs, err2 := maps.ParseNexthops("--nexthop", nexthops)
-	return p, specs, errors.Join(err1, err2)
-}
-
-// PutRoute adds, updates or replaces the route of prefix with nexthops,
-// resolving each nexthop's device in the namespace.
-func (r *Route) PutRoute(lock *maps.Lock, prefix string, nexthops []string, opts RouteOptions) (maps.Route, error) {
-	p, specs, err := ParseRoute(prefix, nexthops)
-	if err != nil {
-		return maps.Route{}, err
-	}
-	var rt maps.Route
-	err = netdev.Do(opts.Netns, func() error {
-		nhs, err := r.Resolve(specs)
-		if err != nil {
-			return err
-		}
-		rt = maps.Route{Prefix: p, Nexthops: nhs}
-		return r.State.PutRoute(lock, rt, opts.Mode)
-	})
-	return rt, err
-}
-
-// Resolve turns parsed nexthops into what the datapath needs: the device's
-// ifindex and MAC, the inner destination MAC. It runs in the namespace of
-// the devices.
-func (r *Route) Resolve(specs []maps.NexthopSpec) ([]maps.Nexthop, error) {
-	ino, err := netdev.CurrentInode()
-	if err != nil {
-		return nil, err
-	}
-	devs, err := r.State.TunnelDevs()
-	if err != nil {
-		return nil, err
-	}
-	return ResolveNexthops(specs, devs, ino)
-}
-
 // ResolveNexthops resolves nexthops against the registered tunnel devices
 // devs, in the current namespace (inode ino).
 func ResolveNexthops(specs []maps.NexthopSpec, devs []maps.TunnelDev, ino uint64) ([]maps.Nexthop, error) {
@@ -404,54 +357,6 @@ func NameDevs(netnsName string, rs []maps.Route) error {
 		}
 		return nil
 	})
-}
-
-// PeerOptions are the parameters of SetPeer, as given ("" keeps the value
-// the peer has, or the default: up, no probe port).
-type PeerOptions struct {
-	Health    string
-	ProbePort string
-}
-
-// SetPeer sets a peer's health and probe port: every nexthop to it follows
-// with this one update.
-func (r *Route) SetPeer(lock *maps.Lock, remote string, opts PeerOptions) (maps.Peer, error) {
-	var errs []error
-	a, err := maps.ParsePeerAddr("REMOTE", remote)
-	errs = append(errs, err)
-	var down, setDown bool
-	if opts.Health != "" {
-		d, err := maps.ParseHealth(opts.Health)
-		errs = append(errs, err)
-		down, setDown = d, true
-	}
-	var port uint16
-	if opts.ProbePort != "" {
-		n, ierr := maps.ParseUint("--probe-port", opts.ProbePort, 0, 65535)
-		if ierr != nil {
-			ierr.Accepted = "1..65535, or 0 for none"
-			errs = append(errs, ierr)
-		}
-		port = uint16(n)
-	}
-	if opts.Health == "" && opts.ProbePort == "" {
-		errs = append(errs, maps.Invalid("--health", "", "is required (or --probe-port)", "up|down"))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return maps.Peer{}, err
-	}
-	p, err := r.State.Peer(a)
-	if err != nil && !errors.Is(err, maps.ErrNotFound) {
-		return p, err
-	}
-	if setDown {
-		p.Down = down
-	}
-	if opts.ProbePort != "" {
-		p.ProbePort = port
-	}
-	p.Remote = a
-	return p, r.State.SetPeer(lock, p)
 }
 
 // PeerReport is a peer as `peer list` shows it: its entry, if any, and the

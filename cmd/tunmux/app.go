@@ -205,62 +205,6 @@ func (a *app) mutate(create bool, dp *dataplane.Dataplane, fn func(*maps.Lock) e
 	return fn(lock)
 }
 
-// readEncap runs fn on the loaded encap dataplane, without the lock.
-func (a *app) readEncap(fn func(*dataplane.Encap) error) error {
-	e, err := dataplane.OpenEncap(a.root())
-	if err != nil {
-		return err
-	}
-	defer e.Close()
-	return fn(e)
-}
-
-// writeDataplane runs fn on a loaded dataplane, holding the lock.
-func (a *app) writeDataplane(dp *dataplane.Dataplane, fn func(*maps.Lock, *dataplane.Loaded) error) error {
-	return a.mutate(false, dp, func(lock *maps.Lock) error {
-		l, err := dataplane.Open(lock.Root(), dp)
-		if err != nil {
-			return err
-		}
-		defer l.Close()
-		return fn(lock, l)
-	})
-}
-
-// writeEncap runs fn on the loaded encap dataplane, holding the lock.
-func (a *app) writeEncap(fn func(*maps.Lock, *dataplane.Encap) error) error {
-	return a.mutate(false, dataplane.EncapDataplane, func(lock *maps.Lock) error {
-		e, err := dataplane.OpenEncap(lock.Root())
-		if err != nil {
-			return err
-		}
-		defer e.Close()
-		return fn(lock, e)
-	})
-}
-
-// readL2TP runs fn on the loaded l2tp dataplane, without the lock.
-func (a *app) readL2TP(fn func(*dataplane.L2TP) error) error {
-	l, err := dataplane.OpenL2TP(a.root())
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-	return fn(l)
-}
-
-// writeL2TP runs fn on the loaded l2tp dataplane, holding the lock.
-func (a *app) writeL2TP(fn func(*maps.Lock, *dataplane.L2TP) error) error {
-	return a.mutate(false, dataplane.L2TPDataplane, func(lock *maps.Lock) error {
-		l, err := dataplane.OpenL2TP(lock.Root())
-		if err != nil {
-			return err
-		}
-		defer l.Close()
-		return fn(lock, l)
-	})
-}
-
 // jsonOf encodes v as JSON.
 func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }
 

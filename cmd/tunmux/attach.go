@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tunmux/tunmux/apply"
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/maps"
 	"github.com/tunmux/tunmux/netdev"
@@ -85,23 +86,22 @@ decap-tc), 'tunmux status' shows each link's hook.`,
 			if err := maps.ValidateIfaceName("IFACE", args[1]); err != nil {
 				return err
 			}
-			var res dataplane.AttachResult
-			err = a.writeDataplane(dp, func(lock *maps.Lock, l *dataplane.Loaded) error {
-				var err error
-				res, err = l.Attach(lock, args[0], args[1], dataplane.AttachOptions{Netns: a.netns, Mode: mode, Hook: hook})
-				return err
-			})
-			a.warn(res.Warnings...)
+			doc := &apply.Document{Attach: &apply.AttachSection{Entries: one(apply.AttachArgs{Program: args[0], Iface: args[1], Hook: hook, Mode: mode})}}
+			res, err := a.edit(dp, doc, apply.Create, attachNames, nil, nil)
 			if err != nil {
 				return err
 			}
-			return a.printer.Print(attachView(res))
+			return a.printer.Print(attachView(res.Done.Attach.Attached[0]))
 		},
 	}
 	cmd.Flags().StringVar(&mode, "mode", "", "XDP attach mode: native (the default) or generic; XDP programs only")
 	cmd.Flags().StringVar(&hook, "hook", "", "encap, decap: xdp (the default) or tc (TC ingress: keeps GSO)")
 	return cmd
 }
+
+// attachNames are what errors call an attachment's fields: the arguments
+// of attach PROGRAM IFACE.
+var attachNames = map[string]string{"program": "PROGRAM", "iface": "IFACE"}
 
 type attachView dataplane.AttachResult
 
@@ -132,16 +132,12 @@ Programs:
 			if err := maps.ValidateIfaceName("IFACE", args[1]); err != nil {
 				return err
 			}
-			var res dataplane.DetachResult
-			err = a.writeDataplane(dp, func(lock *maps.Lock, l *dataplane.Loaded) error {
-				var err error
-				res, err = l.Detach(lock, args[0], args[1], a.netns)
-				return err
-			})
+			doc := &apply.Document{Attach: &apply.AttachSection{Entries: one(apply.AttachArgs{Program: args[0], Iface: args[1]})}}
+			res, err := a.edit(dp, doc, apply.Remove, attachNames, nil, nil)
 			if err != nil {
 				return err
 			}
-			return a.printer.Print(detachView(res))
+			return a.printer.Print(detachView(res.Done.Attach.Detached[0]))
 		},
 	}
 }

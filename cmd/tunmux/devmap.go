@@ -70,9 +70,7 @@ func (a *app) devmapDelCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var slot maps.Slot
 			doc := &apply.Document{Encap: &apply.EncapSection{Devmap: one(apply.SlotArgs{In: args[0]})}}
-			// The slot as it was, if its interface is still known by name.
-			before := func(root *maps.Root) error { _ = a.getSlot(args[0], &slot)(root); return nil }
-			if _, err := a.edit(dataplane.EncapDataplane, doc, apply.Remove, slotNames, before, nil); err != nil {
+			if _, err := a.edit(dataplane.EncapDataplane, doc, apply.Remove, slotNames, a.getSlot(args[0], &slot), nil); err != nil {
 				return err
 			}
 			return a.printer.Print(deletedSlot(slot))

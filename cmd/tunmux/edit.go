@@ -16,9 +16,9 @@ func (a *app) edit(dp *dataplane.Dataplane, doc *apply.Document, mode apply.Mode
 	var res apply.Result
 	err := a.mutate(false, dp, func(lock *maps.Lock) error {
 		if before != nil {
-			if err := before(lock.Root()); err != nil {
-				return err
-			}
+			// What the output needs of the entry as it was; if it cannot be
+			// read, the write's own checks say why.
+			_ = before(lock.Root())
 		}
 		var err error
 		res, err = apply.Apply(lock.Root(), lock, "", doc, apply.Options{Netns: a.netns, Mode: mode, Names: names, Version: version})

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/tunmux/tunmux/apply"
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/maps"
 	"github.com/tunmux/tunmux/netdev"
@@ -40,21 +41,23 @@ func (a *app) sessionPutCommand(verb string) *cobra.Command {
 		Use:  verb + " --session-id N [flags]",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			mode := maps.Add
+			mode := apply.Create
 			if verb == "update" {
-				mode = maps.Update
+				mode = apply.Modify
 			}
-			var res dataplane.SessionResult
-			err := a.writeL2TP(func(lock *maps.Lock, l *dataplane.L2TP) error {
-				var err error
-				res, err = l.PutSession(lock, args, mode, a.netns)
-				return err
+			var s maps.Session
+			doc := &apply.Document{L2TP: &apply.L2TPSection{Sessions: one(args)}}
+			_, err := a.edit(dataplane.L2TPDataplane, doc, mode, nil, nil, func(*maps.Root) error {
+				id, err := maps.ParseSessionID("--session-id", args.SessionID)
+				if err != nil {
+					return err
+				}
+				return a.getSession(id, &s)(nil)
 			})
-			a.warn(res.Warnings...)
 			if err != nil {
 				return err
 			}
-			return a.printer.Print(sessionDetail(res.Session))
+			return a.printer.Print(sessionDetail(s))
 		},
 	}
 	if verb == "add" {
@@ -116,22 +119,13 @@ func (a *app) sessionKeyCommand(verb string) *cobra.Command {
 			}
 			var s maps.Session
 			if verb == "get" {
-				err = a.readL2TP(func(l *dataplane.L2TP) error {
-					var err error
-					s, err = l.State.GetSession(sid)
-					return err
-				})
-				if err != nil {
+				if err := a.getSession(sid, &s)(nil); err != nil {
 					return err
 				}
 				return a.printer.Print(sessionDetail(s))
 			}
-			err = a.writeL2TP(func(lock *maps.Lock, l *dataplane.L2TP) error {
-				var err error
-				s, err = l.DeleteSession(lock, sid)
-				return err
-			})
-			if err != nil {
+			doc := &apply.Document{L2TP: &apply.L2TPSection{Sessions: one(maps.SessionArgs{SessionID: id})}}
+			if _, err := a.edit(dataplane.L2TPDataplane, doc, apply.Remove, nil, a.getSession(sid, &s), nil); err != nil {
 				return err
 			}
 			return a.printer.Print(deletedSession(s))
@@ -156,7 +150,7 @@ func (a *app) sessionListCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := []maps.Session{}
-			err := a.readL2TP(func(l *dataplane.L2TP) error {
+			err := read(a, dataplane.OpenL2TP, func(l *dataplane.L2TP) error {
 				list, err := l.State.ListSessions()
 				out = append(out, list...)
 				return err
@@ -225,4 +219,15 @@ func (s deletedSession) MarshalJSON() ([]byte, error) { return maps.Session(s).M
 func (s deletedSession) Text() string {
 	x := maps.Session(s)
 	return fmt.Sprintf("deleted session %d (%s, %s)", x.ID, x.Encap, netdev.Describe("", x.EthIface))
+}
+
+// getSession returns a read of session id into s.
+func (a *app) getSession(id uint32, s *maps.Session) func(*maps.Root) error {
+	return func(*maps.Root) error {
+		return read(a, dataplane.OpenL2TP, func(l *dataplane.L2TP) error {
+			var err error
+			*s, err = l.State.GetSession(id)
+			return err
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tunmux/tunmux/apply"
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/maps"
 )
@@ -44,12 +45,15 @@ ingress program is attached (and removed from a previous carrier).`,
 		Example: "  tunmux mux carrier set wg0\n  tunmux mux carrier set eth1 --peer-mac 02:00:00:00:00:02 --on-miss pass",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Netns = a.netns
 			var c maps.Carrier
-			err := a.writeMux(func(lock *maps.Lock, m *dataplane.Mux) error {
-				var err error
-				c, err = m.SetCarrier(lock, args[0], opts)
-				return err
+			carrier := &apply.Entry[apply.CarrierArgs]{Args: apply.CarrierArgs{Iface: args[0], OnMiss: opts.OnMiss, PeerMAC: opts.PeerMAC}}
+			doc := &apply.Document{Mux: &apply.MuxSection{Carrier: carrier}}
+			_, err := a.edit(dataplane.MuxDataplane, doc, apply.Replace, map[string]string{"iface": "IFACE"}, nil, func(*maps.Root) error {
+				return read(a, dataplane.OpenMux, func(m *dataplane.Mux) error {
+					var err error
+					c, _, err = m.State.Carrier()
+					return err
+				})
 			})
 			if err != nil {
 				return err
@@ -72,7 +76,7 @@ func (a *app) muxCarrierShowCommand() *cobra.Command {
 				c  maps.Carrier
 				ok bool
 			)
-			err := a.readMux(func(m *dataplane.Mux) error {
+			err := read(a, dataplane.OpenMux, func(m *dataplane.Mux) error {
 				var err error
 				c, ok, err = m.State.Carrier()
 				return err
@@ -119,14 +123,13 @@ or an interface already used is an error naming the member that has it.`,
 		Example: "  tunmux mux member add m1 --label 1 --create\n  tunmux mux member add wg-site2 --label 2",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Netns = a.netns
 			var mem maps.Member
-			err := a.writeMux(func(lock *maps.Lock, m *dataplane.Mux) error {
-				var err error
-				mem, err = m.AddMember(lock, args[0], opts)
-				return err
-			})
-			if err != nil {
+			member := apply.MemberArgs{Name: args[0], Label: opts.Label, MTU: opts.MTU}
+			if opts.Create {
+				member.Create = "true"
+			}
+			doc := &apply.Document{Mux: &apply.MuxSection{Members: one(member)}}
+			if _, err := a.edit(dataplane.MuxDataplane, doc, apply.Create, memberNames, nil, a.getMember(args[0], &mem)); err != nil {
 				return err
 			}
 			return a.printer.Print(memberTable{mem})
@@ -146,12 +149,8 @@ func (a *app) muxMemberDelCommand() *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var mem maps.Member
-			err := a.writeMux(func(lock *maps.Lock, m *dataplane.Mux) error {
-				var err error
-				mem, err = m.DeleteMember(lock, args[0], a.netns)
-				return err
-			})
-			if err != nil {
+			doc := &apply.Document{Mux: &apply.MuxSection{Members: one(apply.MemberArgs{Name: args[0]})}}
+			if _, err := a.edit(dataplane.MuxDataplane, doc, apply.Remove, memberNames, a.getMember(args[0], &mem), nil); err != nil {
 				return err
 			}
 			return a.printer.Print(deletedMember(mem))
@@ -167,7 +166,7 @@ func (a *app) muxMemberListCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := []maps.Member{}
-			err := a.readMux(func(m *dataplane.Mux) error {
+			err := read(a, dataplane.OpenMux, func(m *dataplane.Mux) error {
 				list, err := m.State.Members()
 				out = append(out, list...)
 				return err
@@ -210,24 +209,17 @@ func (m deletedMember) Text() string {
 	return s
 }
 
-// readMux runs fn on the loaded mux dataplane, without the lock.
-func (a *app) readMux(fn func(*dataplane.Mux) error) error {
-	m, err := dataplane.OpenMux(a.root())
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	return fn(m)
-}
+// memberNames are what errors call a member's name: the argument of mux
+// member add NAME.
+var memberNames = map[string]string{"name": "NAME"}
 
-// writeMux runs fn on the loaded mux dataplane, holding the lock.
-func (a *app) writeMux(fn func(*maps.Lock, *dataplane.Mux) error) error {
-	return a.mutate(false, dataplane.MuxDataplane, func(lock *maps.Lock) error {
-		m, err := dataplane.OpenMux(lock.Root())
-		if err != nil {
+// getMember returns a read of member name into mem.
+func (a *app) getMember(name string, mem *maps.Member) func(*maps.Root) error {
+	return func(*maps.Root) error {
+		return read(a, dataplane.OpenMux, func(m *dataplane.Mux) error {
+			var err error
+			*mem, err = m.State.Member(name)
 			return err
-		}
-		defer m.Close()
-		return fn(lock, m)
-	})
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tunmux/tunmux/apply"
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/hrw"
 	"github.com/tunmux/tunmux/maps"
@@ -47,26 +48,36 @@ func (a *app) routePutCommand(verb string) *cobra.Command {
 		Use:  verb + " PREFIX --nexthop REMOTE[,vni=N][,weight=W][,dev=IFACE][,proto=vxlan|geneve|none][,mac=MAC] ...",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, _, err := dataplane.ParseRoute(args[0], nexthops); err != nil {
-				return err
-			}
-			mode := maps.Add
+			mode := apply.Create
 			switch {
 			case verb == "update":
-				mode = maps.Update
+				mode = apply.Modify
 			case replace:
-				mode = maps.Upsert
+				mode = apply.Replace
 			}
 			var (
 				rt   maps.Route
 				down func(netip.Addr) bool
 			)
-			err := a.writeRoute(func(lock *maps.Lock, r *dataplane.Route) error {
-				var err error
-				if rt, err = r.PutRoute(lock, args[0], nexthops, dataplane.RouteOptions{Mode: mode, Netns: a.netns}); err != nil {
+			doc := &apply.Document{Route: &apply.RouteSection{Routes: one(apply.RouteArgs{Prefix: args[0], Nexthops: nexthops})}}
+			_, err := a.edit(dataplane.RouteDataplane, doc, mode, routeNames, nil, func(*maps.Root) error {
+				p, err := maps.ParsePrefix("PREFIX", args[0])
+				if err != nil {
 					return err
 				}
-				down, err = r.Health()
+				err = read(a, dataplane.OpenRoute, func(r *dataplane.Route) error {
+					if rt, err = r.State.Get(p); err != nil {
+						return err
+					}
+					down, err = r.Health()
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				rs := []maps.Route{rt}
+				err = dataplane.NameDevs(a.netns, rs)
+				rt = rs[0]
 				return err
 			})
 			if err != nil {
@@ -133,7 +144,7 @@ protocols with ports (default 0). A flow that no nexthop can take shows none.`,
 				chosen = -1
 				probe  bool
 			)
-			err = a.readRoute(func(r *dataplane.Route) error {
+			err = read(a, dataplane.OpenRoute, func(r *dataplane.Route) error {
 				var err error
 				if isAddr {
 					rt, err = r.State.Lookup(p.Addr())
@@ -235,10 +246,8 @@ func (a *app) routeDelCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			err = a.writeRoute(func(lock *maps.Lock, r *dataplane.Route) error {
-				return r.State.DeleteRoute(lock, p)
-			})
-			if err != nil {
+			doc := &apply.Document{Route: &apply.RouteSection{Routes: one(apply.RouteArgs{Prefix: args[0]})}}
+			if _, err := a.edit(dataplane.RouteDataplane, doc, apply.Remove, routeNames, nil, nil); err != nil {
 				return err
 			}
 			return a.printer.Print(textResult{Message: "deleted route " + p.String(), Prefix: p.String()})
@@ -257,7 +266,7 @@ func (a *app) routeListCommand() *cobra.Command {
 				rs   []maps.Route
 				down func(netip.Addr) bool
 			)
-			err := a.readRoute(func(r *dataplane.Route) error {
+			err := read(a, dataplane.OpenRoute, func(r *dataplane.Route) error {
 				var err error
 				if rs, err = r.State.Routes(); err != nil {
 					return err
@@ -392,28 +401,19 @@ on into the TUN device, which has no reader and drops them (counted).`,
 			if routes && (topts.Local != "" || topts.Port != "") {
 				return maps.Invalid("--routes", "", "takes no --local or --port (they are tunnel device settings)", "--routes [--mtu M]")
 			}
+			dev := apply.DeviceArgs{Name: args[0], Proto: topts.Proto, Local: topts.Local, Port: topts.Port, MTU: topts.MTU}
 			if routes {
-				var ifc netdev.Iface
-				err := a.writeRoute(func(lock *maps.Lock, r *dataplane.Route) error {
-					var err error
-					ifc, err = r.CreateRoutesDev(lock, args[0], dataplane.RoutesDevOptions{MTU: topts.MTU, Netns: a.netns})
-					return err
-				})
-				if err != nil {
-					return err
-				}
-				return a.printer.Print(devView{Name: ifc.Name, Kind: "routes", Ifindex: uint32(ifc.Index), MTU: ifc.MTU})
+				dev.Routes = "true"
 			}
-			var d maps.TunnelDev
-			err := a.writeRoute(func(lock *maps.Lock, r *dataplane.Route) error {
-				var err error
-				d, err = r.CreateTunnelDev(lock, args[0], topts)
-				return err
-			})
+			doc := &apply.Document{Route: &apply.RouteSection{Devices: one(dev)}}
+			res, err := a.edit(dataplane.RouteDataplane, doc, apply.Create, devNames, nil, nil)
 			if err != nil {
 				return err
 			}
-			return a.printer.Print(tunnelDevView(d, a.netns))
+			if made := res.Done.Devices.Routes; len(made) == 1 {
+				return a.printer.Print(devView{Name: made[0].Name, Kind: "routes", Ifindex: uint32(made[0].Index), MTU: made[0].MTU})
+			}
+			return a.printer.Print(tunnelDevView(res.Done.Devices.Tunnel[0], a.netns))
 		},
 	}
 	cmd.Flags().StringVar(&topts.Proto, "proto", "", "a tunnel device: vxlan|geneve")
@@ -472,15 +472,12 @@ program is detached, then the device deleted).`,
 		Example: "  tunmux route dev del rt0\n  tunmux route dev del vxlan0",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var res dataplane.DevDeleteResult
-			err := a.writeRoute(func(lock *maps.Lock, r *dataplane.Route) error {
-				var err error
-				res, err = r.DeleteDev(lock, args[0], a.netns)
-				return err
-			})
+			doc := &apply.Document{Route: &apply.RouteSection{Devices: one(apply.DeviceArgs{Name: args[0]})}}
+			done, err := a.edit(dataplane.RouteDataplane, doc, apply.Remove, devNames, nil, nil)
 			if err != nil {
 				return err
 			}
+			res := done.Done.Devices.Deleted[0]
 			return a.printer.Print(textResult{Message: fmt.Sprintf("deleted %s device %s", res.Kind, res.Name), Name: res.Name, Kind: res.Kind})
 		},
 	}
@@ -494,7 +491,7 @@ func (a *app) routeDevListCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := devTable{}
-			err := a.readRoute(func(r *dataplane.Route) error {
+			err := read(a, dataplane.OpenRoute, func(r *dataplane.Route) error {
 				devs, err := r.State.TunnelDevs()
 				if err != nil {
 					return err
@@ -566,7 +563,7 @@ health checker sees it come back.`,
 }
 
 func (a *app) peerSetCommand() *cobra.Command {
-	var opts dataplane.PeerOptions
+	var opts struct{ Health, ProbePort string }
 	cmd := &cobra.Command{
 		Use:     "set REMOTE --health up|down [--probe-port N]",
 		Short:   "Mark a peer up or down (and set its probe port)",
@@ -574,13 +571,16 @@ func (a *app) peerSetCommand() *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var rep dataplane.PeerReport
-			err := a.writeRoute(func(lock *maps.Lock, r *dataplane.Route) error {
-				p, err := r.SetPeer(lock, args[0], opts)
+			doc := &apply.Document{Route: &apply.RouteSection{Peers: one(apply.PeerArgs{Remote: args[0], Health: opts.Health, ProbePort: opts.ProbePort})}}
+			_, err := a.edit(dataplane.RouteDataplane, doc, apply.Replace, peerNames, nil, func(*maps.Root) error {
+				addr, err := maps.ParsePeerAddr("REMOTE", args[0])
 				if err != nil {
 					return err
 				}
-				rep, err = r.PeerReport(p.Remote)
-				return err
+				return read(a, dataplane.OpenRoute, func(r *dataplane.Route) error {
+					rep, err = r.PeerReport(addr)
+					return err
+				})
 			})
 			if err != nil {
 				return err
@@ -605,7 +605,7 @@ func (a *app) peerGetCommand() *cobra.Command {
 				return err
 			}
 			var rep dataplane.PeerReport
-			err = a.readRoute(func(r *dataplane.Route) error {
+			err = read(a, dataplane.OpenRoute, func(r *dataplane.Route) error {
 				if _, err := r.State.Peer(addr); err != nil {
 					return err
 				}
@@ -632,10 +632,8 @@ func (a *app) peerDelCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			err = a.writeRoute(func(lock *maps.Lock, r *dataplane.Route) error {
-				return r.State.DeletePeer(lock, addr)
-			})
-			if err != nil {
+			doc := &apply.Document{Route: &apply.RouteSection{Peers: one(apply.PeerArgs{Remote: args[0]})}}
+			if _, err := a.edit(dataplane.RouteDataplane, doc, apply.Remove, peerNames, nil, nil); err != nil {
 				return err
 			}
 			return a.printer.Print(textResult{Message: "removed the health entry of peer " + addr.String() + " (it counts as up)", Name: addr.String()})
@@ -651,7 +649,7 @@ func (a *app) peerListCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var reps []dataplane.PeerReport
-			err := a.readRoute(func(r *dataplane.Route) error {
+			err := read(a, dataplane.OpenRoute, func(r *dataplane.Route) error {
 				var err error
 				reps, err = r.PeerReports()
 				return err
@@ -704,24 +702,9 @@ func (v peerView) Rows() [][]string { return peerTable{dataplane.PeerReport(v)}.
 
 func (v peerView) MarshalJSON() ([]byte, error) { return jsonOf(dataplane.PeerReport(v).JSON()) }
 
-// readRoute runs fn on the loaded route dataplane, without the lock.
-func (a *app) readRoute(fn func(*dataplane.Route) error) error {
-	r, err := dataplane.OpenRoute(a.root())
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	return fn(r)
-}
-
-// writeRoute runs fn on the loaded route dataplane, holding the lock.
-func (a *app) writeRoute(fn func(*maps.Lock, *dataplane.Route) error) error {
-	return a.mutate(false, dataplane.RouteDataplane, func(lock *maps.Lock) error {
-		r, err := dataplane.OpenRoute(lock.Root())
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		return fn(lock, r)
-	})
-}
+// What errors call the fields the route commands take as arguments.
+var (
+	routeNames = map[string]string{"prefix": "PREFIX"}
+	devNames   = map[string]string{"name": "NAME"}
+	peerNames  = map[string]string{"remote": "REMOTE"}
+)

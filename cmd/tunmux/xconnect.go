@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tunmux/tunmux/apply"
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/maps"
 )
@@ -37,17 +38,12 @@ An interface already in a pair is an error naming the pair.`,
 		Example: "  tunmux xconnect add veth1 veth2\n  tunmux --netns lab xconnect add eth1 eth2 --mode generic",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var res dataplane.PairResult
-			err := a.writeXconnect(func(lock *maps.Lock, x *dataplane.Xconnect) error {
-				var err error
-				res, err = x.AddPair(lock, args[0], args[1], a.netns, mode)
-				return err
-			})
-			a.warn(res.Warnings...)
-			if err != nil {
+			var p maps.Pair
+			doc := &apply.Document{Xconnect: &apply.XconnectSection{Pairs: one(apply.PairArgs{A: args[0], B: args[1], Mode: mode})}}
+			if _, err := a.edit(dataplane.XconnectDataplane, doc, apply.Create, pairNames, nil, a.getPair(args[0], &p)); err != nil {
 				return err
 			}
-			return a.printer.Print(pairTable{res.Pair})
+			return a.printer.Print(pairTable{p})
 		},
 	}
 	cmd.Flags().StringVar(&mode, "mode", "", "XDP attach mode of both ends: native (the default) or generic")
@@ -62,12 +58,8 @@ func (a *app) xconnectDelCommand() *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var p maps.Pair
-			err := a.writeXconnect(func(lock *maps.Lock, x *dataplane.Xconnect) error {
-				var err error
-				p, err = x.DeletePair(lock, args[0], a.netns)
-				return err
-			})
-			if err != nil {
+			doc := &apply.Document{Xconnect: &apply.XconnectSection{Pairs: one(apply.PairArgs{A: args[0]})}}
+			if _, err := a.edit(dataplane.XconnectDataplane, doc, apply.Remove, map[string]string{"a": "IFACE"}, a.getPair(args[0], &p), nil); err != nil {
 				return err
 			}
 			return a.printer.Print(deletedPair(p))
@@ -83,7 +75,7 @@ func (a *app) xconnectListCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var pairs []maps.Pair
-			err := a.readXconnect(func(x *dataplane.Xconnect) error {
+			err := read(a, dataplane.OpenXconnect, func(x *dataplane.Xconnect) error {
 				var err error
 				pairs, err = x.State.ListPairs()
 				return err
@@ -121,24 +113,17 @@ type deletedPair maps.Pair
 
 func (p deletedPair) Text() string { return "removed pair " + maps.Pair(p).Key() }
 
-// readXconnect runs fn on the loaded xconnect dataplane, without the lock.
-func (a *app) readXconnect(fn func(*dataplane.Xconnect) error) error {
-	x, err := dataplane.OpenXconnect(a.root())
-	if err != nil {
-		return err
-	}
-	defer x.Close()
-	return fn(x)
-}
+// pairNames are what errors call the ends of a pair: the arguments of
+// xconnect add IFACE_A IFACE_B.
+var pairNames = map[string]string{"a": "IFACE_A", "b": "IFACE_B"}
 
-// writeXconnect runs fn on the loaded xconnect dataplane, holding the lock.
-func (a *app) writeXconnect(fn func(*maps.Lock, *dataplane.Xconnect) error) error {
-	return a.mutate(false, dataplane.XconnectDataplane, func(lock *maps.Lock) error {
-		x, err := dataplane.OpenXconnect(lock.Root())
-		if err != nil {
+// getPair returns a read of the pair iface is in into p.
+func (a *app) getPair(iface string, p *maps.Pair) func(*maps.Root) error {
+	return func(*maps.Root) error {
+		return read(a, dataplane.OpenXconnect, func(x *dataplane.Xconnect) error {
+			var err error
+			*p, err = x.PairOfName(iface, a.netns)
 			return err
-		}
-		defer x.Close()
-		return fn(lock, x)
-	})
+		})
+	}
 }
