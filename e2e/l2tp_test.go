@@ -29,10 +29,12 @@ func TestL2TPPseudowire(t *testing.T) {
 			ns := func(n string) *testnet.Netns { return &testnet.Netns{Name: prefix + n} }
 			under := map[int][2]string{4: {"172.16.0.1", "172.16.0.2"}, 6: {"fd00::1", "fd00::2"}}[c.family]
 			var overhead int
+			var nodes [3][]string
 			for n := 1; n <= 2; n++ {
 				root := testnet.BPFRoot(t, func(root string) { testnet.Tunmux(bin, "--bpffs", root, "unload", "l2tp") })
+				nodes[n] = []string{"--bpffs", root, "--netns", fmt.Sprintf("%sl%d", prefix, n)}
 				tm := func(args ...string) testnet.Result {
-					return testnet.MustTunmux(t, bin, append([]string{"--bpffs", root, "--netns", fmt.Sprintf("%sl%d", prefix, n)}, args...)...)
+					return testnet.MustTunmux(t, bin, append(nodes[n], args...)...)
 				}
 				tm("load", "l2tp")
 				tm("attach", "l2tp-encap", "eth1")
@@ -71,6 +73,14 @@ func TestL2TPPseudowire(t *testing.T) {
 			tcpTransfer(t, ns("a"), ns("b"), "10.1.0.2")
 			tcpTransfer(t, ns("b"), ns("a"), "10.1.0.1")
 			tcpTransfer(t, ns("a"), ns("b"), "fd01::2")
+			// The export contract: both LCCEs' state goes through a file,
+			// unload --all and apply, and the pseudowire carries again.
+			for n := 1; n <= 2; n++ {
+				testnet.Restore(t, bin, nodes[n], nil)
+			}
+			pingUntil(t, ns("a"), "10.1.0.2")
+			pingUntil(t, ns("b"), "fd01::1")
+			tcpTransfer(t, ns("a"), ns("b"), "10.1.0.2")
 		})
 	}
 }

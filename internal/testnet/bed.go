@@ -37,10 +37,24 @@ func NewBed(t testing.TB, bin string) *Bed {
 // NS returns one of the testbed's namespaces: w1, h1, wire, h2 or w2.
 func (b *Bed) NS(name string) *Netns { return &Netns{Name: b.Prefix + name} }
 
+// Args are the global flags of tunmux for node n: its root and namespace.
+func (b *Bed) Args(n int) []string {
+	return []string{"--bpffs", b.Roots[n], "--netns", fmt.Sprintf("%sh%d", b.Prefix, n)}
+}
+
 // Tunmux runs tunmux for node n in its host namespace and requires exit 0.
 func (b *Bed) Tunmux(n int, args ...string) Result {
 	b.T.Helper()
-	return MustTunmux(b.T, b.Bin, append([]string{"--bpffs", b.Roots[n], "--netns", fmt.Sprintf("%sh%d", b.Prefix, n)}, args...)...)
+	return MustTunmux(b.T, b.Bin, append(b.Args(n), args...)...)
+}
+
+// Rebuild deletes the testbed's namespaces and makes them again, as a
+// reboot would: the same names and addresses, new interfaces.
+func (b *Bed) Rebuild() {
+	b.T.Helper()
+	script := filepath.Join(TopDir(), "scripts", "testbed.sh")
+	Run(b.T, "bash", script, "down", b.Prefix)
+	Run(b.T, "bash", script, "up", b.Prefix)
 }
 
 // TunmuxNode makes node n a tunmux endpoint of one tunnel to the other
