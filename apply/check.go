@@ -176,6 +176,30 @@ func parseBool(flag, s string) (bool, error) {
 	return b, nil
 }
 
+// deviceConfig parses the addresses and kernel routes of a device the
+// document creates.
+func deviceConfig[T any](c *checker, e Entry[T], addresses, routes []string) (dataplane.DeviceConfig, bool) {
+	var cfg dataplane.DeviceConfig
+	ok := true
+	for _, a := range addresses {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			ok = !fail(c, e, maps.Invalid("--address", a, "is not an address with its prefix length", "a CIDR like 10.0.0.1/24 or fd00::1/64")) && ok
+			continue
+		}
+		cfg.Addresses = append(cfg.Addresses, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()))
+	}
+	for _, r := range routes {
+		kr, err := netdev.ParseKernelRoute(r)
+		if err != nil {
+			ok = !fail(c, e, maps.Invalid("--kernel-route", r, err.Error(), "PREFIX [via GATEWAY] [src ADDRESS]")) && ok
+			continue
+		}
+		cfg.Routes = append(cfg.Routes, kr)
+	}
+	return cfg, ok
+}
+
 // checkLoad validates the load section: known dataplanes, capacities.
 func (c *checker) checkLoad(sec *LoadSection, d *desired) error {
 	if sec == nil {
@@ -342,7 +366,12 @@ func (c *checker) checkMux(sec *MuxSection, d *desired) error {
 			if _, ok := lookup(c, e, "name", a.Name); !ok {
 				bad = true
 			}
+			if len(a.Address)+len(a.KernelRoute) > 0 {
+				bad = fail(c, e, maps.Invalid("--address", strings.Join(append(a.Address, a.KernelRoute...), " "), "is only valid with --create (an adopted interface is configured by its owner)", "omit it, or add --create"))
+			}
 		}
+		cfg, ok := deviceConfig(c, e, a.Address, a.KernelRoute)
+		bad = bad || !ok
 		if bad {
 			continue
 		}
@@ -363,7 +392,7 @@ func (c *checker) checkMux(sec *MuxSection, d *desired) error {
 			continue
 		}
 		labels[label], names[a.Name] = e.Line, e.Line
-		d.members = append(d.members, dataplane.DesiredMember{Name: a.Name, Label: strconv.Itoa(int(label)), Create: create, MTU: a.MTU, Line: e.Line})
+		d.members = append(d.members, dataplane.DesiredMember{Name: a.Name, Label: strconv.Itoa(int(label)), Create: create, MTU: a.MTU, Config: cfg, Line: e.Line})
 	}
 	return nil
 }
@@ -414,7 +443,8 @@ func (c *checker) checkDevices(sec *RouteSection, d *desired) error {
 				bad = fail(c, e, err) || bad
 			}
 		}
-		if bad {
+		cfg, ok := deviceConfig(c, e, a.Address, a.KernelRoute)
+		if bad || !ok {
 			continue
 		}
 		if first, dup := names[a.Name]; dup {
@@ -433,7 +463,7 @@ func (c *checker) checkDevices(sec *RouteSection, d *desired) error {
 		if ad, err := maps.ParsePeerAddr("--local", a.Local); err == nil {
 			local = ad.String()
 		}
-		d.devices = append(d.devices, dataplane.DesiredDevice{Name: a.Name, Routes: routes, Line: e.Line,
+		d.devices = append(d.devices, dataplane.DesiredDevice{Name: a.Name, Routes: routes, Line: e.Line, Config: cfg,
 			Tunnel: dataplane.TunnelDevOptions{Proto: a.Proto, Local: local, Port: a.Port, MTU: a.MTU}})
 		if c.mode == Sync {
 			c.created[a.Name] = true

@@ -101,8 +101,9 @@ type XconnectOut struct {
 
 // PairOut is a cross-connected pair.
 type PairOut struct {
-	A string `yaml:"a" json:"a"`
-	B string `yaml:"b" json:"b"`
+	A    string `yaml:"a" json:"a"`
+	B    string `yaml:"b" json:"b"`
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
 }
 
 // MuxOut is the mux section.
@@ -120,10 +121,34 @@ type CarrierOut struct {
 
 // MemberOut is a mux member.
 type MemberOut struct {
-	Name   string `yaml:"name" json:"name"`
-	Label  uint8  `yaml:"label" json:"label"`
-	Create bool   `yaml:"create,omitempty" json:"create,omitempty"`
-	MTU    int    `yaml:"mtu,omitempty" json:"mtu,omitempty"`
+	Name      string `yaml:"name" json:"name"`
+	Label     uint8  `yaml:"label" json:"label"`
+	Create    bool   `yaml:"create,omitempty" json:"create,omitempty"`
+	MTU       int    `yaml:"mtu,omitempty" json:"mtu,omitempty"`
+	ConfigOut `yaml:",inline"`
+}
+
+// ConfigOut is what a device tunmux created carries: its addresses and the
+// kernel routes through it.
+type ConfigOut struct {
+	Address     []string `yaml:"address,omitempty" json:"address,omitempty"`
+	KernelRoute []string `yaml:"kernel-route,omitempty" json:"kernel-route,omitempty"`
+}
+
+// configOut reads the addresses and kernel routes of the interface called name.
+func configOut(name string) ConfigOut {
+	var o ConfigOut
+	cfg, err := dataplane.ReadDeviceConfig(name)
+	if err != nil {
+		return o
+	}
+	for _, a := range cfg.Addresses {
+		o.Address = append(o.Address, a.String())
+	}
+	for _, r := range cfg.Routes {
+		o.KernelRoute = append(o.KernelRoute, r.String())
+	}
+	return o
 }
 
 // RouteOut is the route section.
@@ -135,12 +160,13 @@ type RouteOut struct {
 
 // DeviceOut is a route dataplane device.
 type DeviceOut struct {
-	Name   string `yaml:"name" json:"name"`
-	Routes bool   `yaml:"routes,omitempty" json:"routes,omitempty"`
-	Proto  string `yaml:"proto,omitempty" json:"proto,omitempty"`
-	Local  string `yaml:"local,omitempty" json:"local,omitempty"`
-	Port   int    `yaml:"port,omitempty" json:"port,omitempty"`
-	MTU    int    `yaml:"mtu,omitempty" json:"mtu,omitempty"`
+	Name      string `yaml:"name" json:"name"`
+	Routes    bool   `yaml:"routes,omitempty" json:"routes,omitempty"`
+	Proto     string `yaml:"proto,omitempty" json:"proto,omitempty"`
+	Local     string `yaml:"local,omitempty" json:"local,omitempty"`
+	Port      int    `yaml:"port,omitempty" json:"port,omitempty"`
+	MTU       int    `yaml:"mtu,omitempty" json:"mtu,omitempty"`
+	ConfigOut `yaml:",inline"`
 }
 
 // RouteEntryOut is a route with its nexthops in --nexthop form.
@@ -250,7 +276,7 @@ func exportDataplane(root *maps.Root, dp *dataplane.Dataplane, ino uint64, st *S
 		}
 		st.Xconnect = &XconnectOut{Pairs: []PairOut{}}
 		for _, p := range pairs {
-			st.Xconnect.Pairs = append(st.Xconnect.Pairs, PairOut{A: p.A.Name, B: p.B.Name})
+			st.Xconnect.Pairs = append(st.Xconnect.Pairs, PairOut{A: p.A.Name, B: p.B.Name, Mode: x.PairMode(p)})
 		}
 		sort.Slice(st.Xconnect.Pairs, func(i, j int) bool { return st.Xconnect.Pairs[i].A < st.Xconnect.Pairs[j].A })
 	case dataplane.MuxDataplane:
@@ -348,6 +374,7 @@ func exportMux(m *dataplane.Mux) (*MuxOut, error) {
 			if ifc, err := netdev.Lookup(mem.Name); err == nil {
 				o.MTU = ifc.MTU
 			}
+			o.ConfigOut = configOut(mem.Name)
 		}
 		out.Members = append(out.Members, o)
 	}
@@ -378,7 +405,7 @@ func exportRoute(r *dataplane.Route, ino uint64) (*RouteOut, error) {
 	}
 	defaults := map[uint32]bool{} // ifindexes of registered tunnel devices
 	for _, d := range devs {
-		o := DeviceOut{Name: d.Name, Routes: d.Routes}
+		o := DeviceOut{Name: d.Name, Routes: d.Routes, ConfigOut: configOut(d.Name)}
 		o.MTU, _ = strconv.Atoi(d.Tunnel.MTU)
 		if !d.Routes {
 			o.Proto, o.Local = d.Tunnel.Proto, d.Tunnel.Local

@@ -122,7 +122,12 @@ type RouteSection struct {
 // DeviceArgs is a route dataplane device as given: a flow-based tunnel
 // device (Proto, Local, Port) or, with Routes "true", the TUN device
 // overlay routes point at.
-type DeviceArgs struct{ Name, Proto, Local, Port, MTU, Routes string }
+type DeviceArgs struct {
+	Name, Proto, Local, Port, MTU, Routes string
+	// Address and KernelRoute are what tunmux gives the device it creates:
+	// addresses (CIDR) and kernel routes through it (PREFIX [via GW] [src A]).
+	Address, KernelRoute []string
+}
 
 // LoadSection says which dataplanes to load, and with what capacity.
 type LoadSection struct {
@@ -155,7 +160,11 @@ type CarrierArgs struct{ Iface, OnMiss, PeerMAC string }
 
 // MemberArgs is a mux member as given: tunmux mux member add NAME --label N
 // [--create [--mtu M]]; Create is "true" or "false".
-type MemberArgs struct{ Name, Label, Create, MTU string }
+type MemberArgs struct {
+	Name, Label, Create, MTU string
+	// With Create: the addresses and kernel routes of the device.
+	Address, KernelRoute []string
+}
 
 // RouteArgs is a route as given: a prefix and its nexthops in --nexthop form.
 type RouteArgs struct {
@@ -249,7 +258,8 @@ func Parse(name string, data []byte) (*Document, error) {
 				"carrier": func(n *yaml.Node, path string) { doc.Mux.Carrier = carrierEntry(p, n, path) },
 				"members": func(n *yaml.Node, path string) {
 					doc.Mux.Members = entries(p, n, path, func(a *MemberArgs) fields {
-						return fields{"name": &a.Name, "label": &a.Label, "create": &a.Create, "mtu": &a.MTU}
+						return fields{"name": &a.Name, "label": &a.Label, "create": &a.Create, "mtu": &a.MTU,
+							"address": &a.Address, "kernel-route": &a.KernelRoute}
 					})
 				},
 			})
@@ -278,7 +288,8 @@ func Parse(name string, data []byte) (*Document, error) {
 			p.mapping(n, path, map[string]func(*yaml.Node, string){
 				"devices": func(n *yaml.Node, path string) {
 					doc.Route.Devices = entries(p, n, path, func(a *DeviceArgs) fields {
-						return fields{"name": &a.Name, "proto": &a.Proto, "local": &a.Local, "port": &a.Port, "mtu": &a.MTU, "routes": &a.Routes}
+						return fields{"name": &a.Name, "proto": &a.Proto, "local": &a.Local, "port": &a.Port, "mtu": &a.MTU, "routes": &a.Routes,
+							"address": &a.Address, "kernel-route": &a.KernelRoute}
 					})
 				},
 				"routes": func(n *yaml.Node, path string) { doc.Route.Routes = routeEntries(p, n, path) },

@@ -309,7 +309,8 @@ func (x *Xconnect) PlanXconnect(desired []DesiredPair, remove []maps.Pair, prune
 		old, ok := byName[[2]string{d.A.Name, d.B.Name}]
 		same := ok && old.Netns == ino && x.State.Live(old) &&
 			((old.A.Ifindex == uint32(d.A.Index) && old.B.Ifindex == uint32(d.B.Index)) ||
-				(old.A.Ifindex == uint32(d.B.Index) && old.B.Ifindex == uint32(d.A.Index)))
+				(old.A.Ifindex == uint32(d.B.Index) && old.B.Ifindex == uint32(d.A.Index))) &&
+			modeName(d.Mode) == modeName(x.PairMode(old))
 		if ok {
 			kept[old.Key()] = true
 		}
@@ -318,7 +319,7 @@ func (x *Xconnect) PlanXconnect(desired []DesiredPair, remove []maps.Pair, prune
 		case ok:
 			plan.remove = append(plan.remove, old)
 			plan.add = append(plan.add, d)
-			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "pair", Key: key, Detail: "interfaces recreated or entries dropped: connect again", Line: d.Line})
+			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "pair", Key: key, Detail: "interfaces recreated, entries dropped or mode changed: connect again", Line: d.Line})
 		default:
 			plan.add = append(plan.add, d)
 			plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "pair", Key: key, Detail: fmt.Sprintf("%s (%d) <-> %s (%d)", d.A.Name, d.A.Index, d.B.Name, d.B.Index), Line: d.Line})
@@ -344,6 +345,16 @@ func (x *Xconnect) PlanXconnect(desired []DesiredPair, remove []maps.Pair, prune
 		}
 	}
 	return plan, nil
+}
+
+// PairMode returns the XDP mode a pair's ends were attached in: "generic",
+// or "" (native).
+func (x *Xconnect) PairMode(p maps.Pair) string {
+	prog, _ := x.DP.Program("xconnect")
+	if rec, err := maps.GetAttachment(x.Maps["attachments"], p.Netns, p.A.Ifindex, prog.Hook); err == nil && rec.Mode == maps.ModeGeneric {
+		return "generic"
+	}
+	return ""
 }
 
 // ExecuteXconnect carries a plan out: removals first, then new pairs. An

@@ -25,15 +25,17 @@ type DesiredMember struct {
 	Label  string
 	Create bool
 	MTU    string
+	Config DeviceConfig // with Create: its addresses and kernel routes
 	Line   int
 }
 
 // MuxPlan is what reconciling the mux dataplane will do.
 type MuxPlan struct {
-	Changes []Change
-	carrier *DesiredCarrier
-	remove  []maps.Member
-	add     []DesiredMember
+	Changes   []Change
+	carrier   *DesiredCarrier
+	remove    []maps.Member
+	add       []DesiredMember
+	configure map[string]DeviceConfig // members' addresses and routes to add
 }
 
 // linkAliveAt reports whether prog's pinned link on (ino, ifindex) is
@@ -120,6 +122,19 @@ func (m *Mux) PlanMux(carrier *DesiredCarrier, members []DesiredMember, remove [
 		plan.remove = append(plan.remove, byName[r.Name])
 		plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "member", Key: r.Name, Detail: describeMember(r)})
 	}
+	plan.configure = map[string]DeviceConfig{}
+	for _, a := range plan.add {
+		plan.configure[a.Name] = a.Config
+	}
+	for _, want := range members {
+		if _, writing := plan.configure[want.Name]; writing {
+			continue
+		}
+		if miss := want.Config.missing(want.Name); !miss.Empty() {
+			plan.configure[want.Name] = miss
+			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "member", Key: want.Name, Detail: "configure " + miss.String(), Line: want.Line})
+		}
+	}
 	return plan, nil
 }
 
@@ -150,5 +165,5 @@ func (m *Mux) ExecuteMux(lock *maps.Lock, plan *MuxPlan, netnsName string) error
 			return err
 		}
 	}
-	return nil
+	return configureAll(plan.configure)
 }

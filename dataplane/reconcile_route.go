@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -148,6 +148,7 @@ type DesiredDevice struct {
 	Name   string
 	Routes bool
 	Tunnel TunnelDevOptions // Proto, Port, Local, MTU; MTU alone for Routes
+	Config DeviceConfig     // its addresses and kernel routes
 	Line   int
 }
 
@@ -210,6 +211,8 @@ type DevicePlan struct {
 	replace []CurrentDevice // deleted before they are created again
 	create  []DesiredDevice
 	del     []string // deleted by the code of 'route dev del'
+	// configure holds the addresses and routes to add, by device.
+	configure map[string]DeviceConfig
 }
 
 // DeviceOutcome is what executing a device plan made and deleted.
@@ -229,13 +232,14 @@ type DeviceOutcome struct {
 // the create code reports one that exists; the names in del are deleted by
 // the code of 'route dev del'.
 func (r *Route) PlanDevices(desired []DesiredDevice, del []string, prune, create bool, ino uint64) (*DevicePlan, error) {
-	plan := &DevicePlan{del: del}
+	plan := &DevicePlan{del: del, configure: map[string]DeviceConfig{}}
 	for _, name := range del {
 		plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "device", Key: name})
 	}
 	if create {
 		for _, d := range desired {
 			plan.create = append(plan.create, d)
+			plan.configure[d.Name] = d.Config
 			plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "device", Key: d.Name, Detail: deviceSummary(d), Line: d.Line})
 		}
 		return plan, nil
@@ -252,17 +256,28 @@ func (r *Route) PlanDevices(desired []DesiredDevice, del []string, prune, create
 	dd := diff(current, want, key, func(old, d CurrentDevice) bool { return describeDevice(old.DesiredDevice, d.DesiredDevice) == "" }, removeRule[string, CurrentDevice](prune, key, nil))
 	for _, a := range dd.add {
 		plan.create = append(plan.create, a.DesiredDevice)
+		plan.configure[a.Name] = a.Config
 		plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "device", Key: a.Name, Detail: deviceSummary(a.DesiredDevice), Line: a.Line})
 	}
 	for _, c := range dd.change {
 		plan.replace = append(plan.replace, c.old)
 		plan.create = append(plan.create, c.new.DesiredDevice)
+		plan.configure[c.new.Name] = c.new.Config
 		plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "device", Key: c.new.Name,
 			Detail: describeDevice(c.old.DesiredDevice, c.new.DesiredDevice) + ": created again", Line: c.new.Line})
 	}
 	for _, d := range dd.remove {
 		plan.remove = append(plan.remove, d)
 		plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "device", Key: d.Name, Detail: deviceSummary(d.DesiredDevice)})
+	}
+	for _, d := range desired {
+		if _, writing := plan.configure[d.Name]; writing {
+			continue
+		}
+		if miss := d.Config.missing(d.Name); !miss.Empty() {
+			plan.configure[d.Name] = miss
+			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "device", Key: d.Name, Detail: "configure " + miss.String(), Line: d.Line})
+		}
 	}
 	return plan, nil
 }
@@ -336,7 +351,7 @@ func (r *Route) ExecuteDevices(lock *maps.Lock, plan *DevicePlan, netnsName stri
 		}
 		out.Tunnel = append(out.Tunnel, td)
 	}
-	return out, nil
+	return out, configureAll(plan.configure)
 }
 
 // ExecuteDeviceRemovals deletes the devices the plan prunes; run it after

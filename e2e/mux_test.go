@@ -117,6 +117,15 @@ func TestMuxOverEthernetCarrier(t *testing.T) {
 	pingUntil(t, a.ns, "fd11::2")
 	tcpTransfer(t, a.ns, b.ns, "fd11::2")
 
+	// The export contract: both sides' state (the members tunmux created,
+	// with their addresses) goes through a file, unload --all (which
+	// deletes the members) and apply; every member carries again.
+	for _, s := range []muxSide{a, b} {
+		testnet.Restore(t, bin, []string{"--bpffs", s.root, "--netns", s.ns.Name}, nil)
+	}
+	checkMembers(t, a, b, 11, 1, 3, true)
+	pingUntil(t, a.ns, "fd11::2")
+
 	t.Run("63 members", func(t *testing.T) {
 		members(a, b, 12, 4, 63)
 		// One ping to each new member; each lands on its member, once.

@@ -228,6 +228,20 @@ func TestRouteSpreadsFlowsAndFollowsHealth(t *testing.T) {
 	if got := whoServes(t, c, "10.200.0.1", 64); got["rt2"] == 0 || got["rt3"] == 0 {
 		t.Errorf("after both came back: %v", got)
 	}
+
+	// The export contract: every node's state (devices with their addresses
+	// and the kernel routes through rt0 among it) goes through a file,
+	// unload --all (which deletes vxlan0 and rt0) and apply; flows spread
+	// over both remotes again.
+	for _, r := range nodes {
+		testnet.Restore(t, bin, []string{"--bpffs", r.root, "--netns", r.ns.Name}, nil)
+	}
+	for _, addr := range []string{"10.200.0.1", "fd00:200::1"} {
+		if got := whoServes(t, c, addr, 64); got["rt2"] == 0 || got["rt3"] == 0 {
+			t.Errorf("64 flows to %s after the restore: %v, want both remotes", addr, got)
+		}
+	}
+	tcpTransfer(t, c.ns, r1.ns, "10.201.0.1")
 }
 
 // TestRouteOnUnderlayEgress: the program on the underlay's egress, the

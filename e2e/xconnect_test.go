@@ -157,3 +157,28 @@ func rxPackets(t *testing.T, ns *testnet.Netns) int {
 	t.Fatalf("no eth0 in /proc/net/dev of %s", ns.Name)
 	return 0
 }
+
+// TestXconnectRestore: the export contract on the xconnect dataplane. Host
+// A and host B are cross-connected through namespace M (ends a0 and b0,
+// one pair in generic mode); M's state goes through a file, unload --all and
+// apply, and the hosts reach each other again.
+func TestXconnectRestore(t *testing.T) {
+	testnet.RequireRoot(t)
+	m := testnet.NewNetns(t, "xrm")
+	hosts := map[string]*testnet.Netns{"a": testnet.NewNetns(t, "xra"), "b": testnet.NewNetns(t, "xrb")}
+	for i, name := range []string{"a", "b"} {
+		testnet.Veth(t, m, name+"0", hosts[name], "eth0")
+		hosts[name].Run(t, "ip", "addr", "add", fmt.Sprintf("10.9.1.%d/24", i+1), "dev", "eth0")
+		hosts[name].WaitUp(t, "eth0")
+	}
+	args := []string{"--bpffs", testnet.BPFRoot(t, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "--all") }), "--netns", m.Name}
+	testnet.MustTunmux(t, bin, append(args, "load", "xconnect")...)
+	testnet.MustTunmux(t, bin, append(args, "xconnect", "add", "a0", "b0", "--mode", "generic")...)
+	pingUntil(t, hosts["a"], "10.9.1.2")
+	exported := testnet.Restore(t, bin, args, nil)
+	if !strings.Contains(exported, "mode: generic") {
+		t.Errorf("the pair's mode is not in the file:\n%s", exported)
+	}
+	pingUntil(t, hosts["a"], "10.9.1.2")
+	pingUntil(t, hosts["b"], "10.9.1.1")
+}

@@ -110,7 +110,10 @@ func (c carrierView) MarshalJSON() ([]byte, error) {
 }
 
 func (a *app) muxMemberAddCommand() *cobra.Command {
-	var opts dataplane.MemberOptions
+	var (
+		opts                    dataplane.MemberOptions
+		addresses, kernelRoutes []string
+	)
 	cmd := &cobra.Command{
 		Use:   "add NAME --label N [--create [--mtu M]]",
 		Short: "Make NAME a member under label N (1..63)",
@@ -119,12 +122,14 @@ in their DSCP field, and packets arriving on the carrier with label N arrive on
 it. With --create tunmux creates NAME, a persistent TUN device sized to the
 carrier's MTU (or --mtu) and taking the carrier's checksum and TSO offloads,
 and brings it up; without it, NAME must exist. A label
-or an interface already used is an error naming the member that has it.`,
-		Example: "  tunmux mux member add m1 --label 1 --create\n  tunmux mux member add wg-site2 --label 2",
+or an interface already used is an error naming the member that has it.
+With --create, --address and --kernel-route configure the device: they are part
+of the member (export writes them; a restore gives them back).`,
+		Example: "  tunmux mux member add m1 --label 1 --create --address 10.11.1.1/24\n  tunmux mux member add wg-site2 --label 2",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var mem maps.Member
-			member := apply.MemberArgs{Name: args[0], Label: opts.Label, MTU: opts.MTU}
+			member := apply.MemberArgs{Name: args[0], Label: opts.Label, MTU: opts.MTU, Address: addresses, KernelRoute: kernelRoutes}
 			if opts.Create {
 				member.Create = "true"
 			}
@@ -138,6 +143,7 @@ or an interface already used is an error naming the member that has it.`,
 	cmd.Flags().StringVar(&opts.Label, "label", "", "the member's label: 1..63 (0 is the carrier's own traffic)")
 	cmd.Flags().BoolVar(&opts.Create, "create", false, "create NAME as a persistent TUN device and bring it up")
 	cmd.Flags().StringVar(&opts.MTU, "mtu", "", "with --create: the MTU (default: the carrier's)")
+	deviceConfigFlags(cmd, &addresses, &kernelRoutes)
 	return cmd
 }
 

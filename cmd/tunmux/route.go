@@ -368,8 +368,9 @@ func (r textResult) Text() string { return r.Message }
 
 func (a *app) routeDevCreateCommand() *cobra.Command {
 	var (
-		topts  dataplane.TunnelDevOptions
-		routes bool
+		topts                   dataplane.TunnelDevOptions
+		routes                  bool
+		addresses, kernelRoutes []string
 	)
 	cmd := &cobra.Command{
 		Use:   "create NAME (--proto vxlan|geneve [--local ADDR] [--port N] | --routes) [--mtu M]",
@@ -390,7 +391,14 @@ sized to the tunnel device's MTU. Then attach the route program to it:
   tunmux attach route NAME
   ip route add 10.200.0.0/16 dev NAME
 Packets routed to it that no route matches (or whose nexthops are all down) go
-on into the TUN device, which has no reader and drops them (counted).`,
+on into the TUN device, which has no reader and drops them (counted).
+
+--address and --kernel-route configure the device tunmux creates: they are part
+of its state (export writes them, and a restore gives them back), since the
+device's addresses and the kernel's routes through it go with it when
+'unload --all' deletes it:
+  tunmux route dev create vxlan0 --proto vxlan --local 192.168.50.1 --address 10.100.0.1/32
+  tunmux route dev create rt0 --routes --kernel-route "10.200.0.0/16 src 10.100.0.1"`,
 		Example: "  tunmux route dev create vxlan0 --proto vxlan --local 192.168.50.1\n  tunmux route dev create rt0 --routes",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -401,7 +409,8 @@ on into the TUN device, which has no reader and drops them (counted).`,
 			if routes && (topts.Local != "" || topts.Port != "") {
 				return maps.Invalid("--routes", "", "takes no --local or --port (they are tunnel device settings)", "--routes [--mtu M]")
 			}
-			dev := apply.DeviceArgs{Name: args[0], Proto: topts.Proto, Local: topts.Local, Port: topts.Port, MTU: topts.MTU}
+			dev := apply.DeviceArgs{Name: args[0], Proto: topts.Proto, Local: topts.Local, Port: topts.Port, MTU: topts.MTU,
+				Address: addresses, KernelRoute: kernelRoutes}
 			if routes {
 				dev.Routes = "true"
 			}
@@ -421,6 +430,7 @@ on into the TUN device, which has no reader and drops them (counted).`,
 	cmd.Flags().StringVar(&topts.Port, "port", "", "tunnel device: UDP port (default 4789 vxlan, 6081 geneve)")
 	cmd.Flags().StringVar(&topts.MTU, "mtu", "", "the MTU (default: see above)")
 	cmd.Flags().BoolVar(&routes, "routes", false, "create the device overlay routes point at (a TUN device)")
+	deviceConfigFlags(cmd, &addresses, &kernelRoutes)
 	return cmd
 }
 
@@ -708,3 +718,10 @@ var (
 	devNames   = map[string]string{"name": "NAME"}
 	peerNames  = map[string]string{"remote": "REMOTE"}
 )
+
+// deviceConfigFlags adds --address and --kernel-route, which configure a
+// device tunmux creates.
+func deviceConfigFlags(cmd *cobra.Command, addresses, routes *[]string) {
+	cmd.Flags().StringArrayVar(addresses, "address", nil, "an address to give the device, with its prefix length: 10.0.0.1/24 (repeat)")
+	cmd.Flags().StringArrayVar(routes, "kernel-route", nil, "a kernel route through the device: \"PREFIX [via GATEWAY] [src ADDRESS]\" (repeat)")
+}
