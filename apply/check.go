@@ -637,7 +637,7 @@ func (c *checker) checkXconnect(sec *XconnectSection, d *desired) error {
 		if err != nil {
 			return err
 		}
-		x = &dataplane.Xconnect{Loaded: l, State: st}
+		x = &dataplane.Xconnect{Handle: dataplane.NewHandle(l, st)}
 	}
 	paired := map[string]int{}
 	for _, e := range sec.Pairs {

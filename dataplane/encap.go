@@ -8,27 +8,6 @@ import (
 	"github.com/tunmux/tunmux/netdev"
 )
 
-// Encap manages the encap dataplane's entries: tunnels and the redirect
-// slots they hold.
-type Encap struct {
-	*Loaded
-	State *maps.EncapState
-}
-
-// OpenEncap opens the loaded encap dataplane under root.
-func OpenEncap(root *maps.Root) (*Encap, error) {
-	l, err := Open(root, EncapDataplane)
-	if err != nil {
-		return nil, err
-	}
-	st, err := maps.NewEncapState(l.Maps)
-	if err != nil {
-		l.Close()
-		return nil, err
-	}
-	return &Encap{Loaded: l, State: st}, nil
-}
-
 // tunnelWarnings says what the operator should know of a tunnel being
 // written, and makes its VLAN tags visible to XDP where it can: tags of a
 // veth underlay, the workload's MTU, critical GENEVE options.

@@ -8,26 +8,6 @@ import (
 	"github.com/tunmux/tunmux/netdev"
 )
 
-// L2TP manages the l2tp dataplane's sessions.
-type L2TP struct {
-	*Loaded
-	State *maps.L2TPState
-}
-
-// OpenL2TP opens the loaded l2tp dataplane under root.
-func OpenL2TP(root *maps.Root) (*L2TP, error) {
-	l, err := Open(root, L2TPDataplane)
-	if err != nil {
-		return nil, err
-	}
-	st, err := maps.NewL2TPState(l.Maps)
-	if err != nil {
-		l.Close()
-		return nil, err
-	}
-	return &L2TP{Loaded: l, State: st}, nil
-}
-
 // neighbourWait is how long a session write waits for the underlay
 // neighbour to be resolved.
 const neighbourWait = 2 * time.Second

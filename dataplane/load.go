@@ -446,6 +446,32 @@ func openLoaded(root *maps.Root, dp *Dataplane, check bool) (*Loaded, error) {
 	return &Loaded{DP: dp, Root: root, Dir: dir, Maps: open, Meta: meta, spec: spec}, nil
 }
 
+// Handle is a loaded dataplane with the typed state over its maps; each
+// dataplane's manager (Encap, L2TP, ...) is one.
+type Handle[S any] struct {
+	*Loaded
+	State S
+}
+
+// NewHandle makes a handle of a loaded dataplane and its state.
+func NewHandle[S any](l *Loaded, state S) Handle[S] { return Handle[S]{Loaded: l, State: state} }
+
+// openAs opens dp under root and wraps it with its typed state: what the
+// OpenEncap, OpenL2TP, ... functions return.
+func openAs[S, H any](root *maps.Root, dp *Dataplane, state func(map[string]*ebpf.Map) (S, error), wrap func(Handle[S]) H) (H, error) {
+	var none H
+	l, err := Open(root, dp)
+	if err != nil {
+		return none, err
+	}
+	st, err := state(l.Maps)
+	if err != nil {
+		l.Close()
+		return none, err
+	}
+	return wrap(Handle[S]{Loaded: l, State: st}), nil
+}
+
 // Close closes the handle's maps (the pins stay).
 func (l *Loaded) Close() { closeAll(l.Maps) }
 

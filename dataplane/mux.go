@@ -9,26 +9,6 @@ import (
 	"github.com/tunmux/tunmux/netdev"
 )
 
-// Mux manages the mux dataplane: its carrier and members.
-type Mux struct {
-	*Loaded
-	State *maps.MuxState
-}
-
-// OpenMux opens the loaded mux dataplane under root.
-func OpenMux(root *maps.Root) (*Mux, error) {
-	l, err := Open(root, MuxDataplane)
-	if err != nil {
-		return nil, err
-	}
-	st, err := maps.NewMuxState(l.Maps)
-	if err != nil {
-		l.Close()
-		return nil, err
-	}
-	return &Mux{Loaded: l, State: st}, nil
-}
-
 // CarrierOptions are the parameters of SetCarrier.
 type CarrierOptions struct {
 	OnMiss  string // drop (default) or pass

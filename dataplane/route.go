@@ -11,26 +11,6 @@ import (
 	"github.com/tunmux/tunmux/netdev"
 )
 
-// Route manages the route dataplane: its routes, peers and devices.
-type Route struct {
-	*Loaded
-	State *maps.RouteState
-}
-
-// OpenRoute opens the loaded route dataplane under root.
-func OpenRoute(root *maps.Root) (*Route, error) {
-	l, err := Open(root, RouteDataplane)
-	if err != nil {
-		return nil, err
-	}
-	st, err := maps.NewRouteState(l.Maps)
-	if err != nil {
-		l.Close()
-		return nil, err
-	}
-	return &Route{Loaded: l, State: st}, nil
-}
-
 // Header room a tunnel device needs below the underlay MTU: outer IPv6 (40),
 // UDP (8), VXLAN or option-less GENEVE (8) and the inner Ethernet header
 // (14). IPv6 is the larger, so one device serves either underlay.

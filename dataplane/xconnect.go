@@ -8,26 +8,6 @@ import (
 	"github.com/tunmux/tunmux/netdev"
 )
 
-// Xconnect manages the xconnect dataplane's pairs.
-type Xconnect struct {
-	*Loaded
-	State *maps.XconnectState
-}
-
-// OpenXconnect opens the loaded xconnect dataplane under root.
-func OpenXconnect(root *maps.Root) (*Xconnect, error) {
-	l, err := Open(root, XconnectDataplane)
-	if err != nil {
-		return nil, err
-	}
-	st, err := maps.NewXconnectState(l.Maps)
-	if err != nil {
-		l.Close()
-		return nil, err
-	}
-	return &Xconnect{Loaded: l, State: st}, nil
-}
-
 // connect attaches the program to both ends, readies them and writes the
 // pair; if an attachment fails, what it attached is detached again.
 func (x *Xconnect) connect(lock *maps.Lock, p *maps.Pair, ifa, ifb netdev.Iface, netnsName, mode string) ([]string, error) {

@@ -70,32 +70,14 @@ func (a *app) devmapDelCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var slot maps.Slot
 			doc := &apply.Document{Encap: &apply.EncapSection{Devmap: one(apply.SlotArgs{In: args[0]})}}
-			if _, err := a.edit(dataplane.EncapDataplane, doc, apply.Remove, slotNames, a.getSlot(args[0], &slot), nil); err != nil {
-				return err
-			}
-			return a.printer.Print(deletedSlot(slot))
+			return a.write(dataplane.EncapDataplane, doc, apply.Remove, slotNames, a.getSlot(args[0], &slot), nil, func() any { return deletedSlot(slot) })
 		},
 	}
 }
 
 func (a *app) devmapListCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List every redirect slot",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			slots := []maps.Slot{}
-			err := read(a, dataplane.OpenEncap, func(e *dataplane.Encap) error {
-				list, err := e.State.ListSlots()
-				slots = append(slots, list...)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			return a.printer.Print(slotTable(slots))
-		},
-	}
+	return listing(a, &cobra.Command{Use: "list", Short: "List every redirect slot"}, dataplane.OpenEncap,
+		func(e *dataplane.Encap) ([]maps.Slot, error) { return e.State.ListSlots() }, func(s []maps.Slot) slotTable { return s })
 }
 
 type slotTable []maps.Slot

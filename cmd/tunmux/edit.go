@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/spf13/cobra"
+
 	"github.com/tunmux/tunmux/apply"
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/maps"
@@ -43,3 +45,31 @@ func read[T interface{ Close() }](a *app, open func(*maps.Root) (T, error), fn f
 
 // one makes a one-entry list.
 func one[T any](args T) []apply.Entry[T] { return []apply.Entry[T]{{Args: args}} }
+
+// write runs a command's one-entry change, as edit does, then prints what
+// view returns.
+func (a *app) write(dp *dataplane.Dataplane, doc *apply.Document, mode apply.Mode, names map[string]string, before, after func(*maps.Root) error, view func() any) error {
+	if _, err := a.edit(dp, doc, mode, names, before, after); err != nil {
+		return err
+	}
+	return a.printer.Print(view())
+}
+
+// listing makes cmd a list command (no arguments): it prints view of the
+// entries list reads from the dataplane open opens ([] when there are none).
+func listing[T interface{ Close() }, E, V any](a *app, cmd *cobra.Command, open func(*maps.Root) (T, error), list func(T) ([]E, error), view func([]E) V) *cobra.Command {
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = func(*cobra.Command, []string) error {
+		out := []E{}
+		err := read(a, open, func(x T) error {
+			l, err := list(x)
+			out = append(out, l...)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		return a.printer.Print(view(out))
+	}
+	return cmd
+}

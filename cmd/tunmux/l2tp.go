@@ -125,10 +125,7 @@ func (a *app) sessionKeyCommand(verb string) *cobra.Command {
 				return a.printer.Print(sessionDetail(s))
 			}
 			doc := &apply.Document{L2TP: &apply.L2TPSection{Sessions: one(maps.SessionArgs{SessionID: id})}}
-			if _, err := a.edit(dataplane.L2TPDataplane, doc, apply.Remove, nil, a.getSession(sid, &s), nil); err != nil {
-				return err
-			}
-			return a.printer.Print(deletedSession(s))
+			return a.write(dataplane.L2TPDataplane, doc, apply.Remove, nil, a.getSession(sid, &s), nil, func() any { return deletedSession(s) })
 		},
 	}
 	if verb == "get" {
@@ -143,24 +140,9 @@ func (a *app) sessionKeyCommand(verb string) *cobra.Command {
 }
 
 func (a *app) sessionListCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:     "list",
-		Short:   "List every session with its counters",
-		Example: "  tunmux l2tp session list -o json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			out := []maps.Session{}
-			err := read(a, dataplane.OpenL2TP, func(l *dataplane.L2TP) error {
-				list, err := l.State.ListSessions()
-				out = append(out, list...)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			return a.printer.Print(sessionTable(out))
-		},
-	}
+	return listing(a, &cobra.Command{Use: "list", Short: "List every session with its counters", Example: "  tunmux l2tp session list -o json"},
+		dataplane.OpenL2TP, func(l *dataplane.L2TP) ([]maps.Session, error) { return l.State.ListSessions() },
+		func(s []maps.Session) sessionTable { return s })
 }
 
 type sessionTable []maps.Session

@@ -134,10 +134,7 @@ of the member (export writes them; a restore gives them back).`,
 				member.Create = "true"
 			}
 			doc := &apply.Document{Mux: &apply.MuxSection{Members: one(member)}}
-			if _, err := a.edit(dataplane.MuxDataplane, doc, apply.Create, memberNames, nil, a.getMember(args[0], &mem)); err != nil {
-				return err
-			}
-			return a.printer.Print(memberTable{mem})
+			return a.write(dataplane.MuxDataplane, doc, apply.Create, memberNames, nil, a.getMember(args[0], &mem), func() any { return memberTable{mem} })
 		},
 	}
 	cmd.Flags().StringVar(&opts.Label, "label", "", "the member's label: 1..63 (0 is the carrier's own traffic)")
@@ -156,33 +153,15 @@ func (a *app) muxMemberDelCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var mem maps.Member
 			doc := &apply.Document{Mux: &apply.MuxSection{Members: one(apply.MemberArgs{Name: args[0]})}}
-			if _, err := a.edit(dataplane.MuxDataplane, doc, apply.Remove, memberNames, a.getMember(args[0], &mem), nil); err != nil {
-				return err
-			}
-			return a.printer.Print(deletedMember(mem))
+			return a.write(dataplane.MuxDataplane, doc, apply.Remove, memberNames, a.getMember(args[0], &mem), nil, func() any { return deletedMember(mem) })
 		},
 	}
 }
 
 func (a *app) muxMemberListCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:     "list",
-		Short:   "List the members with packets and bytes each way",
-		Example: "  tunmux mux member list -o json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			out := []maps.Member{}
-			err := read(a, dataplane.OpenMux, func(m *dataplane.Mux) error {
-				list, err := m.State.Members()
-				out = append(out, list...)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			return a.printer.Print(memberTable(out))
-		},
-	}
+	return listing(a, &cobra.Command{Use: "list", Short: "List the members with packets and bytes each way", Example: "  tunmux mux member list -o json"},
+		dataplane.OpenMux, func(m *dataplane.Mux) ([]maps.Member, error) { return m.State.Members() },
+		func(m []maps.Member) memberTable { return m })
 }
 
 type memberTable []maps.Member

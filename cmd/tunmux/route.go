@@ -247,10 +247,7 @@ func (a *app) routeDelCommand() *cobra.Command {
 				return err
 			}
 			doc := &apply.Document{Route: &apply.RouteSection{Routes: one(apply.RouteArgs{Prefix: args[0]})}}
-			if _, err := a.edit(dataplane.RouteDataplane, doc, apply.Remove, routeNames, nil, nil); err != nil {
-				return err
-			}
-			return a.printer.Print(textResult{Message: "deleted route " + p.String(), Prefix: p.String()})
+			return a.write(dataplane.RouteDataplane, doc, apply.Remove, routeNames, nil, nil, func() any { return textResult{Message: "deleted route " + p.String(), Prefix: p.String()} })
 		},
 	}
 }
@@ -643,33 +640,16 @@ func (a *app) peerDelCommand() *cobra.Command {
 				return err
 			}
 			doc := &apply.Document{Route: &apply.RouteSection{Peers: one(apply.PeerArgs{Remote: args[0]})}}
-			if _, err := a.edit(dataplane.RouteDataplane, doc, apply.Remove, peerNames, nil, nil); err != nil {
-				return err
-			}
-			return a.printer.Print(textResult{Message: "removed the health entry of peer " + addr.String() + " (it counts as up)", Name: addr.String()})
+			return a.write(dataplane.RouteDataplane, doc, apply.Remove, peerNames, nil, nil, func() any {
+				return textResult{Message: "removed the health entry of peer " + addr.String() + " (it counts as up)", Name: addr.String()}
+			})
 		},
 	}
 }
 
 func (a *app) peerListCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:     "list",
-		Short:   "List peers: those with a health entry and those routes reach",
-		Example: "  tunmux peer list -o json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var reps []dataplane.PeerReport
-			err := read(a, dataplane.OpenRoute, func(r *dataplane.Route) error {
-				var err error
-				reps, err = r.PeerReports()
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			return a.printer.Print(peerTable(reps))
-		},
-	}
+	return listing(a, &cobra.Command{Use: "list", Short: "List peers: those with a health entry and those routes reach", Example: "  tunmux peer list -o json"},
+		dataplane.OpenRoute, (*dataplane.Route).PeerReports, func(p []dataplane.PeerReport) peerTable { return p })
 }
 
 // peerTable prints peers.

@@ -152,10 +152,7 @@ func (a *app) tunnelKeyCommand(verb string) *cobra.Command {
 				return a.printer.Print(tunnelDetail(t))
 			}
 			doc := &apply.Document{Encap: &apply.EncapSection{Tunnels: one(args)}}
-			if _, err := a.edit(dataplane.EncapDataplane, doc, apply.Remove, nil, get, nil); err != nil {
-				return err
-			}
-			return a.printer.Print(deletedTunnel(t))
+			return a.write(dataplane.EncapDataplane, doc, apply.Remove, nil, get, nil, func() any { return deletedTunnel(t) })
 		},
 	}
 	if verb == "get" {
@@ -170,25 +167,12 @@ func (a *app) tunnelKeyCommand(verb string) *cobra.Command {
 }
 
 func (a *app) tunnelListCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:     "list",
-		Short:   "List every tunnel",
-		Example: `  tunmux tunnel list -o json`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ts := []maps.Tunnel{}
-			err := read(a, dataplane.OpenEncap, func(e *dataplane.Encap) error {
-				list, err := e.State.ListTunnels()
-				e.State.FillCounters(list)
-				ts = append(ts, list...)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			return a.printer.Print(tunnelTable(ts))
-		},
-	}
+	return listing(a, &cobra.Command{Use: "list", Short: "List every tunnel", Example: `  tunmux tunnel list -o json`}, dataplane.OpenEncap,
+		func(e *dataplane.Encap) ([]maps.Tunnel, error) {
+			list, err := e.State.ListTunnels()
+			e.State.FillCounters(list)
+			return list, err
+		}, func(t []maps.Tunnel) tunnelTable { return t })
 }
 
 type tunnelTable []maps.Tunnel

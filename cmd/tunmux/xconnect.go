@@ -40,10 +40,7 @@ An interface already in a pair is an error naming the pair.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var p maps.Pair
 			doc := &apply.Document{Xconnect: &apply.XconnectSection{Pairs: one(apply.PairArgs{A: args[0], B: args[1], Mode: mode})}}
-			if _, err := a.edit(dataplane.XconnectDataplane, doc, apply.Create, pairNames, nil, a.getPair(args[0], &p)); err != nil {
-				return err
-			}
-			return a.printer.Print(pairTable{p})
+			return a.write(dataplane.XconnectDataplane, doc, apply.Create, pairNames, nil, a.getPair(args[0], &p), func() any { return pairTable{p} })
 		},
 	}
 	cmd.Flags().StringVar(&mode, "mode", "", "XDP attach mode of both ends: native (the default) or generic")
@@ -59,33 +56,15 @@ func (a *app) xconnectDelCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var p maps.Pair
 			doc := &apply.Document{Xconnect: &apply.XconnectSection{Pairs: one(apply.PairArgs{A: args[0]})}}
-			if _, err := a.edit(dataplane.XconnectDataplane, doc, apply.Remove, map[string]string{"a": "IFACE"}, a.getPair(args[0], &p), nil); err != nil {
-				return err
-			}
-			return a.printer.Print(deletedPair(p))
+			return a.write(dataplane.XconnectDataplane, doc, apply.Remove, map[string]string{"a": "IFACE"}, a.getPair(args[0], &p), nil, func() any { return deletedPair(p) })
 		},
 	}
 }
 
 func (a *app) xconnectListCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:     "list",
-		Short:   "List every pair with packets and bytes in each direction",
-		Example: "  tunmux xconnect list -o json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var pairs []maps.Pair
-			err := read(a, dataplane.OpenXconnect, func(x *dataplane.Xconnect) error {
-				var err error
-				pairs, err = x.State.ListPairs()
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			return a.printer.Print(pairTable(pairs))
-		},
-	}
+	return listing(a, &cobra.Command{Use: "list", Short: "List every pair with packets and bytes in each direction", Example: "  tunmux xconnect list -o json"},
+		dataplane.OpenXconnect, func(x *dataplane.Xconnect) ([]maps.Pair, error) { return x.State.ListPairs() },
+		func(p []maps.Pair) pairTable { return p })
 }
 
 type pairTable []maps.Pair
