@@ -106,7 +106,9 @@ func (e *Encap) GetSlot(in, netnsName string) (maps.Slot, error) {
 	}
 	for _, s := range slots {
 		if s.In == idx {
-			return s, nil
+			one := []maps.Slot{s}
+			ObserveSlots(one)
+			return one[0], nil
 		}
 	}
 	return maps.Slot{}, fmt.Errorf("redirect slot for %s: %w", in, maps.ErrNotFound)

@@ -84,7 +84,7 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, remove E
 	}
 	slotOK := func(ifc netdev.Iface, out uint32) bool {
 		s, ok := slotByIn[uint32(ifc.Index)]
-		return ok && s.Out == out && s.Netns == ino && s.InName == ifc.Name && e.State.SlotLive(s.In)
+		return ok && s.Out == out && s.Netns == ino && s.InName == ifc.Name && e.State.SlotLive(s.In) && readyNow(out)
 	}
 	// Plain slots the file keeps or writes: a tunnel may not take their
 	// interface (without prune, every current one is kept).
@@ -170,7 +170,7 @@ func slotChange(current map[uint32]maps.Slot, in, out netdev.Iface, line int) Ch
 	c := Change{Action: "add", Kind: "slot", Key: in.Name, Detail: fmt.Sprintf("%s -> %s", in.Name, out.Name), Line: line}
 	if old, ok := current[uint32(in.Index)]; ok {
 		c.Action = "change"
-		c.Detail = fmt.Sprintf("%s -> %s (was %s -> %s, or dropped by the kernel)", in.Name, out.Name, old.InName, old.OutName)
+		c.Detail = fmt.Sprintf("%s -> %s (was %s -> %s, dropped by the kernel, or its target not ready)", in.Name, out.Name, old.InName, old.OutName)
 	}
 	return c
 }
@@ -307,7 +307,7 @@ func (x *Xconnect) PlanXconnect(desired []DesiredPair, remove []maps.Pair, prune
 	for _, d := range desired {
 		key := d.A.Name + "<->" + d.B.Name
 		old, ok := byName[[2]string{d.A.Name, d.B.Name}]
-		same := ok && old.Netns == ino && x.State.Live(old) &&
+		same := ok && old.Netns == ino && x.State.Live(old) && readyNow(old.A.Ifindex) && readyNow(old.B.Ifindex) &&
 			((old.A.Ifindex == uint32(d.A.Index) && old.B.Ifindex == uint32(d.B.Index)) ||
 				(old.A.Ifindex == uint32(d.B.Index) && old.B.Ifindex == uint32(d.A.Index))) &&
 			modeName(d.Mode) == modeName(x.PairMode(old))
@@ -319,7 +319,7 @@ func (x *Xconnect) PlanXconnect(desired []DesiredPair, remove []maps.Pair, prune
 		case ok:
 			plan.remove = append(plan.remove, old)
 			plan.add = append(plan.add, d)
-			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "pair", Key: key, Detail: "interfaces recreated, entries dropped or mode changed: connect again", Line: d.Line})
+			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "pair", Key: key, Detail: "interfaces recreated, entries dropped, an end not ready or mode changed: connect again", Line: d.Line})
 		default:
 			plan.add = append(plan.add, d)
 			plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "pair", Key: key, Detail: fmt.Sprintf("%s (%d) <-> %s (%d)", d.A.Name, d.A.Index, d.B.Name, d.B.Index), Line: d.Line})

@@ -115,6 +115,7 @@ func readDataplaneStatus(root *maps.Root, name string) DataplaneStatus {
 			if dp == EncapDataplane {
 				if st, err := maps.NewEncapState(l.Maps); err == nil {
 					ds.Slots, _ = st.ListSlots()
+					ObserveSlots(ds.Slots) // as the kernel has it now, not as written
 				}
 			}
 			l.Close()

@@ -244,6 +244,9 @@ const (
 	ReadyGRO               // a veth whose peer has GRO on (tunmux turns it on)
 	ReadyPeerXDP           // a veth whose peer runs an XDP program
 	NotReady               // a veth whose peer could not be reached
+	// NotReadyNoGRO: a veth whose peer has neither GRO nor an XDP program:
+	// frames redirected to it are dropped (seen when it is observed).
+	NotReadyNoGRO
 )
 
 func (r Readiness) String() string {
@@ -256,6 +259,8 @@ func (r Readiness) String() string {
 		return "ready (xdp on veth peer)"
 	case NotReady:
 		return "NOT READY (veth peer unreachable)"
+	case NotReadyNoGRO:
+		return "NOT READY (veth peer has neither gro nor xdp)"
 	}
 	return "unknown"
 }
@@ -271,13 +276,15 @@ func (r Readiness) MarshalText() ([]byte, error) {
 		return []byte("peer-xdp"), nil
 	case NotReady:
 		return []byte("not-ready"), nil
+	case NotReadyNoGRO:
+		return []byte("not-ready-no-gro"), nil
 	}
 	return []byte("unknown"), nil
 }
 
 // UnmarshalText reads the JSON form back.
 func (r *Readiness) UnmarshalText(b []byte) error {
-	for _, v := range []Readiness{ReadyUnknown, ReadyNotVeth, ReadyGRO, ReadyPeerXDP, NotReady} {
+	for _, v := range []Readiness{ReadyUnknown, ReadyNotVeth, ReadyGRO, ReadyPeerXDP, NotReady, NotReadyNoGRO} {
 		if text, _ := v.MarshalText(); string(text) == string(b) {
 			*r = v
 			return nil

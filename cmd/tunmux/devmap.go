@@ -77,7 +77,11 @@ func (a *app) devmapDelCommand() *cobra.Command {
 
 func (a *app) devmapListCommand() *cobra.Command {
 	return listing(a, &cobra.Command{Use: "list", Short: "List every redirect slot"}, dataplane.OpenEncap,
-		func(e *dataplane.Encap) ([]maps.Slot, error) { return e.State.ListSlots() }, func(s []maps.Slot) slotTable { return s })
+		func(e *dataplane.Encap) ([]maps.Slot, error) {
+			slots, err := e.State.ListSlots()
+			dataplane.ObserveSlots(slots)
+			return slots, err
+		}, func(s []maps.Slot) slotTable { return s })
 }
 
 type slotTable []maps.Slot

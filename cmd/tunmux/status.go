@@ -66,7 +66,11 @@ func (s statusView) Text() string {
 				// By the program the link runs (an L3 variant runs under
 				// its program's name); a defunct link by its name.
 				if (l.ProgID != 0 && l.ProgID == p.ID) || (l.ProgID == 0 && l.Program == p.Name) {
-					where = append(where, fmt.Sprintf("%s (%s)", l.Where(), strings.TrimSpace(l.Hook+" "+l.Mode)))
+					how := strings.TrimSpace(l.Hook + " " + l.Mode)
+					if l.State != "attached" {
+						how += ", " + l.State // as the links table says
+					}
+					where = append(where, fmt.Sprintf("%s (%s)", l.Where(), how))
 				}
 			}
 			attached := strings.Join(where, ", ")

@@ -63,7 +63,11 @@ func (a *app) xconnectDelCommand() *cobra.Command {
 
 func (a *app) xconnectListCommand() *cobra.Command {
 	return listing(a, &cobra.Command{Use: "list", Short: "List every pair with packets and bytes in each direction", Example: "  tunmux xconnect list -o json"},
-		dataplane.OpenXconnect, func(x *dataplane.Xconnect) ([]maps.Pair, error) { return x.State.ListPairs() },
+		dataplane.OpenXconnect, func(x *dataplane.Xconnect) ([]maps.Pair, error) {
+			pairs, err := x.State.ListPairs()
+			dataplane.ObservePairs(pairs)
+			return pairs, err
+		},
 		func(p []maps.Pair) pairTable { return p })
 }
 
