@@ -241,16 +241,40 @@ func loadNeeded(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts
 	return loaded, nil
 }
 
-// reconcile loads what the file needs, then plans and writes each section in
-// dependency order: devices the file creates, the mux, attachments, then
-// the entries of each dataplane; devices pruned go last.
+// step is one section's part of an apply: plan computes its changes (and
+// finds its conflicts) without writing; exec writes them.
+type step struct {
+	plan func() ([]dataplane.Change, error)
+	exec func() error
+}
+
+// reconcile loads what the file needs, then plans every section, so that
+// conflicts are found before anything is written (a dry run reports them
+// too), then writes the sections in dependency order: devices the file
+// creates, the mux, attachments, the entries of each dataplane; devices
+// pruned go last. Routes through devices the file creates are planned once
+// those exist.
 func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts Options, res *Result) error {
 	loaded, err := loadNeeded(root, lock, doc, d, opts, res)
 	if err != nil {
 		return err
 	}
-	changes := func(cs []dataplane.Change) { res.Changes = append(res.Changes, cs...) }
+	var closers []func()
+	defer func() {
+		for _, c := range closers {
+			c()
+		}
+	}()
+	opened := func(l interface{ Close() }) { closers = append(closers, l.Close) }
 	warn := func(ws []string) { res.Warnings = append(res.Warnings, ws...) }
+	adds := func(kind string, keys ...string) []dataplane.Change {
+		var cs []dataplane.Change
+		for _, k := range keys {
+			cs = append(cs, dataplane.Change{Action: "add", Kind: kind, Key: k})
+		}
+		return cs
+	}
+	var steps []step
 
 	var route *dataplane.Route
 	var devPlan *dataplane.DevicePlan
@@ -258,167 +282,243 @@ func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts 
 		if route, err = dataplane.OpenRoute(root); err != nil {
 			return err
 		}
-		defer route.Close()
-		if doc.Route.Devices != nil {
-			if devPlan, err = route.PlanDevices(d.devices, d.removeDevices, opts.Prune, opts.Mode == Create, d.ino); err != nil {
-				return err
-			}
-			changes(devPlan.Changes)
-			if !opts.DryRun {
-				if res.Done.Devices, err = route.ExecuteDevices(lock, devPlan, opts.Netns); err != nil {
-					return err
+		opened(route)
+	}
+	if doc.Route != nil && doc.Route.Devices != nil {
+		steps = append(steps, step{
+			plan: func() ([]dataplane.Change, error) {
+				if route == nil {
+					var names []string
+					for _, dev := range d.devices {
+						names = append(names, dev.Name)
+					}
+					return adds("device", names...), nil
 				}
-			}
-		}
-	} else if doc.Route != nil {
-		for _, dev := range d.devices {
-			changes([]dataplane.Change{{Action: "add", Kind: "device", Key: dev.Name, Line: dev.Line}})
-		}
+				var err error
+				devPlan, err = route.PlanDevices(d.devices, d.removeDevices, opts.Prune, opts.Mode == Create, d.ino)
+				if err != nil {
+					return nil, err
+				}
+				return devPlan.Changes, nil
+			},
+			exec: func() error {
+				var err error
+				res.Done.Devices, err = route.ExecuteDevices(lock, devPlan, opts.Netns)
+				return err
+			},
+		})
 	}
 
-	if doc.Mux != nil && loaded["mux"] {
-		m, err := dataplane.OpenMux(root)
-		if err != nil {
-			return err
-		}
-		defer m.Close()
-		plan, err := m.PlanMux(d.carrier, d.members, d.removeMembers, opts.Prune, d.ino)
-		if err != nil {
-			return err
-		}
-		changes(plan.Changes)
-		if !opts.DryRun {
-			if err := m.ExecuteMux(lock, plan, opts.Netns); err != nil {
-				return err
-			}
-		}
-	} else if doc.Mux != nil {
-		if d.carrier != nil {
-			changes([]dataplane.Change{{Action: "add", Kind: "carrier", Key: d.carrier.Iface, Line: d.carrier.Line}})
-		}
-		for _, m := range d.members {
-			changes([]dataplane.Change{{Action: "add", Kind: "member", Key: m.Name, Line: m.Line}})
-		}
+	if doc.Mux != nil {
+		var m *dataplane.Mux
+		var plan *dataplane.MuxPlan
+		steps = append(steps, step{
+			plan: func() ([]dataplane.Change, error) {
+				if !loaded["mux"] {
+					var cs []dataplane.Change
+					if d.carrier != nil {
+						cs = adds("carrier", d.carrier.Iface)
+					}
+					for _, mem := range d.members {
+						cs = append(cs, adds("member", mem.Name)...)
+					}
+					return cs, nil
+				}
+				var err error
+				if m, err = dataplane.OpenMux(root); err != nil {
+					return nil, err
+				}
+				opened(m)
+				if plan, err = m.PlanMux(d.carrier, d.members, d.removeMembers, opts.Prune, d.ino); err != nil {
+					return nil, err
+				}
+				return plan.Changes, nil
+			},
+			exec: func() error { return m.ExecuteMux(lock, plan, opts.Netns) },
+		})
 	}
 
 	if doc.Attach != nil {
-		plan, err := dataplane.PlanAttach(root, d.attachments, d.detach, opts.Prune, opts.Mode == Create, d.ino)
-		if err != nil {
-			return err
-		}
-		changes(plan.Changes)
-		if !opts.DryRun {
-			out, err := dataplane.ExecuteAttach(lock, plan, opts.Netns)
-			res.Done.Attach = out
-			warn(out.Warnings)
-			if err != nil {
+		var plan *dataplane.AttachPlan
+		steps = append(steps, step{
+			plan: func() ([]dataplane.Change, error) {
+				var err error
+				if plan, err = dataplane.PlanAttach(root, d.attachments, d.detach, opts.Prune, opts.Mode == Create, d.ino); err != nil {
+					return nil, err
+				}
+				return plan.Changes, nil
+			},
+			exec: func() error {
+				out, err := dataplane.ExecuteAttach(lock, plan, opts.Netns)
+				res.Done.Attach = out
+				warn(out.Warnings)
 				return err
-			}
-		}
+			},
+		})
 	}
 
-	if doc.Encap != nil && loaded["encap"] {
-		e, err := dataplane.OpenEncap(root)
-		if err != nil {
-			return err
-		}
-		defer e.Close()
-		plan, err := e.PlanEncap(d.tunnels, d.slots, d.removeEncap, opts.Prune, d.ino, opts.Netns)
-		if err != nil {
-			return err
-		}
-		changes(plan.Changes)
-		if !opts.DryRun {
-			w, err := e.ExecuteEncap(lock, plan, opts.Netns, d.ino, opts.Chunk)
-			warn(w)
-			if err != nil {
+	if doc.Encap != nil {
+		var e *dataplane.Encap
+		var plan *dataplane.EncapPlan
+		steps = append(steps, step{
+			plan: func() ([]dataplane.Change, error) {
+				if !loaded["encap"] {
+					return addAll(d), nil
+				}
+				var err error
+				if e, err = dataplane.OpenEncap(root); err != nil {
+					return nil, err
+				}
+				opened(e)
+				if plan, err = e.PlanEncap(d.tunnels, d.slots, d.removeEncap, opts.Prune, d.ino, opts.Netns); err != nil {
+					return nil, err
+				}
+				return plan.Changes, nil
+			},
+			exec: func() error {
+				w, err := e.ExecuteEncap(lock, plan, opts.Netns, d.ino, opts.Chunk)
+				warn(w)
 				return err
-			}
-		}
-	} else if doc.Encap != nil {
-		changes(addAll(d))
+			},
+		})
 	}
 
-	if doc.Xconnect != nil && loaded["xconnect"] {
-		x, err := dataplane.OpenXconnect(root)
-		if err != nil {
-			return err
-		}
-		defer x.Close()
-		plan, err := x.PlanXconnect(d.pairs, d.removePairs, opts.Prune, d.ino)
-		if err != nil {
-			return err
-		}
-		changes(plan.Changes)
-		if !opts.DryRun {
-			w, err := x.ExecuteXconnect(lock, plan, opts.Netns, d.ino)
-			warn(w)
-			if err != nil {
+	if doc.Xconnect != nil {
+		var x *dataplane.Xconnect
+		var plan *dataplane.XconnectPlan
+		steps = append(steps, step{
+			plan: func() ([]dataplane.Change, error) {
+				if !loaded["xconnect"] {
+					var keys []string
+					for _, p := range d.pairs {
+						keys = append(keys, p.A.Name+"<->"+p.B.Name)
+					}
+					return adds("pair", keys...), nil
+				}
+				var err error
+				if x, err = dataplane.OpenXconnect(root); err != nil {
+					return nil, err
+				}
+				opened(x)
+				if plan, err = x.PlanXconnect(d.pairs, d.removePairs, opts.Prune, d.ino); err != nil {
+					return nil, err
+				}
+				return plan.Changes, nil
+			},
+			exec: func() error {
+				w, err := x.ExecuteXconnect(lock, plan, opts.Netns, d.ino)
+				warn(w)
 				return err
-			}
-		}
-	} else if doc.Xconnect != nil {
-		for _, p := range d.pairs {
-			changes([]dataplane.Change{{Action: "add", Kind: "pair", Key: p.A.Name + "<->" + p.B.Name, Line: p.Line}})
-		}
+			},
+		})
 	}
 
-	if doc.L2TP != nil && loaded["l2tp"] {
-		l, err := dataplane.OpenL2TP(root)
-		if err != nil {
-			return err
-		}
-		defer l.Close()
-		if err := sessionConflicts(l, d.sessions, opts.Mode); err != nil {
-			return err
-		}
-		plan, err := l.PlanL2TP(d.sessions, d.removeSessions, opts.Prune)
-		if err != nil {
-			return err
-		}
-		changes(plan.Changes)
-		if !opts.DryRun {
-			w, err := l.ExecuteL2TP(lock, plan)
-			warn(w)
-			if err != nil {
+	if doc.L2TP != nil {
+		var l *dataplane.L2TP
+		var plan *dataplane.L2TPPlan
+		steps = append(steps, step{
+			plan: func() ([]dataplane.Change, error) {
+				if !loaded["l2tp"] {
+					var keys []string
+					for _, s := range d.sessions {
+						keys = append(keys, maps.IDString(s.Session.ID))
+					}
+					return adds("session", keys...), nil
+				}
+				var err error
+				if l, err = dataplane.OpenL2TP(root); err != nil {
+					return nil, err
+				}
+				opened(l)
+				if err := sessionConflicts(l, d.sessions, opts.Mode); err != nil {
+					return nil, err
+				}
+				if plan, err = l.PlanL2TP(d.sessions, d.removeSessions, opts.Prune); err != nil {
+					return nil, err
+				}
+				return plan.Changes, nil
+			},
+			exec: func() error {
+				w, err := l.ExecuteL2TP(lock, plan)
+				warn(w)
 				return err
-			}
-		}
-	} else if doc.L2TP != nil {
-		for _, s := range d.sessions {
-			changes([]dataplane.Change{{Action: "add", Kind: "session", Key: maps.IDString(s.Session.ID), Line: s.Line}})
-		}
+			},
+		})
 	}
 
-	if route != nil {
-		routes, pending, err := resolveRoutes(route, d)
-		if err != nil {
-			return err
-		}
-		plan, err := route.PlanRoute(routes, d.peers, d.removeRoutes, d.removePeers, opts.Prune)
-		if err != nil {
-			return err
-		}
-		changes(plan.Changes)
-		for _, rt := range pending { // a dry run: through devices not made yet
-			changes([]dataplane.Change{{Action: "add", Kind: "route", Key: rt.prefix.String(), Detail: "through a device the file creates", Line: rt.line}})
-		}
-		if !opts.DryRun {
-			if err := route.ExecuteRoute(lock, plan); err != nil {
-				return err
+	if doc.Route != nil {
+		var plan *dataplane.RoutePlan
+		planRoutes := func() ([]dataplane.Change, error) {
+			routes, pending, err := resolveRoutes(route, d)
+			if err != nil {
+				return nil, err
 			}
-			if devPlan != nil {
-				if err := route.ExecuteDeviceRemovals(lock, devPlan, opts.Netns); err != nil {
+			if plan, err = route.PlanRoute(routes, d.peers, d.removeRoutes, d.removePeers, opts.Prune); err != nil {
+				return nil, err
+			}
+			cs := plan.Changes
+			for _, rt := range pending { // a dry run: through devices not made yet
+				cs = append(cs, dataplane.Change{Action: "add", Kind: "route", Key: rt.prefix.String(), Detail: "through a device the file creates", Line: rt.line})
+			}
+			return cs, nil
+		}
+		// Routes through devices this apply creates are planned once they exist.
+		late := false
+		steps = append(steps, step{
+			plan: func() ([]dataplane.Change, error) {
+				if route == nil {
+					var cs []dataplane.Change
+					for _, rt := range d.routes {
+						cs = append(cs, adds("route", rt.prefix.String())...)
+					}
+					for _, p := range d.peers {
+						cs = append(cs, adds("peer", p.Peer.Remote.String())...)
+					}
+					return cs, nil
+				}
+				if late = !opts.DryRun && devPlan.Creates(); late {
+					return nil, nil
+				}
+				return planRoutes()
+			},
+			exec: func() error {
+				if route == nil {
+					return nil
+				}
+				if late {
+					cs, err := planRoutes()
+					res.Changes = append(res.Changes, cs...)
+					if err != nil {
+						return err
+					}
+				}
+				if err := route.ExecuteRoute(lock, plan); err != nil {
 					return err
 				}
-			}
+				if devPlan != nil {
+					return route.ExecuteDeviceRemovals(lock, devPlan, opts.Netns)
+				}
+				return nil
+			},
+		})
+	}
+
+	for _, s := range steps {
+		cs, err := s.plan()
+		if err != nil {
+			return err
 		}
-	} else if doc.Route != nil {
-		for _, rt := range d.routes {
-			changes([]dataplane.Change{{Action: "add", Kind: "route", Key: rt.prefix.String(), Line: rt.line}})
+		res.Changes = append(res.Changes, cs...)
+	}
+	if opts.DryRun {
+		return nil
+	}
+	for _, s := range steps {
+		if s.exec == nil {
+			continue
 		}
-		for _, p := range d.peers {
-			changes([]dataplane.Change{{Action: "add", Kind: "peer", Key: p.Peer.Remote.String(), Line: p.Line}})
+		if err := s.exec(); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -30,6 +30,46 @@ type checker struct {
 	// mux members with create): they are not looked up.
 	created map[string]bool
 	open    map[*dataplane.Dataplane]*dataplane.Loaded
+	// conflicts are what the machine has that stands in the way of the
+	// document (not problems of the document itself): exit 1, found before
+	// anything is written.
+	conflicts []error
+	prune     bool
+	attach    *AttachSection // the document's, if it has one
+}
+
+// attachListed reports whether the document keeps program attached to
+// iface: it lists it, or has no attach section (which leaves attachments
+// alone, even with prune).
+func (c *checker) attachListed(program, iface string) bool {
+	if c.attach == nil {
+		return true
+	}
+	for _, e := range c.attach.Entries {
+		if e.Args.Program == program && e.Args.Iface == iface {
+			return true
+		}
+	}
+	return false
+}
+
+// xdpOwner records a conflict when the XDP slot of ifc is held by another
+// program than dp's program, unless with prune the document detaches that
+// program (one of this root's attachable ones it does not list).
+func (c *checker) xdpOwner(what string, ifc netdev.Iface, dp *dataplane.Dataplane, program string, listed func(program, iface string) bool) {
+	if ifc.XDPProgID == 0 {
+		return
+	}
+	o := dataplane.DescribeXDPOwner(c.root, ifc.XDPProgID)
+	if o.Dataplane == dp.Name && o.Program == program {
+		return // attached already
+	}
+	if c.prune && o.Dataplane != "" && listed != nil && !listed(o.Program, ifc.Name) {
+		if _, attachable := dataplane.Attachable()[o.Program]; attachable {
+			return // detached first, by the prune
+		}
+	}
+	c.conflicts = append(c.conflicts, fmt.Errorf("%s: the XDP slot of %s is owned by %s: %w; detach that first", what, ifc.Name, o, maps.ErrInUse))
 }
 
 // flag is what errors call field: its command's argument, or its flag.
@@ -124,7 +164,7 @@ func check(root *maps.Root, file string, doc *Document, opts Options) (desired, 
 		return d, err
 	}
 	d.ino = ino
-	c := &checker{root: root, mode: opts.Mode, names: opts.Names, ino: ino, where: "this network namespace",
+	c := &checker{root: root, mode: opts.Mode, names: opts.Names, ino: ino, where: "this network namespace", prune: opts.Prune, attach: doc.Attach,
 		ifaces: map[string]netdev.Iface{}, created: d.created, open: map[*dataplane.Dataplane]*dataplane.Loaded{}}
 	defer func() {
 		for _, l := range c.open {
@@ -152,7 +192,7 @@ func check(root *maps.Root, file string, doc *Document, opts Options) (desired, 
 	}
 	if opts.Mode != Sync {
 		var all []error
-		for _, err := range c.errs {
+		for _, err := range append(c.errs, c.conflicts...) {
 			all = append(all, maps.Flatten(err)...)
 		}
 		return d, errors.Join(all...)
@@ -161,7 +201,7 @@ func check(root *maps.Root, file string, doc *Document, opts Options) (desired, 
 		sortProblems(c.problems)
 		return d, &InvalidFileError{File: file, Problems: c.problems}
 	}
-	return d, nil
+	return d, errors.Join(c.conflicts...)
 }
 
 // parseBool reads a yes/no value given to flag.
@@ -277,8 +317,11 @@ func (c *checker) checkAttach(sec *AttachSection, d *desired) error {
 		}
 		if c.created[a.Iface] {
 			bad = fail(c, e, maps.ValidateIfaceName(c.flag("iface"), a.Iface)) || bad
-		} else if _, ok := lookup(c, e, "iface", a.Iface); !ok {
+		} else if ifc, ok := lookup(c, e, "iface", a.Iface); !ok {
 			bad = true
+		} else if p.Hook == maps.HookXDP && a.Hook != "tc" && c.mode == Sync {
+			// (A command's attach says so itself, naming the owner.)
+			c.xdpOwner(a.Program+"@"+a.Iface, ifc, dp, a.Program, c.attachListed)
 		}
 		if bad {
 			continue
@@ -659,6 +702,9 @@ func (c *checker) checkXconnect(sec *XconnectSection, d *desired) error {
 		}
 		if bad := fail(c, e, modeErr); !ok1 || !ok2 || bad {
 			continue
+		}
+		for _, end := range []netdev.Iface{a, b} {
+			c.xdpOwner("pair "+a.Name+"<->"+b.Name, end, dataplane.XconnectDataplane, "xconnect", c.attachListed)
 		}
 		if c.mode == Create {
 			inUse := false

@@ -39,6 +39,11 @@ type DesiredSlot struct {
 type EncapPlan struct {
 	Changes    []Change
 	warnings   []string
+	// What the entries it writes were before, for the undo of a write that
+	// fails halfway: tunnels changed or removed, slots by key.
+	oldTunnels  map[maps.TunnelKey]maps.Tunnel
+	oldSlots    map[uint32]maps.Slot
+	removeFirst bool // the map has no room for the additions until the removals are done
 	putTunnels []maps.Tunnel
 	delTunnels []maps.TunnelKey
 	putSlots   map[uint32]slotWant
@@ -142,6 +147,21 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, remove E
 		plan.delTunnels = append(plan.delTunnels, d.Tunnel.TunnelKey)
 		plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "tunnel", Key: d.Tunnel.TunnelKey.String(), Detail: describeTunnel(d.Tunnel)})
 	}
+	plan.oldTunnels, plan.oldSlots = map[maps.TunnelKey]maps.Tunnel{}, slotByIn
+	for _, c := range td.change {
+		plan.oldTunnels[c.old.Tunnel.TunnelKey] = c.old.Tunnel
+	}
+	for _, d := range td.remove {
+		plan.oldTunnels[d.Tunnel.TunnelKey] = d.Tunnel
+	}
+	// Room: the additions must fit once the removals are done; when they
+	// fit only then, the removals go first.
+	capacity := int(e.State.TunnelCapacity())
+	if after := len(current) - len(td.remove) + len(td.add); after > capacity {
+		return nil, fmt.Errorf("the tunnel map would hold %d tunnels and has room for %d: %w; unload encap and load it with --max-entries %d or more (or apply with --prune, if the file replaces tunnels)",
+			after, capacity, maps.ErrInUse, after)
+	}
+	plan.removeFirst = len(current)+len(td.add) > capacity
 	wantedSlots := map[uint32]bool{}
 	for _, d := range slots {
 		wantedSlots[uint32(d.In.Index)] = true
@@ -178,8 +198,26 @@ func slotChange(current map[uint32]maps.Slot, in, out netdev.Iface, line int) Ch
 // ExecuteEncap carries a plan out, in dependency order: slots (made ready),
 // then tunnels in batches of chunk, then removals, then slots no longer
 // held. Call it inside the namespace of the interfaces (netdev.Do).
-func (e *Encap) ExecuteEncap(lock *maps.Lock, plan *EncapPlan, netnsName string, ino uint64, chunk int) ([]string, error) {
-	var warnings []string
+func (e *Encap) ExecuteEncap(lock *maps.Lock, plan *EncapPlan, netnsName string, ino uint64, chunk int) (warnings []string, err error) {
+	// A write that fails halfway is undone, in reverse: the datapath is left
+	// with the entries it had, not with half of a change.
+	var undo []func() error
+	defer func() {
+		if err == nil {
+			return
+		}
+		var failed []error
+		for i := len(undo) - 1; i >= 0; i-- {
+			if uerr := undo[i](); uerr != nil {
+				failed = append(failed, uerr)
+			}
+		}
+		if len(failed) > 0 {
+			err = fmt.Errorf("%w; undoing what this apply wrote failed too: %w", err, errors.Join(failed...))
+		} else {
+			err = fmt.Errorf("%w; what this apply had written is undone", err)
+		}
+	}()
 	ins := make([]uint32, 0, len(plan.putSlots))
 	for in := range plan.putSlots {
 		ins = append(ins, in)
@@ -193,18 +231,31 @@ func (e *Encap) ExecuteEncap(lock *maps.Lock, plan *EncapPlan, netnsName string,
 		if warn != "" {
 			warnings = append(warnings, warn)
 		}
+		undo = append(undo, e.restoreSlot(lock, slot.In, plan.oldSlots))
 		if err := e.State.PutSlot(lock, slot); err != nil {
 			return warnings, err
 		}
 	}
 	warnings = append(warnings, plan.warnings...)
-	if err := e.State.PutTunnels(lock, plan.putTunnels, chunk); err != nil {
-		return warnings, err
+	put := func() error {
+		undo = append(undo, func() error { return e.restoreTunnels(lock, plan.putTunnels, plan.oldTunnels, chunk) })
+		return e.State.PutTunnels(lock, plan.putTunnels, chunk)
 	}
-	if err := e.State.DeleteTunnels(lock, plan.delTunnels, chunk); err != nil {
-		return warnings, err
+	del := func() error {
+		undo = append(undo, func() error { return e.restoreTunnels(lock, nil, plan.oldTunnels, chunk) })
+		return e.State.DeleteTunnels(lock, plan.delTunnels, chunk)
+	}
+	order := []func() error{put, del}
+	if plan.removeFirst {
+		order = []func() error{del, put}
+	}
+	for _, write := range order {
+		if err := write(); err != nil {
+			return warnings, err
+		}
 	}
 	for _, in := range plan.delSlots {
+		undo = append(undo, e.restoreSlot(lock, in, plan.oldSlots))
 		if err := e.State.DeleteSlot(lock, in); err != nil {
 			return warnings, err
 		}
@@ -223,6 +274,40 @@ func (e *Encap) ExecuteEncap(lock *maps.Lock, plan *EncapPlan, netnsName string,
 		}
 	}
 	return warnings, nil
+}
+
+// restoreSlot returns the undo of a write of slot in: the slot as it was,
+// or none.
+func (e *Encap) restoreSlot(lock *maps.Lock, in uint32, old map[uint32]maps.Slot) func() error {
+	return func() error {
+		if s, ok := old[in]; ok {
+			return e.State.PutSlot(lock, s)
+		}
+		err := e.State.DeleteSlot(lock, in)
+		if errors.Is(err, maps.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+}
+
+// restoreTunnels undoes tunnel writes: tunnels written that did not exist
+// are deleted, and those that did (changed or removed) get their old value.
+func (e *Encap) restoreTunnels(lock *maps.Lock, written []maps.Tunnel, old map[maps.TunnelKey]maps.Tunnel, chunk int) error {
+	var added []maps.TunnelKey
+	for _, t := range written {
+		if _, had := old[t.TunnelKey]; !had {
+			added = append(added, t.TunnelKey)
+		}
+	}
+	if err := e.State.DeleteTunnels(lock, added, chunk); err != nil {
+		return err
+	}
+	back := make([]maps.Tunnel, 0, len(old))
+	for _, t := range old {
+		back = append(back, t)
+	}
+	return e.State.PutTunnels(lock, back, chunk)
 }
 
 func describeTunnel(t maps.Tunnel) string {

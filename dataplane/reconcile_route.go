@@ -215,6 +215,9 @@ type DevicePlan struct {
 	configure map[string]DeviceConfig
 }
 
+// Creates reports whether the plan creates a device.
+func (p *DevicePlan) Creates() bool { return p != nil && len(p.create) > 0 }
+
 // DeviceOutcome is what executing a device plan made and deleted.
 type DeviceOutcome struct {
 	Tunnel  []maps.TunnelDev
