@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/gopacket/gopacket"
@@ -21,13 +20,6 @@ import (
 	"github.com/tunmux/tunmux/maps"
 	"github.com/tunmux/tunmux/netdev"
 	"github.com/tunmux/tunmux/progs/encap"
-)
-
-// XDP verdicts.
-const (
-	xdpDrop     = 1
-	xdpPass     = 2
-	xdpRedirect = 4
 )
 
 // env is a loaded, unpinned encap object with tunnels, run inside a private
@@ -59,14 +51,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := maps.OpenRoot(testnet.BPFRoot(t, nil), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.lock, err = root.Lock(time.Second); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.lock.Release)
+	e.lock = testnet.Lock(t)
 	e.ns.Do(t, func() error {
 		for _, x := range []struct {
 			name string
@@ -119,25 +104,14 @@ func (e *env) counters() []uint64 { return testnet.Counters(e.t, e.objs.Stats) }
 // counter moved, by one: want.
 func (e *env) run(prog *ebpf.Program, frame []byte, want encap.EncapStat) (uint32, []byte) {
 	e.t.Helper()
-	before := e.counters()
-	var (
-		ret uint32
-		out = make([]byte, len(frame)+512)
-	)
-	e.ns.Do(e.t, func() error {
-		opts := &ebpf.RunOptions{Data: frame, DataOut: out}
-		r, err := prog.Run(opts)
-		ret, out = r, opts.DataOut
-		return err
-	})
-	testnet.OneCounterMoved(e.t, before, e.counters(), int(want), counterName(e.t, dataplane.EncapDataplane))
-	return ret, out
+	return testnet.RunCounted(e.t, testnet.ProgRun{Prog: prog, Stats: e.objs.Stats, Frame: frame, Room: 512, Ns: e.ns,
+		Want: int(want), Name: testnet.CounterNamer(e.t, dataplane.EncapDataplane.CounterNames)})
 }
 
 // expectPass runs prog and checks that the frame passed untouched.
 func (e *env) expectPass(prog *ebpf.Program, frame []byte, want encap.EncapStat) {
 	e.t.Helper()
-	e.expectPassAs(prog, frame, want, xdpPass)
+	e.expectPassAs(prog, frame, want, testnet.XDPPass)
 }
 
 // expectPassAs runs prog and checks that the frame went on untouched with
@@ -210,7 +184,7 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 	t.Run("vxlan", func(t *testing.T) {
 		frame := icmpFrame(t, "10.0.0.1", "10.0.0.2", 56)
 		ret, out := e.run(e.objs.Encap, frame, encap.EncapStatS_ENCAP__VXLAN)
-		if ret != xdpRedirect {
+		if ret != testnet.XDPRedirect {
 			t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
 		}
 		udp := checkOuter(t, out, len(frame), 4789)
@@ -229,7 +203,7 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 	t.Run("geneve", func(t *testing.T) {
 		frame := icmpFrame(t, "10.0.1.1", "10.0.1.2", 100)
 		ret, out := e.run(e.objs.Encap, frame, encap.EncapStatS_ENCAP__GENEVE)
-		if ret != xdpRedirect {
+		if ret != testnet.XDPRedirect {
 			t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
 		}
 		checkOuter(t, out, len(frame), 6081)
@@ -249,7 +223,7 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 	t.Run("vlan", func(t *testing.T) {
 		frame := icmpFrame(t, "10.0.2.1", "10.0.2.2", 56)
 		ret, out := e.run(e.objs.Encap, frame, encap.EncapStatS_ENCAP__VLAN)
-		if ret != xdpRedirect {
+		if ret != testnet.XDPRedirect {
 			t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
 		}
 		if want := vlanTag(frame, 0x8100, 300); !bytes.Equal(out, want) {
@@ -260,7 +234,7 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 	t.Run("arp", func(t *testing.T) {
 		frame := arpFrame(t, "10.0.0.1", "10.0.0.2")
 		ret, out := e.run(e.objs.Encap, frame, encap.EncapStatS_ENCAP__VXLAN)
-		if ret != xdpRedirect {
+		if ret != testnet.XDPRedirect {
 			t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
 		}
 		checkOuter(t, out, len(frame), 4789)
@@ -273,7 +247,7 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 		opts := []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 1}}
 		frame := tcpFrame(t, "10.0.0.1", "10.0.0.2", 1234, 80, opts)
 		ret, out := e.run(e.objs.Encap, frame, encap.EncapStatS_ENCAP__VXLAN)
-		if ret != xdpRedirect || !bytes.Equal(out[50:], frame) {
+		if ret != testnet.XDPRedirect || !bytes.Equal(out[50:], frame) {
 			t.Fatalf("frame with IP options: verdict %d", ret)
 		}
 		capture = append(capture, out)
@@ -282,7 +256,7 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 		binary.BigEndian.PutUint16(frag[14+10:], 0)
 		binary.BigEndian.PutUint16(frag[14+10:], ipv4Checksum(frag[14:34]))
 		ret, out = e.run(e.objs.Encap, frag, encap.EncapStatS_ENCAP__VXLAN)
-		if ret != xdpRedirect || !bytes.Equal(out[50:], frag) {
+		if ret != testnet.XDPRedirect || !bytes.Equal(out[50:], frag) {
 			t.Fatalf("fragment: verdict %d", ret)
 		}
 	})
@@ -324,19 +298,19 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 	t.Run("underlay MTU", func(t *testing.T) {
 		// 1500 bytes of IP fill the underlay's MTU; +50 cannot leave.
 		big := icmpFrame(t, "10.0.0.1", "10.0.0.2", 1500-20-8)
-		if ret, _ := e.run(e.objs.Encap, big, encap.EncapStatS_ENCAP__DROP_TOO_BIG); ret != xdpDrop {
+		if ret, _ := e.run(e.objs.Encap, big, encap.EncapStatS_ENCAP__DROP_TOO_BIG); ret != testnet.XDPDrop {
 			t.Errorf("verdict %d, want XDP_DROP", ret)
 		}
 		// 50 bytes less fits exactly.
 		fits := icmpFrame(t, "10.0.0.1", "10.0.0.2", 1500-20-8-50)
-		if ret, _ := e.run(e.objs.Encap, fits, encap.EncapStatS_ENCAP__VXLAN); ret != xdpRedirect {
+		if ret, _ := e.run(e.objs.Encap, fits, encap.EncapStatS_ENCAP__VXLAN); ret != testnet.XDPRedirect {
 			t.Errorf("a frame that fits: verdict %d, want XDP_REDIRECT", ret)
 		}
 	})
 	t.Run("vlan tag on a full frame", func(t *testing.T) {
 		big := icmpFrame(t, "10.0.2.1", "10.0.2.2", 1500-20-8)
 		ret, out := e.run(e.objs.Encap, big, encap.EncapStatS_ENCAP__VLAN)
-		if ret != xdpRedirect || len(out) != len(big)+4 {
+		if ret != testnet.XDPRedirect || len(out) != len(big)+4 {
 			t.Errorf("a full-size frame must take a tag: verdict %d, %d bytes", ret, len(out))
 		}
 	})
@@ -379,7 +353,7 @@ func TestEncapPassesForeignAndMalformed(t *testing.T) {
 		if tc, ok := encapTCStat[c.want]; ok {
 			t.Run("tc/"+c.name, func(t *testing.T) {
 				e.skipIfTestRunRefuses(t, e.objs.EncapTc, c.frame)
-				e.expectPassAs(e.objs.EncapTc, c.frame, tc, tcxNext)
+				e.expectPassAs(e.objs.EncapTc, c.frame, tc, testnet.TCXNext)
 			})
 		}
 	}
@@ -396,7 +370,7 @@ func TestDecapStripsEachProtocol(t *testing.T) {
 	expectDecap := func(t *testing.T, frame, inner []byte, want encap.EncapStat) {
 		t.Helper()
 		ret, out := e.run(e.objs.Decap, frame, want)
-		if ret != xdpRedirect {
+		if ret != testnet.XDPRedirect {
 			t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
 		}
 		if !bytes.Equal(out, inner) {
@@ -542,17 +516,17 @@ func TestDecapPassesForeignAndMalformed(t *testing.T) {
 		if ok {
 			t.Run("tc/"+c.name, func(t *testing.T) {
 				e.skipIfTestRunRefuses(t, e.objs.DecapTc, c.frame)
-				e.expectPassAs(e.objs.DecapTc, c.frame, tc, tcxNext)
+				e.expectPassAs(e.objs.DecapTc, c.frame, tc, testnet.TCXNext)
 			})
 		}
 	}
 
 	t.Run("GENEVE critical option dropped", func(t *testing.T) {
 		ret, _ := e.run(e.objs.Decap, gen(0x40, 200), encap.EncapStatS_DECAP__DROP_CRITICAL_OPT)
-		if ret != xdpDrop {
+		if ret != testnet.XDPDrop {
 			t.Errorf("verdict %d, want XDP_DROP", ret)
 		}
-		if ret, _ = e.run(e.objs.DecapTc, gen(0x40, 200), encap.EncapStatS_DECAP_TC__DROP_CRITICAL_OPT); ret != tcShot {
+		if ret, _ = e.run(e.objs.DecapTc, gen(0x40, 200), encap.EncapStatS_DECAP_TC__DROP_CRITICAL_OPT); ret != testnet.TCActShot {
 			t.Errorf("TC verdict %d, want TC_ACT_SHOT", ret)
 		}
 	})
@@ -588,7 +562,7 @@ func TestRedirectAndPass(t *testing.T) {
 		return e.state.PutSlot(e.lock, maps.Slot{In: 1, InName: "lo", Out: uint32(e.ul.Index), OutName: "ul0"})
 	})
 	ret, out := e.run(e.objs.Redirect, frame, encap.EncapStatS_REDIRECT__OUT)
-	if ret != xdpRedirect || !bytes.Equal(out, frame) {
+	if ret != testnet.XDPRedirect || !bytes.Equal(out, frame) {
 		t.Errorf("redirect: verdict %d, frame changed %v", ret, !bytes.Equal(out, frame))
 	}
 }
@@ -615,13 +589,4 @@ func tsharkCheck(t *testing.T, frames [][]byte, fields []string, want [][]string
 		}
 	}
 	t.Logf("tshark decoded %d encapsulated frames with no malformed field", len(frames))
-}
-
-// counterName names counters as tunmux stats does, from the object's BTF.
-func counterName(t testing.TB, dp *dataplane.Dataplane) func(int) string {
-	names, err := dp.CounterNames()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return func(i int) string { return names[i][0] + "/" + names[i][1] }
 }
