@@ -21,6 +21,42 @@ func ValidateIfaceName(flag, name string) error {
 	return nil
 }
 
+// fromBase is where a Parse starts: a copy of base for an update, the zero
+// value for an add (base nil).
+func fromBase[T any](base *T) T {
+	var v T
+	if base != nil {
+		v = *base
+	}
+	return v
+}
+
+// ifaceFlag is an interface-name flag: its value as given ("": not given)
+// and where the name goes.
+type ifaceFlag struct {
+	flag, value string
+	dst         *string
+}
+
+// parseIfaceFlags checks the interface names given to flags and stores each
+// in its dst. A flag not given keeps the name its dst holds (an update),
+// and is required when that is none. Every problem goes to bad.
+func parseIfaceFlags(bad func(error), flags ...ifaceFlag) {
+	for _, f := range flags {
+		if f.value == "" {
+			if *f.dst == "" {
+				bad(Invalid(f.flag, "", "is required", "an interface name"))
+			}
+			continue
+		}
+		if err := ValidateIfaceName(f.flag, f.value); err != nil {
+			bad(err)
+			continue
+		}
+		*f.dst = f.value
+	}
+}
+
 func parseIPv4(flag, s string, unicast bool) (netip.Addr, error) {
 	if s == "" {
 		return netip.Addr{}, Invalid(flag, "", "is required", "an IPv4 address like 10.0.0.1")
