@@ -109,18 +109,10 @@ func (a SessionArgs) Parse(base *Session) (Session, error) {
 			s.PeerID = id
 		}
 	}
-	switch strings.ToLower(a.Encap) {
-	case "":
-		if base == nil {
-			bad(Invalid("--encap", "", "is required", "ip|udp"))
-		}
-	case "ip":
-		s.Encap = L2TPOverIP
-	case "udp":
-		s.Encap = L2TPOverUDP
-	default:
-		bad(Invalid("--encap", a.Encap, "unknown encapsulation", "ip|udp"))
+	if a.Encap == "" && base == nil {
+		bad(Invalid("--encap", "", "is required", "ip|udp"))
 	}
+	parseChoice(bad, "--encap", a.Encap, "unknown encapsulation", &s.Encap, choice[L2TPEncap]{"ip", L2TPOverIP}, choice[L2TPEncap]{"udp", L2TPOverUDP})
 	for _, f := range []struct {
 		flag, value string
 		dst         *netip.AddrPort
@@ -159,18 +151,10 @@ func (a SessionArgs) Parse(base *Session) (Session, error) {
 		}
 		*f.dst = c
 	}
-	switch strings.ToLower(a.L2Spec) {
-	case "":
-		if base == nil {
-			s.L2Spec = true // as ip-l2tp: l2spec_type default
-		}
-	case "default":
-		s.L2Spec = true
-	case "none":
-		s.L2Spec = false
-	default:
-		bad(Invalid("--l2spec", a.L2Spec, "unknown L2-specific sublayer", "none|default"))
+	if a.L2Spec == "" && base == nil {
+		s.L2Spec = true // as ip-l2tp: l2spec_type default
 	}
+	parseChoice(bad, "--l2spec", a.L2Spec, "unknown L2-specific sublayer", &s.L2Spec, choice[bool]{"none", false}, choice[bool]{"default", true})
 	parseIfaceFlags(bad, ifaceFlag{"--eth-iface", a.EthIface, &s.EthIface}, ifaceFlag{"--tunnel-iface", a.TunnelIface, &s.TunnelIface})
 	if a.PeerMAC != "" {
 		if a.PeerMAC == "auto" {

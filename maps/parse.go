@@ -31,6 +31,30 @@ func fromBase[T any](base *T) T {
 	return v
 }
 
+// choice is one keyword a flag accepts and the value it stands for.
+type choice[T any] struct {
+	name  string
+	value T
+}
+
+// parseChoice sets *dst to the value of the keyword given to flag (in any
+// case); "" (not given) leaves *dst as it is. An unknown keyword goes to
+// bad as reason, with the keywords accepted.
+func parseChoice[T any](bad func(error), flag, given, reason string, dst *T, choices ...choice[T]) {
+	if given == "" {
+		return
+	}
+	names := make([]string, len(choices))
+	for i, c := range choices {
+		if c.name == strings.ToLower(given) {
+			*dst = c.value
+			return
+		}
+		names[i] = c.name
+	}
+	bad(Invalid(flag, given, reason, strings.Join(names, "|")))
+}
+
 // ifaceFlag is an interface-name flag: its value as given ("": not given)
 // and where the name goes.
 type ifaceFlag struct {

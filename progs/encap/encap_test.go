@@ -97,6 +97,18 @@ func (e *env) tunnel(src, dst string, edit func(*maps.Tunnel)) maps.Tunnel {
 	return tn
 }
 
+// protocolTunnels adds a tunnel of each protocol: VXLAN (VNI 100)
+// 10.0.0.1->10.0.0.2, GENEVE (VNI geneveVNI) 10.0.1.1->10.0.1.2 and VLAN
+// 300 10.0.2.1->10.0.2.2.
+func (e *env) protocolTunnels(geneveVNI uint32) {
+	e.t.Helper()
+	e.tunnel("10.0.0.1", "10.0.0.2", nil)
+	e.tunnel("10.0.1.1", "10.0.1.2", func(tn *maps.Tunnel) { tn.Proto, tn.VNI = maps.ProtoGENEVE, geneveVNI })
+	e.tunnel("10.0.2.1", "10.0.2.2", func(tn *maps.Tunnel) {
+		tn.Proto, tn.VNI, tn.VlanID, tn.OuterSrc, tn.OuterDst, tn.SrcMAC, tn.DstMAC = maps.ProtoVLAN, 0, 300, netip.Addr{}, netip.Addr{}, nil, nil
+	})
+}
+
 // counters reads every counter's packets, summed over CPUs.
 func (e *env) counters() []uint64 { return testnet.Counters(e.t, e.objs.Stats) }
 
@@ -106,6 +118,17 @@ func (e *env) run(prog *ebpf.Program, frame []byte, want encap.EncapStat) (uint3
 	e.t.Helper()
 	return testnet.RunCounted(e.t, testnet.ProgRun{Prog: prog, Stats: e.objs.Stats, Frame: frame, Room: 512, Ns: e.ns,
 		Want: int(want), Name: testnet.CounterNamer(e.t, dataplane.EncapDataplane.CounterNames)})
+}
+
+// redirect runs prog on frame, checks the counter want and the verdict
+// XDP_REDIRECT, and returns the output frame.
+func (e *env) redirect(t *testing.T, prog *ebpf.Program, frame []byte, want encap.EncapStat) []byte {
+	t.Helper()
+	ret, out := e.run(prog, frame, want)
+	if ret != testnet.XDPRedirect {
+		t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
+	}
+	return out
 }
 
 // expectPass runs prog and checks that the frame passed untouched.
@@ -174,19 +197,12 @@ func checkOuter(t *testing.T, out []byte, innerLen int, dport uint16) *layers.UD
 
 func TestEncapPushesEachProtocol(t *testing.T) {
 	e := newEnv(t)
-	e.tunnel("10.0.0.1", "10.0.0.2", nil)
-	e.tunnel("10.0.1.1", "10.0.1.2", func(tn *maps.Tunnel) { tn.Proto, tn.VNI = maps.ProtoGENEVE, 0xabcdef })
-	e.tunnel("10.0.2.1", "10.0.2.2", func(tn *maps.Tunnel) {
-		tn.Proto, tn.VNI, tn.VlanID, tn.OuterSrc, tn.OuterDst, tn.SrcMAC, tn.DstMAC = maps.ProtoVLAN, 0, 300, netip.Addr{}, netip.Addr{}, nil, nil
-	})
+	e.protocolTunnels(0xabcdef)
 	var capture [][]byte
 
 	t.Run("vxlan", func(t *testing.T) {
 		frame := icmpFrame(t, "10.0.0.1", "10.0.0.2", 56)
-		ret, out := e.run(e.objs.Encap, frame, encap.EncapStatS_ENCAP__VXLAN)
-		if ret != testnet.XDPRedirect {
-			t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
-		}
+		out := e.redirect(t, e.objs.Encap, frame, encap.EncapStatS_ENCAP__VXLAN)
 		udp := checkOuter(t, out, len(frame), 4789)
 		if udp.SrcPort < 32768 || udp.SrcPort >= 61000 {
 			t.Errorf("source port %d outside the kernel vxlan range 32768..60999", udp.SrcPort)
@@ -202,10 +218,7 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 	})
 	t.Run("geneve", func(t *testing.T) {
 		frame := icmpFrame(t, "10.0.1.1", "10.0.1.2", 100)
-		ret, out := e.run(e.objs.Encap, frame, encap.EncapStatS_ENCAP__GENEVE)
-		if ret != testnet.XDPRedirect {
-			t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
-		}
+		out := e.redirect(t, e.objs.Encap, frame, encap.EncapStatS_ENCAP__GENEVE)
 		checkOuter(t, out, len(frame), 6081)
 		pkt := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
 		gn, _ := pkt.Layer(layers.LayerTypeGeneve).(*layers.Geneve)
@@ -222,10 +235,7 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 	})
 	t.Run("vlan", func(t *testing.T) {
 		frame := icmpFrame(t, "10.0.2.1", "10.0.2.2", 56)
-		ret, out := e.run(e.objs.Encap, frame, encap.EncapStatS_ENCAP__VLAN)
-		if ret != testnet.XDPRedirect {
-			t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
-		}
+		out := e.redirect(t, e.objs.Encap, frame, encap.EncapStatS_ENCAP__VLAN)
 		if want := vlanTag(frame, 0x8100, 300); !bytes.Equal(out, want) {
 			t.Errorf("tagged frame\n got %x\nwant %x", out, want)
 		}
@@ -233,10 +243,7 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 	})
 	t.Run("arp", func(t *testing.T) {
 		frame := arpFrame(t, "10.0.0.1", "10.0.0.2")
-		ret, out := e.run(e.objs.Encap, frame, encap.EncapStatS_ENCAP__VXLAN)
-		if ret != testnet.XDPRedirect {
-			t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
-		}
+		out := e.redirect(t, e.objs.Encap, frame, encap.EncapStatS_ENCAP__VXLAN)
 		checkOuter(t, out, len(frame), 4789)
 		if !bytes.Equal(out[50:], frame) {
 			t.Errorf("inner ARP changed")
@@ -362,17 +369,10 @@ func TestEncapPassesForeignAndMalformed(t *testing.T) {
 func TestDecapStripsEachProtocol(t *testing.T) {
 	e := newEnv(t)
 	// Node 1's tunnels; received frames come from the peer, inner dst -> src swapped.
-	e.tunnel("10.0.0.1", "10.0.0.2", nil)
-	e.tunnel("10.0.1.1", "10.0.1.2", func(tn *maps.Tunnel) { tn.Proto, tn.VNI = maps.ProtoGENEVE, 200 })
-	e.tunnel("10.0.2.1", "10.0.2.2", func(tn *maps.Tunnel) {
-		tn.Proto, tn.VNI, tn.VlanID, tn.OuterSrc, tn.OuterDst, tn.SrcMAC, tn.DstMAC = maps.ProtoVLAN, 0, 300, netip.Addr{}, netip.Addr{}, nil, nil
-	})
+	e.protocolTunnels(200)
 	expectDecap := func(t *testing.T, frame, inner []byte, want encap.EncapStat) {
 		t.Helper()
-		ret, out := e.run(e.objs.Decap, frame, want)
-		if ret != testnet.XDPRedirect {
-			t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
-		}
+		out := e.redirect(t, e.objs.Decap, frame, want)
 		if !bytes.Equal(out, inner) {
 			t.Errorf("decapsulated frame\n got %x\nwant %x", out, inner)
 		}
@@ -431,11 +431,7 @@ func TestDecapStripsEachProtocol(t *testing.T) {
 
 func TestDecapPassesForeignAndMalformed(t *testing.T) {
 	e := newEnv(t)
-	e.tunnel("10.0.0.1", "10.0.0.2", nil)
-	e.tunnel("10.0.1.1", "10.0.1.2", func(tn *maps.Tunnel) { tn.Proto, tn.VNI = maps.ProtoGENEVE, 200 })
-	e.tunnel("10.0.2.1", "10.0.2.2", func(tn *maps.Tunnel) {
-		tn.Proto, tn.VNI, tn.VlanID, tn.OuterSrc, tn.OuterDst, tn.SrcMAC, tn.DstMAC = maps.ProtoVLAN, 0, 300, netip.Addr{}, netip.Addr{}, nil, nil
-	})
+	e.protocolTunnels(200)
 	e.tunnel("10.0.9.1", "10.0.9.2", func(tn *maps.Tunnel) { tn.OverlayIndex = uint32(e.lone.Index) })
 
 	inner := icmpFrame(t, "10.0.0.2", "10.0.0.1", 56)
