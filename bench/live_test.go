@@ -11,41 +11,26 @@ import (
 	"net"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"golang.org/x/sys/unix"
 
 	"github.com/tunmux/tunmux/internal/testnet"
 	"github.com/tunmux/tunmux/maps"
-	"github.com/tunmux/tunmux/netdev"
 	"github.com/tunmux/tunmux/progs/encap"
 )
-
-// xdpMd is struct xdp_md, the context of an XDP test run.
-type xdpMd struct {
-	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
-}
 
 // liveEnv: frames "arrive" on in0 and are redirected to out0, whose peer
 // out1 runs XDP_DROP (the program's cost alone) or XDP_PASS (the whole path).
 type liveEnv struct {
-	ns    *testnet.Netns
+	*liveBed
 	objs  encap.EncapObjects
 	state *maps.EncapState
-	in    netdev.Iface
-	out   netdev.Iface
 }
 
-func newLiveEnv(b *testing.B, peerVerdict uint32) *liveEnv {
-	testnet.RequireRoot(b)
-	e := &liveEnv{ns: testnet.NewNetns(b, "live")}
-	testnet.Veth(b, e.ns, "in0", e.ns, "in1")
-	testnet.Veth(b, e.ns, "out0", e.ns, "out1")
+func newLiveEnv(b *testing.B, peerVerdict int32) *liveEnv {
+	e := &liveEnv{liveBed: newLiveBed(b, "live", peerVerdict)}
 	if err := encap.LoadEncapObjects(&e.objs, nil); err != nil {
 		b.Fatal(err)
 	}
@@ -54,39 +39,8 @@ func newLiveEnv(b *testing.B, peerVerdict uint32) *liveEnv {
 	if e.state, err = maps.NewEncapState(map[string]*ebpf.Map{"tunnels": e.objs.Tunnels, "tunnel_stats": e.objs.TunnelStats, "devmap": e.objs.Devmap, "slots": e.objs.Slots}); err != nil {
 		b.Fatal(err)
 	}
-	root, err := maps.OpenRoot(testnet.BPFRoot(b, nil), true)
-	if err != nil {
-		b.Fatal(err)
-	}
-	lock, err := root.Lock(time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(lock.Release)
-	peer, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type: ebpf.XDP, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, int32(peerVerdict)), asm.Return()},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { peer.Close() })
+	lock := testnet.Lock(b)
 	e.ns.Do(b, func() error {
-		if e.in, err = netdev.Lookup("in0"); err != nil {
-			return err
-		}
-		if e.out, err = netdev.Lookup("out0"); err != nil {
-			return err
-		}
-		out1, err := netdev.Lookup("out1")
-		if err != nil {
-			return err
-		}
-		l, err := link.AttachXDP(link.XDPOptions{Program: peer, Interface: out1.Index, Flags: link.XDPDriverMode})
-		if err != nil {
-			return err
-		}
-		b.Cleanup(func() { l.Close() })
 		// The floor: frames arriving on in0 leave on out0 untouched.
 		if err := e.state.PutSlot(lock, maps.Slot{In: uint32(e.in.Index), InName: "in0", Out: uint32(e.out.Index), OutName: "out0"}); err != nil {
 			return err
@@ -153,41 +107,14 @@ func encapsulated(b *testing.B, inner []byte, proto maps.Proto) []byte {
 	return buf.Bytes()
 }
 
-// counter sums a stats counter over CPUs.
-func (e *liveEnv) counter(b *testing.B, id encap.EncapStat) uint64 {
-	var per []encap.EncapCounter
-	if err := e.objs.Stats.Lookup(uint32(id), &per); err != nil {
-		b.Fatal(err)
-	}
-	var n uint64
-	for _, c := range per {
-		n += c.Packets
-	}
-	return n
-}
-
 // runLive runs prog b.N times on frame in live-frame mode, as if received on
 // in0, and reports packets per second. The hit counter must have counted
 // every run: live frames recycle pages, and a program that rewrote its own
 // input in place would see its earlier output.
 func (e *liveEnv) runLive(b *testing.B, prog *ebpf.Program, frame []byte, hit encap.EncapStat) {
-	before := e.counter(b, hit)
-	var elapsed time.Duration
-	b.ResetTimer()
-	e.ns.Do(b, func() error {
-		opts := &ebpf.RunOptions{
-			Data:    frame,
-			Repeat:  uint32(b.N),
-			Flags:   unix.BPF_F_TEST_XDP_LIVE_FRAMES,
-			Context: xdpMd{DataEnd: uint32(len(frame)), IngressIfindex: uint32(e.in.Index)},
-		}
-		start := time.Now()
-		_, err := prog.Run(opts)
-		elapsed = time.Since(start)
-		return err
-	})
-	b.StopTimer()
-	hits := e.counter(b, hit) - before
+	before := testnet.Counters(b, e.objs.Stats)[hit]
+	elapsed := e.run(b, prog, frame)
+	hits := testnet.Counters(b, e.objs.Stats)[hit] - before
 	if hits < uint64(b.N) {
 		b.Fatalf("%v counted %d of %d runs: the measurement is not of the path it names", hit, hits, b.N)
 	}
@@ -198,8 +125,8 @@ func (e *liveEnv) runLive(b *testing.B, prog *ebpf.Program, frame []byte, hit en
 func BenchmarkLive(b *testing.B) {
 	for _, peer := range []struct {
 		name    string
-		verdict uint32
-	}{{"peer-drop", 1}, {"peer-pass", 2}} {
+		verdict int32
+	}{{"peer-drop", testnet.XDPDrop}, {"peer-pass", testnet.XDPPass}} {
 		b.Run(peer.name, func(b *testing.B) {
 			e := newLiveEnv(b, peer.verdict)
 			b.Run("floor-redirect", func(b *testing.B) {

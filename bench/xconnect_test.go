@@ -19,6 +19,7 @@ import (
 	"github.com/tunmux/tunmux/progs/xconnect"
 )
 
+// xdpProgram is an XDP program that returns verdict.
 func xdpProgram(b *testing.B, verdict int32) *ebpf.Program {
 	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Type: ebpf.XDP, License: "GPL",
@@ -31,6 +32,59 @@ func xdpProgram(b *testing.B, verdict int32) *ebpf.Program {
 	return p
 }
 
+// liveBed is where the live-frame benchmarks run: frames "arrive" on veth
+// in0 and go to veth out0, whose peer out1 runs an XDP program returning
+// peerVerdict.
+type liveBed struct {
+	ns  *testnet.Netns
+	in  netdev.Iface
+	out netdev.Iface
+}
+
+func newLiveBed(b *testing.B, prefix string, peerVerdict int32) *liveBed {
+	testnet.RequireRoot(b)
+	e := &liveBed{ns: testnet.NewNetns(b, prefix)}
+	testnet.Veth(b, e.ns, "in0", e.ns, "in1")
+	testnet.Veth(b, e.ns, "out0", e.ns, "out1")
+	peer := xdpProgram(b, peerVerdict)
+	e.ns.Do(b, func() error {
+		var err error
+		if e.in, err = netdev.Lookup("in0"); err != nil {
+			return err
+		}
+		if e.out, err = netdev.Lookup("out0"); err != nil {
+			return err
+		}
+		out1, err := netdev.Lookup("out1")
+		if err != nil {
+			return err
+		}
+		l, err := link.AttachXDP(link.XDPOptions{Program: peer, Interface: out1.Index, Flags: link.XDPDriverMode})
+		if err != nil {
+			return err
+		}
+		b.Cleanup(func() { l.Close() })
+		return nil
+	})
+	return e
+}
+
+// run runs prog b.N times on frame in live-frame mode, as if received on
+// in0, with the benchmark timer on, and returns how long the runs took.
+func (e *liveBed) run(b *testing.B, prog *ebpf.Program, frame []byte) time.Duration {
+	var elapsed time.Duration
+	b.ResetTimer()
+	e.ns.Do(b, func() error {
+		opts := &ebpf.RunOptions{Data: frame, Repeat: uint32(b.N), Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES, Context: testnet.XDPIn(frame, e.in.Index)}
+		start := time.Now()
+		_, err := prog.Run(opts)
+		elapsed = time.Since(start)
+		return err
+	})
+	b.StopTimer()
+	return elapsed
+}
+
 // BenchmarkXconnect measures frames per second from veth in0 to veth out0
 // (whose peer drops them at XDP) with XDP live frames: through the xconnect
 // program, and through a Linux bridge joining the same two veths (the
@@ -38,31 +92,8 @@ func xdpProgram(b *testing.B, verdict int32) *ebpf.Program {
 func BenchmarkXconnect(b *testing.B) {
 	for _, path := range []string{"xconnect", "bridge"} {
 		b.Run(path, func(b *testing.B) {
-			testnet.RequireRoot(b)
-			ns := testnet.NewNetns(b, "xcb")
-			testnet.Veth(b, ns, "in0", ns, "in1")
-			testnet.Veth(b, ns, "out0", ns, "out1")
-			var in, out netdev.Iface
-			drop := xdpProgram(b, 1)
-			ns.Do(b, func() error {
-				var err error
-				if in, err = netdev.Lookup("in0"); err != nil {
-					return err
-				}
-				if out, err = netdev.Lookup("out0"); err != nil {
-					return err
-				}
-				peer, err := netdev.Lookup("out1")
-				if err != nil {
-					return err
-				}
-				l, err := link.AttachXDP(link.XDPOptions{Program: drop, Interface: peer.Index, Flags: link.XDPDriverMode})
-				if err != nil {
-					return err
-				}
-				b.Cleanup(func() { l.Close() })
-				return nil
-			})
+			e := newLiveBed(b, "xcb", testnet.XDPDrop)
+			ns, in, out := e.ns, e.in, e.out
 			var prog *ebpf.Program
 			var hits func() uint64
 			if path == "bridge" {
@@ -71,7 +102,7 @@ func BenchmarkXconnect(b *testing.B) {
 				ns.Run(b, "ip", "link", "set", "out0", "master", "br0")
 				ns.Run(b, "ip", "link", "set", "br0", "up")
 				ns.WaitUp(b, "br0")
-				prog = xdpProgram(b, 2)
+				prog = xdpProgram(b, testnet.XDPPass)
 				hits = func() uint64 { return txPackets(b, ns, "out0") }
 			} else {
 				var objs xconnect.XconnectObjects
@@ -87,29 +118,11 @@ func BenchmarkXconnect(b *testing.B) {
 					return st.PutPair(nil, maps.Pair{A: maps.PairEnd{Name: "in0", Ifindex: uint32(in.Index)}, B: maps.PairEnd{Name: "out0", Ifindex: uint32(out.Index)}})
 				})
 				prog = objs.Xconnect
-				hits = func() uint64 {
-					var per []xconnect.XconnectCounter
-					_ = objs.Stats.Lookup(uint32(xconnect.XconnectStatS_XCONNECT__REDIRECT), &per)
-					var n uint64
-					for _, c := range per {
-						n += c.Packets
-					}
-					return n
-				}
+				hits = func() uint64 { return testnet.Counters(b, objs.Stats)[xconnect.XconnectStatS_XCONNECT__REDIRECT] }
 			}
 			frame := frame64(b, 9, 1, 2)
 			before := hits()
-			var elapsed time.Duration
-			b.ResetTimer()
-			ns.Do(b, func() error {
-				opts := &ebpf.RunOptions{Data: frame, Repeat: uint32(b.N), Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES,
-					Context: xdpMd{DataEnd: uint32(len(frame)), IngressIfindex: uint32(in.Index)}}
-				start := time.Now()
-				_, err := prog.Run(opts)
-				elapsed = time.Since(start)
-				return err
-			})
-			b.StopTimer()
+			elapsed := e.run(b, prog, frame)
 			// The frames that reached out0, counted where they leave: the
 			// bridge may drop some under load, so count what crossed.
 			n := hits() - before

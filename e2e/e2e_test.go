@@ -104,30 +104,35 @@ func (b *bed) neighbour(from int, ip string) string {
 	return ""
 }
 
+// wireCase is a tunnel protocol and what its frames on the wire must show:
+// tshark's fields of each frame that filter captures, checked by check.
+type wireCase struct {
+	proto  string
+	id     []string
+	filter string
+	fields []string
+	check  func(t *testing.T, row []string)
+}
+
+// udpWireCase is the case of a UDP tunnel (GENEVE, VXLAN; name as tshark
+// and messages say it) with VNI vni on port dport: the outer source is
+// node 1's or 2's, the IPv4 checksum good, the source port in the kernel's
+// range.
+func udpWireCase(proto, name string, vni int, dport string) wireCase {
+	return wireCase{proto, []string{"--vni", strconv.Itoa(vni)}, "udp port " + dport,
+		[]string{"ip.src", "udp.srcport", "udp.dstport", strings.ToLower(name) + ".vni", "ip.checksum.status", "_ws.malformed"},
+		func(t *testing.T, r []string) {
+			if !strings.HasPrefix(r[0], "192.168.1.") || r[2] != dport || !vniIs(r[3], vni) || !strings.HasPrefix(r[4], "1") || r[5] != "" {
+				t.Errorf("%s frame on the wire: %v", name, r)
+			}
+			checkSourcePort(t, r[1])
+		}}
+}
+
 func TestTunnelsEndToEnd(t *testing.T) {
-	for _, tc := range []struct {
-		proto  string
-		id     []string
-		filter string
-		fields []string
-		check  func(t *testing.T, row []string)
-	}{
-		{"geneve", []string{"--vni", "5001"}, "udp port 6081",
-			[]string{"ip.src", "udp.srcport", "udp.dstport", "geneve.vni", "ip.checksum.status", "_ws.malformed"},
-			func(t *testing.T, r []string) {
-				if !strings.HasPrefix(r[0], "192.168.1.") || r[2] != "6081" || !vniIs(r[3], 5001) || !strings.HasPrefix(r[4], "1") || r[5] != "" {
-					t.Errorf("GENEVE frame on the wire: %v", r)
-				}
-				checkSourcePort(t, r[1])
-			}},
-		{"vxlan", []string{"--vni", "5002"}, "udp port 4789",
-			[]string{"ip.src", "udp.srcport", "udp.dstport", "vxlan.vni", "ip.checksum.status", "_ws.malformed"},
-			func(t *testing.T, r []string) {
-				if !strings.HasPrefix(r[0], "192.168.1.") || r[2] != "4789" || !vniIs(r[3], 5002) || !strings.HasPrefix(r[4], "1") || r[5] != "" {
-					t.Errorf("VXLAN frame on the wire: %v", r)
-				}
-				checkSourcePort(t, r[1])
-			}},
+	for _, tc := range []wireCase{
+		udpWireCase("geneve", "GENEVE", 5001, "6081"),
+		udpWireCase("vxlan", "VXLAN", 5002, "4789"),
 		{"vlan", []string{"--vlan-id", "300"}, "vlan 300",
 			[]string{"vlan.id", "vlan.priority", "vlan.etype", "ip.src", "_ws.malformed"},
 			func(t *testing.T, r []string) {

@@ -28,21 +28,35 @@ func pingUntil(t *testing.T, ns *testnet.Netns, ip string) {
 	}
 }
 
+// family returns network ("tcp", "udp") for the address family of ip:
+// tcp4, udp6 and so on.
+func family(network, ip string) string {
+	if netip.MustParseAddr(ip).Is6() {
+		return network + "6"
+	}
+	return network + "4"
+}
+
+// inNetns runs open (a listen or a dial) on a thread inside ns and returns
+// what it opened, failing the test on an error.
+func inNetns[T any](t *testing.T, ns *testnet.Netns, open func() (T, error)) T {
+	t.Helper()
+	var v T
+	ns.Do(t, func() error {
+		var err error
+		v, err = open()
+		return err
+	})
+	return v
+}
+
 // tcpTransfer sends 8 MiB of random bytes over TCP from namespace from to
 // address toIP in namespace to, and checks that exactly those bytes
 // arrived. The sockets are opened on threads inside the namespaces.
 func tcpTransfer(t *testing.T, from, to *testnet.Netns, toIP string) {
 	t.Helper()
-	network := "tcp4"
-	if netip.MustParseAddr(toIP).Is6() {
-		network = "tcp6"
-	}
-	var ln net.Listener
-	to.Do(t, func() error {
-		var err error
-		ln, err = net.Listen(network, net.JoinHostPort(toIP, "0"))
-		return err
-	})
+	network := family("tcp", toIP)
+	ln := inNetns(t, to, func() (net.Listener, error) { return net.Listen(network, net.JoinHostPort(toIP, "0")) })
 	defer ln.Close()
 	type result struct {
 		sum [32]byte
@@ -67,12 +81,7 @@ func tcpTransfer(t *testing.T, from, to *testnet.Netns, toIP string) {
 	}()
 	data := make([]byte, 8<<20)
 	_, _ = rand.Read(data)
-	var conn net.Conn
-	from.Do(t, func() error {
-		var err error
-		conn, err = net.DialTimeout(network, ln.Addr().String(), 10*time.Second)
-		return err
-	})
+	conn := inNetns(t, from, func() (net.Conn, error) { return net.DialTimeout(network, ln.Addr().String(), 10*time.Second) })
 	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
 	if _, err := conn.Write(data); err != nil {
 		t.Fatalf("TCP from %s to %s: write: %v", from.Name, toIP, err)
@@ -90,23 +99,10 @@ func tcpTransfer(t *testing.T, from, to *testnet.Netns, toIP string) {
 // and checks that each arrives intact.
 func udpSmall(t *testing.T, from, to *testnet.Netns, toIP string) {
 	t.Helper()
-	network := "udp4"
-	if netip.MustParseAddr(toIP).Is6() {
-		network = "udp6"
-	}
-	var pc net.PacketConn
-	to.Do(t, func() error {
-		var err error
-		pc, err = net.ListenPacket(network, net.JoinHostPort(toIP, "0"))
-		return err
-	})
+	network := family("udp", toIP)
+	pc := inNetns(t, to, func() (net.PacketConn, error) { return net.ListenPacket(network, net.JoinHostPort(toIP, "0")) })
 	defer pc.Close()
-	var conn net.Conn
-	from.Do(t, func() error {
-		var err error
-		conn, err = net.Dial(network, pc.LocalAddr().String())
-		return err
-	})
+	conn := inNetns(t, from, func() (net.Conn, error) { return net.Dial(network, pc.LocalAddr().String()) })
 	defer conn.Close()
 	buf := make([]byte, 64)
 	for _, size := range []int{1, 4, 12} {

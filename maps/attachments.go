@@ -18,17 +18,9 @@ const (
 	HookTCEgress  Hook = 3
 )
 
-func (h Hook) String() string {
-	switch h {
-	case HookXDP:
-		return "xdp"
-	case HookTCIngress:
-		return "tc-ingress"
-	case HookTCEgress:
-		return "tc-egress"
-	}
-	return fmt.Sprintf("hook-%d", uint32(h))
-}
+var hookNames = map[Hook]string{HookXDP: "xdp", HookTCIngress: "tc-ingress", HookTCEgress: "tc-egress"}
+
+func (h Hook) String() string { return enumName(h, hookNames, "hook") }
 
 // XDP attach modes, as stored in an Attachment.
 const (
@@ -114,11 +106,8 @@ func GetAttachment(m *ebpf.Map, netns uint64, ifindex uint32, hook Hook) (Attach
 		return Attachment{}, err
 	}
 	k := attachKey{Netns: netns, Ifindex: ifindex, Hook: uint32(hook)}
-	if err := m.Lookup(&k, &v); err != nil {
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return Attachment{}, fmt.Errorf("attachment on ifindex %d: %w", ifindex, ErrNotFound)
-		}
-		return Attachment{}, fmt.Errorf("look up attachment: %w", err)
+	if err := lookupFound(m, &k, &v, fmt.Errorf("attachment on ifindex %d: %w", ifindex, ErrNotFound), "attachment"); err != nil {
+		return Attachment{}, err
 	}
 	return attachmentFrom(k, v), nil
 }
@@ -137,20 +126,8 @@ func attachmentFrom(k attachKey, v attachValue) Attachment {
 
 // ListAttachments returns every recorded attachment.
 func ListAttachments(m *ebpf.Map) ([]Attachment, error) {
-	var (
-		k   attachKey
-		v   attachValue
-		out []Attachment
-	)
-	if err := checkValueSize(m, v); err != nil {
+	if err := checkValueSize(m, attachValue{}); err != nil {
 		return nil, err
 	}
-	it := m.Iterate()
-	for it.Next(&k, &v) {
-		out = append(out, attachmentFrom(k, v))
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("list attachments: %w", err)
-	}
-	return out, nil
+	return listMap(m, "attachments", attachmentFrom)
 }

@@ -65,18 +65,7 @@ func (s *EncapState) FillCounters(ts []Tunnel) {
 }
 
 func (s *EncapState) counters(index uint32) TunnelCounters {
-	var per []encap.EncapTunnelCounters
-	var c TunnelCounters
-	if s.stats.Lookup(&index, &per) == nil {
-		for _, p := range per {
-			c.TxPackets += p.TxPackets
-			c.TxBytes += p.TxBytes
-			c.RxPackets += p.RxPackets
-			c.RxBytes += p.RxBytes
-			c.DropTooBig += p.DropTooBig
-		}
-	}
-	return c
+	return sumPerCPU[encap.EncapTunnelCounters, TunnelCounters](s.stats, index)
 }
 
 // counterIndexes returns the counter index of every stored tunnel, by key.
@@ -153,11 +142,8 @@ func (s *EncapState) TunnelCapacity() uint32 { return s.tunnels.MaxEntries() }
 func (s *EncapState) GetTunnel(k TunnelKey) (Tunnel, error) {
 	var v encap.EncapTunnel
 	kk := k.kernelKey()
-	if err := s.tunnels.Lookup(&kk, &v); err != nil {
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return Tunnel{}, fmt.Errorf("tunnel %s: %w", k, ErrNotFound)
-		}
-		return Tunnel{}, fmt.Errorf("look up tunnel %s: %w", k, err)
+	if err := lookupFound(s.tunnels, &kk, &v, fmt.Errorf("tunnel %s: %w", k, ErrNotFound), "tunnel "+k.String()); err != nil {
+		return Tunnel{}, err
 	}
 	t := tunnelFromKernel(kk, v)
 	s.nameInterfaces(&t)
@@ -333,11 +319,8 @@ func (s *EncapState) GetSlot(in uint32) (Slot, error) {
 	if err := checkValueSize(s.slots, v); err != nil {
 		return Slot{}, err
 	}
-	if err := s.slots.Lookup(&in, &v); err != nil {
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return Slot{}, fmt.Errorf("redirect slot for ifindex %d: %w", in, ErrNotFound)
-		}
-		return Slot{}, fmt.Errorf("look up slot %d: %w", in, err)
+	if err := lookupFound(s.slots, &in, &v, fmt.Errorf("redirect slot for ifindex %d: %w", in, ErrNotFound), fmt.Sprintf("slot %d", in)); err != nil {
+		return Slot{}, err
 	}
 	return slotFromValue(in, v), nil
 }
@@ -351,20 +334,12 @@ func slotFromValue(in uint32, v slotValue) Slot {
 
 // ListSlots returns every slot, sorted by key, with the tunnels holding it.
 func (s *EncapState) ListSlots() ([]Slot, error) {
-	var (
-		k   uint32
-		v   slotValue
-		out []Slot
-	)
-	if err := checkValueSize(s.slots, v); err != nil {
+	if err := checkValueSize(s.slots, slotValue{}); err != nil {
 		return nil, err
 	}
-	it := s.slots.Iterate()
-	for it.Next(&k, &v) {
-		out = append(out, slotFromValue(k, v))
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("list slots: %w", err)
+	out, err := listMap(s.slots, "slots", slotFromValue)
+	if err != nil {
+		return nil, err
 	}
 	tunnels, err := s.ListTunnels()
 	if err != nil {

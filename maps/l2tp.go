@@ -26,15 +26,9 @@ const (
 	L2TPOverUDP L2TPEncap = 2
 )
 
-func (e L2TPEncap) String() string {
-	switch e {
-	case L2TPOverIP:
-		return "ip"
-	case L2TPOverUDP:
-		return "udp"
-	}
-	return fmt.Sprintf("encap-%d", uint8(e))
-}
+var l2tpEncapNames = map[L2TPEncap]string{L2TPOverIP: "ip", L2TPOverUDP: "udp"}
+
+func (e L2TPEncap) String() string { return enumName(e, l2tpEncapNames, "encap") }
 
 // DefaultL2TPPort is the UDP port of L2TP (RFC 3931).
 const DefaultL2TPPort = 1701
@@ -99,10 +93,7 @@ func ParseSessionID(flag, s string) (uint32, error) {
 // required flag must be given (add); otherwise the given flags replace
 // base's fields (update). All problems are reported at once.
 func (a SessionArgs) Parse(base *Session) (Session, error) {
-	var s Session
-	if base != nil {
-		s = *base
-	}
+	s := fromBase(base)
 	var errs []error
 	bad := func(err error) { errs = append(errs, err) }
 
@@ -118,18 +109,10 @@ func (a SessionArgs) Parse(base *Session) (Session, error) {
 			s.PeerID = id
 		}
 	}
-	switch strings.ToLower(a.Encap) {
-	case "":
-		if base == nil {
-			bad(Invalid("--encap", "", "is required", "ip|udp"))
-		}
-	case "ip":
-		s.Encap = L2TPOverIP
-	case "udp":
-		s.Encap = L2TPOverUDP
-	default:
-		bad(Invalid("--encap", a.Encap, "unknown encapsulation", "ip|udp"))
+	if a.Encap == "" && base == nil {
+		bad(Invalid("--encap", "", "is required", "ip|udp"))
 	}
+	parseChoice(bad, "--encap", a.Encap, "unknown encapsulation", &s.Encap, choice[L2TPEncap]{"ip", L2TPOverIP}, choice[L2TPEncap]{"udp", L2TPOverUDP})
 	for _, f := range []struct {
 		flag, value string
 		dst         *netip.AddrPort
@@ -168,34 +151,11 @@ func (a SessionArgs) Parse(base *Session) (Session, error) {
 		}
 		*f.dst = c
 	}
-	switch strings.ToLower(a.L2Spec) {
-	case "":
-		if base == nil {
-			s.L2Spec = true // as ip-l2tp: l2spec_type default
-		}
-	case "default":
-		s.L2Spec = true
-	case "none":
-		s.L2Spec = false
-	default:
-		bad(Invalid("--l2spec", a.L2Spec, "unknown L2-specific sublayer", "none|default"))
+	if a.L2Spec == "" && base == nil {
+		s.L2Spec = true // as ip-l2tp: l2spec_type default
 	}
-	for _, f := range []struct {
-		flag, value string
-		dst         *string
-	}{{"--eth-iface", a.EthIface, &s.EthIface}, {"--tunnel-iface", a.TunnelIface, &s.TunnelIface}} {
-		if f.value == "" {
-			if *f.dst == "" {
-				bad(Invalid(f.flag, "", "is required", "an interface name"))
-			}
-			continue
-		}
-		if err := ValidateIfaceName(f.flag, f.value); err != nil {
-			bad(err)
-			continue
-		}
-		*f.dst = f.value
-	}
+	parseChoice(bad, "--l2spec", a.L2Spec, "unknown L2-specific sublayer", &s.L2Spec, choice[bool]{"none", false}, choice[bool]{"default", true})
+	parseIfaceFlags(bad, ifaceFlag{"--eth-iface", a.EthIface, &s.EthIface}, ifaceFlag{"--tunnel-iface", a.TunnelIface, &s.TunnelIface})
 	if a.PeerMAC != "" {
 		if a.PeerMAC == "auto" {
 			s.PeerMAC = nil
@@ -445,11 +405,8 @@ func NewL2TPState(ms map[string]*ebpf.Map) (*L2TPState, error) {
 // error wrapping ErrNotFound. Interface names are left for the caller.
 func (st *L2TPState) GetSession(id uint32) (Session, error) {
 	var v l2tp.L2tpSession
-	if err := st.sessions.Lookup(&id, &v); err != nil {
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return Session{}, fmt.Errorf("session %d: %w", id, ErrNotFound)
-		}
-		return Session{}, fmt.Errorf("look up session %d: %w", id, err)
+	if err := lookupFound(st.sessions, &id, &v, fmt.Errorf("session %d: %w", id, ErrNotFound), fmt.Sprintf("session %d", id)); err != nil {
+		return Session{}, err
 	}
 	s := sessionFromKernel(id, v)
 	st.fill(&s)
@@ -467,17 +424,9 @@ func (st *L2TPState) fill(s *Session) {
 
 // ListSessions returns every session, sorted by id, with its counters.
 func (st *L2TPState) ListSessions() ([]Session, error) {
-	var (
-		id  uint32
-		v   l2tp.L2tpSession
-		out []Session
-	)
-	it := st.sessions.Iterate()
-	for it.Next(&id, &v) {
-		out = append(out, sessionFromKernel(id, v))
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("list sessions: %w", err)
+	out, err := listMap(st.sessions, "sessions", sessionFromKernel)
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	for i := range out {
@@ -487,19 +436,7 @@ func (st *L2TPState) ListSessions() ([]Session, error) {
 }
 
 func (st *L2TPState) counters(id uint32) SessionCounters {
-	var per []l2tp.L2tpSessionCounters
-	var c SessionCounters
-	if st.stats.Lookup(&id, &per) != nil {
-		return c
-	}
-	for _, p := range per {
-		c.TxPackets += p.TxPackets
-		c.TxBytes += p.TxBytes
-		c.RxPackets += p.RxPackets
-		c.RxBytes += p.RxBytes
-		c.Drops += p.Drops
-	}
-	return c
+	return sumPerCPU[l2tp.L2tpSessionCounters, SessionCounters](st.stats, id)
 }
 
 // SessionOnEth returns the id of the session of Ethernet-side ifindex, if any.

@@ -161,23 +161,17 @@ func (s *MuxState) SetCarrier(_ *Lock, c Carrier) error {
 
 // Members returns every member, by label, with its counters.
 func (s *MuxState) Members() ([]Member, error) {
-	var (
-		k   uint32
-		v   mux.MuxMember
-		out []Member
-	)
-	it := s.members.Iterate()
-	for it.Next(&k, &v) {
+	out, err := listMap(s.members, "members", func(_ uint32, v mux.MuxMember) Member {
 		m := Member{Ifindex: v.Ifindex, Label: v.Label, L2: v.L2 != 0, MAC: append(net.HardwareAddr{}, v.Mac[:]...)}
 		var info mux.MuxMemberInfo
 		if s.names.Lookup(uint32(v.Label), &info) == nil {
 			m.Name, m.Created, m.Netns = cString(info.Name[:]), info.Created != 0, info.Netns
 		}
 		m.Counters = s.counters(uint32(v.Label))
-		out = append(out, m)
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("list members: %w", err)
+		return m
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Label < out[j].Label })
 	return out, nil
@@ -185,30 +179,12 @@ func (s *MuxState) Members() ([]Member, error) {
 
 // Member returns the member named name (as recorded), or ErrNotFound.
 func (s *MuxState) Member(name string) (Member, error) {
-	ms, err := s.Members()
-	if err != nil {
-		return Member{}, err
-	}
-	for _, m := range ms {
-		if m.Name == name {
-			return m, nil
-		}
-	}
-	return Member{}, fmt.Errorf("member %s: %w", name, ErrNotFound)
+	return findOne(s.Members, func(m Member) bool { return m.Name == name },
+		func() error { return fmt.Errorf("member %s: %w", name, ErrNotFound) })
 }
 
 func (s *MuxState) counters(label uint32) MemberCounters {
-	var per []mux.MuxMemberCounters
-	var c MemberCounters
-	if s.stats.Lookup(&label, &per) == nil {
-		for _, p := range per {
-			c.TxPackets += p.TxPackets
-			c.TxBytes += p.TxBytes
-			c.RxPackets += p.RxPackets
-			c.RxBytes += p.RxBytes
-		}
-	}
-	return c
+	return sumPerCPU[mux.MuxMemberCounters, MemberCounters](s.stats, label)
 }
 
 // PutMember records a member: zeroed counters and its name, then its entry

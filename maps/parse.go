@@ -21,6 +21,66 @@ func ValidateIfaceName(flag, name string) error {
 	return nil
 }
 
+// fromBase is where a Parse starts: a copy of base for an update, the zero
+// value for an add (base nil).
+func fromBase[T any](base *T) T {
+	var v T
+	if base != nil {
+		v = *base
+	}
+	return v
+}
+
+// choice is one keyword a flag accepts and the value it stands for.
+type choice[T any] struct {
+	name  string
+	value T
+}
+
+// parseChoice sets *dst to the value of the keyword given to flag (in any
+// case); "" (not given) leaves *dst as it is. An unknown keyword goes to
+// bad as reason, with the keywords accepted.
+func parseChoice[T any](bad func(error), flag, given, reason string, dst *T, choices ...choice[T]) {
+	if given == "" {
+		return
+	}
+	names := make([]string, len(choices))
+	for i, c := range choices {
+		if c.name == strings.ToLower(given) {
+			*dst = c.value
+			return
+		}
+		names[i] = c.name
+	}
+	bad(Invalid(flag, given, reason, strings.Join(names, "|")))
+}
+
+// ifaceFlag is an interface-name flag: its value as given ("": not given)
+// and where the name goes.
+type ifaceFlag struct {
+	flag, value string
+	dst         *string
+}
+
+// parseIfaceFlags checks the interface names given to flags and stores each
+// in its dst. A flag not given keeps the name its dst holds (an update),
+// and is required when that is none. Every problem goes to bad.
+func parseIfaceFlags(bad func(error), flags ...ifaceFlag) {
+	for _, f := range flags {
+		if f.value == "" {
+			if *f.dst == "" {
+				bad(Invalid(f.flag, "", "is required", "an interface name"))
+			}
+			continue
+		}
+		if err := ValidateIfaceName(f.flag, f.value); err != nil {
+			bad(err)
+			continue
+		}
+		*f.dst = f.value
+	}
+}
+
 func parseIPv4(flag, s string, unicast bool) (netip.Addr, error) {
 	if s == "" {
 		return netip.Addr{}, Invalid(flag, "", "is required", "an IPv4 address like 10.0.0.1")

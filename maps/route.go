@@ -32,17 +32,9 @@ const (
 	RouteProtoGeneve RouteProto = 2
 )
 
-func (p RouteProto) String() string {
-	switch p {
-	case RouteProtoNone:
-		return "none"
-	case RouteProtoVXLAN:
-		return "vxlan"
-	case RouteProtoGeneve:
-		return "geneve"
-	}
-	return fmt.Sprintf("proto-%d", uint8(p))
-}
+var routeProtoNames = map[RouteProto]string{RouteProtoNone: "none", RouteProtoVXLAN: "vxlan", RouteProtoGeneve: "geneve"}
+
+func (p RouteProto) String() string { return enumName(p, routeProtoNames, "proto") }
 
 // MarshalText gives the JSON form: none, vxlan or geneve.
 func (p RouteProto) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
@@ -446,11 +438,8 @@ func NewRouteState(ms map[string]*ebpf.Map) (*RouteState, error) {
 // prefix that contains it.
 func (s *RouteState) Lookup(addr netip.Addr) (Route, error) {
 	var v route.RouteRoute
-	if err := s.routes.Lookup(routeKey(netip.PrefixFrom(addr, addr.BitLen())), &v); err != nil {
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return Route{}, fmt.Errorf("no route for %s: %w", addr, ErrNotFound)
-		}
-		return Route{}, fmt.Errorf("look up %s: %w", addr, err)
+	if err := lookupFound(s.routes, routeKey(netip.PrefixFrom(addr, addr.BitLen())), &v, fmt.Errorf("no route for %s: %w", addr, ErrNotFound), addr.String()); err != nil {
+		return Route{}, err
 	}
 	return decodeRoute(v), nil
 }
@@ -471,17 +460,9 @@ func (s *RouteState) Get(p netip.Prefix) (Route, error) {
 
 // Routes returns every route, IPv4 first, by address then length.
 func (s *RouteState) Routes() ([]Route, error) {
-	var (
-		k   route.RouteRouteKey
-		v   route.RouteRoute
-		out []Route
-	)
-	it := s.routes.Iterate()
-	for it.Next(&k, &v) {
-		out = append(out, decodeRoute(v))
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("list routes: %w", err)
+	out, err := listMap(s.routes, "routes", func(_ route.RouteRouteKey, v route.RouteRoute) Route { return decodeRoute(v) })
+	if err != nil {
+		return nil, err
 	}
 	SortRoutes(out)
 	return out, nil
@@ -551,17 +532,11 @@ func (s *RouteState) Peer(a netip.Addr) (Peer, error) {
 
 // Peers returns every peer health entry, by address.
 func (s *RouteState) Peers() ([]Peer, error) {
-	var (
-		k   route.RoutePeerKey
-		v   route.RoutePeer
-		out []Peer
-	)
-	it := s.peers.Iterate()
-	for it.Next(&k, &v) {
-		out = append(out, Peer{Remote: addrOf(k.Family, k.Addr), Down: v.Down != 0, ProbePort: v.ProbePort})
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("list peers: %w", err)
+	out, err := listMap(s.peers, "peers", func(k route.RoutePeerKey, v route.RoutePeer) Peer {
+		return Peer{Remote: addrOf(k.Family, k.Addr), Down: v.Down != 0, ProbePort: v.ProbePort}
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Remote.Less(out[j].Remote) })
 	return out, nil

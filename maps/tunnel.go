@@ -234,10 +234,7 @@ func parseUnicast(flag, s string) (netip.Addr, error) {
 // (update), and fields that the final protocol does not use are cleared. All
 // problems are reported at once, each an *InvalidError.
 func (a TunnelArgs) Parse(base *Tunnel) (Tunnel, error) {
-	var t Tunnel
-	if base != nil {
-		t = *base
-	}
+	t := fromBase(base)
 	var errs []error
 	bad := func(err error) { errs = append(errs, err) }
 
@@ -328,22 +325,7 @@ func (a TunnelArgs) Parse(base *Tunnel) (Tunnel, error) {
 			t.SrcPort = uint16(n)
 		}
 	}
-	for _, f := range []struct {
-		flag, value string
-		dst         *string
-	}{{"--underlay", a.Underlay, &t.Underlay}, {"--overlay", a.Overlay, &t.Overlay}} {
-		if f.value == "" {
-			if *f.dst == "" {
-				bad(Invalid(f.flag, "", "is required", "an interface name"))
-			}
-			continue
-		}
-		if err := ValidateIfaceName(f.flag, f.value); err != nil {
-			bad(err)
-			continue
-		}
-		*f.dst = f.value
-	}
+	parseIfaceFlags(bad, ifaceFlag{"--underlay", a.Underlay, &t.Underlay}, ifaceFlag{"--overlay", a.Overlay, &t.Overlay})
 
 	if protoKnown {
 		errs = append(errs, t.checkProtoFields(a, base != nil && base.Proto.UsesUDP())...)

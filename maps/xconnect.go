@@ -97,42 +97,18 @@ func (st *XconnectState) ListPairs() ([]Pair, error) {
 
 // PairOf returns the pair that ifindex is an end of, or ErrNotFound.
 func (st *XconnectState) PairOf(ifindex uint32) (Pair, error) {
-	pairs, err := st.ListPairs()
-	if err != nil {
-		return Pair{}, err
-	}
-	for _, p := range pairs {
-		if p.A.Ifindex == ifindex || p.B.Ifindex == ifindex {
-			return p, nil
-		}
-	}
-	return Pair{}, fmt.Errorf("ifindex %d is in no pair: %w", ifindex, ErrNotFound)
+	return findOne(st.ListPairs, func(p Pair) bool { return p.A.Ifindex == ifindex || p.B.Ifindex == ifindex },
+		func() error { return fmt.Errorf("ifindex %d is in no pair: %w", ifindex, ErrNotFound) })
 }
 
 // PairNamed returns the pair with an end recorded under name, or ErrNotFound.
 func (st *XconnectState) PairNamed(name string) (Pair, error) {
-	pairs, err := st.ListPairs()
-	if err != nil {
-		return Pair{}, err
-	}
-	for _, p := range pairs {
-		if p.A.Name == name || p.B.Name == name {
-			return p, nil
-		}
-	}
-	return Pair{}, fmt.Errorf("%s is in no pair: %w", name, ErrNotFound)
+	return findOne(st.ListPairs, func(p Pair) bool { return p.A.Name == name || p.B.Name == name },
+		func() error { return fmt.Errorf("%s is in no pair: %w", name, ErrNotFound) })
 }
 
 func (st *XconnectState) traffic(ifindex uint32) Traffic {
-	var per []xconnect.XconnectCounter
-	var t Traffic
-	if st.stats.Lookup(&ifindex, &per) == nil {
-		for _, c := range per {
-			t.Packets += c.Packets
-			t.Bytes += c.Bytes
-		}
-	}
-	return t
+	return sumPerCPU[xconnect.XconnectCounter, Traffic](st.stats, ifindex)
 }
 
 // PutPair writes a pair: counters and records first, then the two devmap

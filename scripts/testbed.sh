@@ -86,6 +86,15 @@ down() {
   done
 }
 
+bridge_vx0() { # namespace port: bridge the kernel vxlan vx0 with port (br0), wait for vx0
+  ns "$1" ip link add br0 type bridge
+  ns "$1" ip link set vx0 master br0
+  ns "$1" ip link set "$2" master br0
+  ns "$1" ip link set vx0 up
+  ns "$1" ip link set br0 up
+  wait_up "$1" vx0
+}
+
 kvxlan() {
   local p=$1 i=$2 vni=$3 family=${4:-4} h=${1}h$2 other
   [ "$i" = 1 ] && other=2 || other=1
@@ -94,12 +103,7 @@ kvxlan() {
   else
     ns "$h" ip link add vx0 type vxlan id "$vni" local 192.168.1.$i remote 192.168.1.$other dstport 4789 dev ul0
   fi
-  ns "$h" ip link add br0 type bridge
-  ns "$h" ip link set vx0 master br0
-  ns "$h" ip link set wl0 master br0
-  ns "$h" ip link set vx0 up
-  ns "$h" ip link set br0 up
-  wait_up "$h" vx0
+  bridge_vx0 "$h" wl0
 }
 
 l2tp_up() {
@@ -134,12 +138,7 @@ l2tp_kvxlan() {
   for i in 1 2; do
     local l=${p}l$i other=$((3 - i))
     ns "$l" ip link add vx0 type vxlan id 100 local 172.16.0.$i remote 172.16.0.$other dstport 4789 dev tun0
-    ns "$l" ip link add br0 type bridge
-    ns "$l" ip link set vx0 master br0
-    ns "$l" ip link set eth1 master br0
-    ns "$l" ip link set vx0 up
-    ns "$l" ip link set br0 up
-    wait_up "$l" vx0
+    bridge_vx0 "$l" eth1
   done
   ns "${p}a" ip link set eth0 mtu 1450
   ns "${p}b" ip link set eth0 mtu 1450

@@ -71,15 +71,9 @@ func TestMuxCarrierAndMembers(t *testing.T) {
 
 func TestMuxBadInputChangesNothing(t *testing.T) {
 	c := newCLI(t)
-	t.Cleanup(func() { c.run("unload", "mux") })
-	c.ok("load", "mux")
-	c.ok("mux", "carrier", "set", "ul0")
-	c.ok("mux", "member", "add", "m1", "--label", "1", "--create")
+	c.loadMux("ul0")
 	before := c.snapshot()
-	for _, tc := range []struct {
-		args []string
-		flag string
-	}{
+	c.refuse([]badInput{
 		{[]string{"mux", "member", "add", "m2", "--label", "0", "--create"}, "--label"},
 		{[]string{"mux", "member", "add", "m2", "--label", "64", "--create"}, "--label"},
 		{[]string{"mux", "member", "add", "m2", "--label", "x", "--create"}, "--label"},
@@ -94,15 +88,8 @@ func TestMuxBadInputChangesNothing(t *testing.T) {
 		{[]string{"mux", "carrier", "set", "nosuch0"}, "IFACE"},
 		{[]string{"mux", "member", "del", "a/b"}, "NAME"},
 		{[]string{"load", "mux", "--max-entries", "100"}, "--max-entries"},
-	} {
-		r := c.run(tc.args...)
-		if r.Code != exitInvalid || !strings.Contains(r.Stderr, tc.flag) {
-			t.Errorf("want exit 2 naming %s:\n%s", tc.flag, r)
-		}
-	}
-	if c.snapshot() != before {
-		t.Errorf("bad input changed pinned state")
-	}
+	})
+	c.unchanged(before, "bad input")
 	if _, err := c.ns.Try("ip", "link", "show", "m2"); err == nil {
 		t.Errorf("bad input left an m2 interface behind")
 	}

@@ -148,10 +148,7 @@ func TestRouteBadInputChangesNothing(t *testing.T) {
 	for i := 1; i <= 9; i++ {
 		nine = append(nine, "--nexthop", "192.168.60."+string(rune('0'+i))+",vni=1")
 	}
-	for _, tc := range []struct {
-		args []string
-		flag string
-	}{
+	c.refuse([]badInput{
 		{nine, "--nexthop"},
 		{[]string{"route", "add", "10.9.0.0/16"}, "--nexthop"},
 		{[]string{"route", "add", "10.9.0.1/16", "--nexthop", "192.168.60.2,vni=1"}, "PREFIX"},
@@ -191,15 +188,8 @@ func TestRouteBadInputChangesNothing(t *testing.T) {
 		{[]string{"route", "dev", "create", "rt1", "--routes", "--local", "192.168.60.1"}, "--routes"},
 		{[]string{"route", "dev", "create", "ul0", "--routes"}, "NAME"},
 		{[]string{"route", "dev", "del", "wl0"}, "NAME"},
-	} {
-		r := c.run(tc.args...)
-		if r.Code != exitInvalid || !strings.Contains(r.Stderr, tc.flag) {
-			t.Errorf("want exit 2 naming %s:\n%s", tc.flag, r)
-		}
-	}
-	if c.snapshot() != before {
-		t.Errorf("bad input changed pinned state")
-	}
+	})
+	c.unchanged(before, "bad input")
 	for _, d := range []string{"vx1", "rt1"} {
 		if _, err := c.ns.Try("ip", "link", "show", d); err == nil {
 			t.Errorf("bad input left %s behind", d)

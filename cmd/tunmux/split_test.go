@@ -47,12 +47,22 @@ func mapID(t *testing.T, m *ebpf.Map) ebpf.MapID {
 // progInfo returns the info of the program pinned at pin.
 func progInfo(t *testing.T, pin string) *ebpf.ProgramInfo {
 	t.Helper()
-	p, err := ebpf.LoadPinnedProgram(pin, nil)
+	return pinnedInfo[*ebpf.ProgramInfo](t, pin, ebpf.LoadPinnedProgram)
+}
+
+// pinnedInfo opens the object (program, link) pinned at pin with open and
+// returns its info.
+func pinnedInfo[I any, O interface {
+	Info() (I, error)
+	Close() error
+}](t *testing.T, pin string, open func(string, *ebpf.LoadPinOptions) (O, error)) I {
+	t.Helper()
+	o, err := open(pin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
-	info, err := p.Info()
+	defer o.Close()
+	info, err := o.Info()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,16 +234,7 @@ func TestSplitLinkIsRefusedAndLoadMovesItBack(t *testing.T) {
 	}
 	runs := func(linkPin string) ebpf.ProgramID {
 		t.Helper()
-		l, err := link.LoadPinnedLink(linkPin, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		info, err := l.Info()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ebpf.ProgramID(info.Program)
+		return ebpf.ProgramID(pinnedInfo[*link.Info](t, linkPin, link.LoadPinnedLink).Program)
 	}
 	// Someone moves the encap link to the pass program.
 	move(pins[0], filepath.Join(dir, "prog_pass"))

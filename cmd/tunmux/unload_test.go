@@ -84,21 +84,14 @@ func TestUnloadAllRemovesEveryDataplaneAndTheDevicesTunmuxCreated(t *testing.T) 
 			t.Errorf("%s, not created by tunmux, was deleted", name)
 		}
 	}
-	if out := c.ns.Run(t, "ip", "link", "show", "wl0"); strings.Contains(out, "xdp") {
-		t.Errorf("unload --all left XDP attached:\n%s", out)
-	}
+	c.wantXDP("wl0", false, "after unload --all")
 	// Again: nothing to do.
-	if r := c.ok("unload", "--all"); !strings.Contains(r.Stdout, "nothing loaded") {
-		t.Errorf("a second unload --all: %s", r)
-	}
+	c.okSays("nothing loaded", "unload", "--all")
 }
 
 func TestUnloadOfOneDataplaneKeepsItsDevices(t *testing.T) {
 	c := newCLI(t)
-	t.Cleanup(func() { c.run("unload", "mux") })
-	c.ok("load", "mux")
-	c.ok("mux", "carrier", "set", "x0")
-	c.ok("mux", "member", "add", "m1", "--label", "1", "--create")
+	c.loadMux("x0")
 	r := c.ok("unload", "mux")
 	if !strings.Contains(r.Stdout, "kept") || !strings.Contains(r.Stdout, "m1 (member)") {
 		t.Errorf("unload mux does not list the member it keeps:\n%s", r)

@@ -84,19 +84,8 @@ enum stat {
 
 #include "tunmux.h"
 #include "proto.h"
-#include <linux/ipv6.h>
 #include <linux/icmpv6.h>
-#include <linux/pkt_cls.h>
 #include "csum.h"
-
-char LICENSE[] SEC("license") = "Dual MIT/GPL";
-
-#ifndef TCX_NEXT
-#define TCX_NEXT -1
-#endif
-/* Not in the UAPI headers this builds against (kernel 6.3+). */
-#define ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
-#define ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
 
 enum tunnel_proto {
 	PROTO_VLAN = 1,
@@ -204,12 +193,6 @@ struct {
 #define ETH_MACS_LEN 12
 
 enum { PARSE_OK = 0, PARSE_NOT_IP = 1, PARSE_MALFORMED = 2 };
-
-static __always_inline int verdict(enum stat id, __u64 bytes, int action)
-{
-	count(id, bytes);
-	return action;
-}
 
 enum tunnel_count { COUNT_TX, COUNT_RX, COUNT_TOO_BIG };
 

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/gopacket/gopacket"
@@ -21,13 +20,6 @@ import (
 	"github.com/tunmux/tunmux/maps"
 	"github.com/tunmux/tunmux/netdev"
 	"github.com/tunmux/tunmux/progs/encap"
-)
-
-// XDP verdicts.
-const (
-	xdpDrop     = 1
-	xdpPass     = 2
-	xdpRedirect = 4
 )
 
 // env is a loaded, unpinned encap object with tunnels, run inside a private
@@ -59,14 +51,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := maps.OpenRoot(testnet.BPFRoot(t, nil), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.lock, err = root.Lock(time.Second); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.lock.Release)
+	e.lock = testnet.Lock(t)
 	e.ns.Do(t, func() error {
 		for _, x := range []struct {
 			name string
@@ -112,6 +97,18 @@ func (e *env) tunnel(src, dst string, edit func(*maps.Tunnel)) maps.Tunnel {
 	return tn
 }
 
+// protocolTunnels adds a tunnel of each protocol: VXLAN (VNI 100)
+// 10.0.0.1->10.0.0.2, GENEVE (VNI geneveVNI) 10.0.1.1->10.0.1.2 and VLAN
+// 300 10.0.2.1->10.0.2.2.
+func (e *env) protocolTunnels(geneveVNI uint32) {
+	e.t.Helper()
+	e.tunnel("10.0.0.1", "10.0.0.2", nil)
+	e.tunnel("10.0.1.1", "10.0.1.2", func(tn *maps.Tunnel) { tn.Proto, tn.VNI = maps.ProtoGENEVE, geneveVNI })
+	e.tunnel("10.0.2.1", "10.0.2.2", func(tn *maps.Tunnel) {
+		tn.Proto, tn.VNI, tn.VlanID, tn.OuterSrc, tn.OuterDst, tn.SrcMAC, tn.DstMAC = maps.ProtoVLAN, 0, 300, netip.Addr{}, netip.Addr{}, nil, nil
+	})
+}
+
 // counters reads every counter's packets, summed over CPUs.
 func (e *env) counters() []uint64 { return testnet.Counters(e.t, e.objs.Stats) }
 
@@ -119,25 +116,25 @@ func (e *env) counters() []uint64 { return testnet.Counters(e.t, e.objs.Stats) }
 // counter moved, by one: want.
 func (e *env) run(prog *ebpf.Program, frame []byte, want encap.EncapStat) (uint32, []byte) {
 	e.t.Helper()
-	before := e.counters()
-	var (
-		ret uint32
-		out = make([]byte, len(frame)+512)
-	)
-	e.ns.Do(e.t, func() error {
-		opts := &ebpf.RunOptions{Data: frame, DataOut: out}
-		r, err := prog.Run(opts)
-		ret, out = r, opts.DataOut
-		return err
-	})
-	testnet.OneCounterMoved(e.t, before, e.counters(), int(want), counterName(e.t, dataplane.EncapDataplane))
-	return ret, out
+	return testnet.RunCounted(e.t, testnet.ProgRun{Prog: prog, Stats: e.objs.Stats, Frame: frame, Room: 512, Ns: e.ns,
+		Want: int(want), Name: testnet.CounterNamer(e.t, dataplane.EncapDataplane.CounterNames)})
+}
+
+// redirect runs prog on frame, checks the counter want and the verdict
+// XDP_REDIRECT, and returns the output frame.
+func (e *env) redirect(t *testing.T, prog *ebpf.Program, frame []byte, want encap.EncapStat) []byte {
+	t.Helper()
+	ret, out := e.run(prog, frame, want)
+	if ret != testnet.XDPRedirect {
+		t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
+	}
+	return out
 }
 
 // expectPass runs prog and checks that the frame passed untouched.
 func (e *env) expectPass(prog *ebpf.Program, frame []byte, want encap.EncapStat) {
 	e.t.Helper()
-	e.expectPassAs(prog, frame, want, xdpPass)
+	e.expectPassAs(prog, frame, want, testnet.XDPPass)
 }
 
 // expectPassAs runs prog and checks that the frame went on untouched with
@@ -200,19 +197,12 @@ func checkOuter(t *testing.T, out []byte, innerLen int, dport uint16) *layers.UD
 
 func TestEncapPushesEachProtocol(t *testing.T) {
 	e := newEnv(t)
-	e.tunnel("10.0.0.1", "10.0.0.2", nil)
-	e.tunnel("10.0.1.1", "10.0.1.2", func(tn *maps.Tunnel) { tn.Proto, tn.VNI = maps.ProtoGENEVE, 0xabcdef })
-	e.tunnel("10.0.2.1", "10.0.2.2", func(tn *maps.Tunnel) {
-		tn.Proto, tn.VNI, tn.VlanID, tn.OuterSrc, tn.OuterDst, tn.SrcMAC, tn.DstMAC = maps.ProtoVLAN, 0, 300, netip.Addr{}, netip.Addr{}, nil, nil
-	})
+	e.protocolTunnels(0xabcdef)
 	var capture [][]byte
 
 	t.Run("vxlan", func(t *testing.T) {
 		frame := icmpFrame(t, "10.0.0.1", "10.0.0.2", 56)
-		ret, out := e.run(e.objs.Encap, frame, encap.EncapStatS_ENCAP__VXLAN)
-		if ret != xdpRedirect {
-			t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
-		}
+		out := e.redirect(t, e.objs.Encap, frame, encap.EncapStatS_ENCAP__VXLAN)
 		udp := checkOuter(t, out, len(frame), 4789)
 		if udp.SrcPort < 32768 || udp.SrcPort >= 61000 {
 			t.Errorf("source port %d outside the kernel vxlan range 32768..60999", udp.SrcPort)
@@ -228,10 +218,7 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 	})
 	t.Run("geneve", func(t *testing.T) {
 		frame := icmpFrame(t, "10.0.1.1", "10.0.1.2", 100)
-		ret, out := e.run(e.objs.Encap, frame, encap.EncapStatS_ENCAP__GENEVE)
-		if ret != xdpRedirect {
-			t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
-		}
+		out := e.redirect(t, e.objs.Encap, frame, encap.EncapStatS_ENCAP__GENEVE)
 		checkOuter(t, out, len(frame), 6081)
 		pkt := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
 		gn, _ := pkt.Layer(layers.LayerTypeGeneve).(*layers.Geneve)
@@ -248,10 +235,7 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 	})
 	t.Run("vlan", func(t *testing.T) {
 		frame := icmpFrame(t, "10.0.2.1", "10.0.2.2", 56)
-		ret, out := e.run(e.objs.Encap, frame, encap.EncapStatS_ENCAP__VLAN)
-		if ret != xdpRedirect {
-			t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
-		}
+		out := e.redirect(t, e.objs.Encap, frame, encap.EncapStatS_ENCAP__VLAN)
 		if want := vlanTag(frame, 0x8100, 300); !bytes.Equal(out, want) {
 			t.Errorf("tagged frame\n got %x\nwant %x", out, want)
 		}
@@ -259,10 +243,7 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 	})
 	t.Run("arp", func(t *testing.T) {
 		frame := arpFrame(t, "10.0.0.1", "10.0.0.2")
-		ret, out := e.run(e.objs.Encap, frame, encap.EncapStatS_ENCAP__VXLAN)
-		if ret != xdpRedirect {
-			t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
-		}
+		out := e.redirect(t, e.objs.Encap, frame, encap.EncapStatS_ENCAP__VXLAN)
 		checkOuter(t, out, len(frame), 4789)
 		if !bytes.Equal(out[50:], frame) {
 			t.Errorf("inner ARP changed")
@@ -273,7 +254,7 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 		opts := []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 1}}
 		frame := tcpFrame(t, "10.0.0.1", "10.0.0.2", 1234, 80, opts)
 		ret, out := e.run(e.objs.Encap, frame, encap.EncapStatS_ENCAP__VXLAN)
-		if ret != xdpRedirect || !bytes.Equal(out[50:], frame) {
+		if ret != testnet.XDPRedirect || !bytes.Equal(out[50:], frame) {
 			t.Fatalf("frame with IP options: verdict %d", ret)
 		}
 		capture = append(capture, out)
@@ -282,7 +263,7 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 		binary.BigEndian.PutUint16(frag[14+10:], 0)
 		binary.BigEndian.PutUint16(frag[14+10:], ipv4Checksum(frag[14:34]))
 		ret, out = e.run(e.objs.Encap, frag, encap.EncapStatS_ENCAP__VXLAN)
-		if ret != xdpRedirect || !bytes.Equal(out[50:], frag) {
+		if ret != testnet.XDPRedirect || !bytes.Equal(out[50:], frag) {
 			t.Fatalf("fragment: verdict %d", ret)
 		}
 	})
@@ -324,19 +305,19 @@ func TestEncapPushesEachProtocol(t *testing.T) {
 	t.Run("underlay MTU", func(t *testing.T) {
 		// 1500 bytes of IP fill the underlay's MTU; +50 cannot leave.
 		big := icmpFrame(t, "10.0.0.1", "10.0.0.2", 1500-20-8)
-		if ret, _ := e.run(e.objs.Encap, big, encap.EncapStatS_ENCAP__DROP_TOO_BIG); ret != xdpDrop {
+		if ret, _ := e.run(e.objs.Encap, big, encap.EncapStatS_ENCAP__DROP_TOO_BIG); ret != testnet.XDPDrop {
 			t.Errorf("verdict %d, want XDP_DROP", ret)
 		}
 		// 50 bytes less fits exactly.
 		fits := icmpFrame(t, "10.0.0.1", "10.0.0.2", 1500-20-8-50)
-		if ret, _ := e.run(e.objs.Encap, fits, encap.EncapStatS_ENCAP__VXLAN); ret != xdpRedirect {
+		if ret, _ := e.run(e.objs.Encap, fits, encap.EncapStatS_ENCAP__VXLAN); ret != testnet.XDPRedirect {
 			t.Errorf("a frame that fits: verdict %d, want XDP_REDIRECT", ret)
 		}
 	})
 	t.Run("vlan tag on a full frame", func(t *testing.T) {
 		big := icmpFrame(t, "10.0.2.1", "10.0.2.2", 1500-20-8)
 		ret, out := e.run(e.objs.Encap, big, encap.EncapStatS_ENCAP__VLAN)
-		if ret != xdpRedirect || len(out) != len(big)+4 {
+		if ret != testnet.XDPRedirect || len(out) != len(big)+4 {
 			t.Errorf("a full-size frame must take a tag: verdict %d, %d bytes", ret, len(out))
 		}
 	})
@@ -379,7 +360,7 @@ func TestEncapPassesForeignAndMalformed(t *testing.T) {
 		if tc, ok := encapTCStat[c.want]; ok {
 			t.Run("tc/"+c.name, func(t *testing.T) {
 				e.skipIfTestRunRefuses(t, e.objs.EncapTc, c.frame)
-				e.expectPassAs(e.objs.EncapTc, c.frame, tc, tcxNext)
+				e.expectPassAs(e.objs.EncapTc, c.frame, tc, testnet.TCXNext)
 			})
 		}
 	}
@@ -388,17 +369,10 @@ func TestEncapPassesForeignAndMalformed(t *testing.T) {
 func TestDecapStripsEachProtocol(t *testing.T) {
 	e := newEnv(t)
 	// Node 1's tunnels; received frames come from the peer, inner dst -> src swapped.
-	e.tunnel("10.0.0.1", "10.0.0.2", nil)
-	e.tunnel("10.0.1.1", "10.0.1.2", func(tn *maps.Tunnel) { tn.Proto, tn.VNI = maps.ProtoGENEVE, 200 })
-	e.tunnel("10.0.2.1", "10.0.2.2", func(tn *maps.Tunnel) {
-		tn.Proto, tn.VNI, tn.VlanID, tn.OuterSrc, tn.OuterDst, tn.SrcMAC, tn.DstMAC = maps.ProtoVLAN, 0, 300, netip.Addr{}, netip.Addr{}, nil, nil
-	})
+	e.protocolTunnels(200)
 	expectDecap := func(t *testing.T, frame, inner []byte, want encap.EncapStat) {
 		t.Helper()
-		ret, out := e.run(e.objs.Decap, frame, want)
-		if ret != xdpRedirect {
-			t.Fatalf("verdict %d, want XDP_REDIRECT", ret)
-		}
+		out := e.redirect(t, e.objs.Decap, frame, want)
 		if !bytes.Equal(out, inner) {
 			t.Errorf("decapsulated frame\n got %x\nwant %x", out, inner)
 		}
@@ -457,11 +431,7 @@ func TestDecapStripsEachProtocol(t *testing.T) {
 
 func TestDecapPassesForeignAndMalformed(t *testing.T) {
 	e := newEnv(t)
-	e.tunnel("10.0.0.1", "10.0.0.2", nil)
-	e.tunnel("10.0.1.1", "10.0.1.2", func(tn *maps.Tunnel) { tn.Proto, tn.VNI = maps.ProtoGENEVE, 200 })
-	e.tunnel("10.0.2.1", "10.0.2.2", func(tn *maps.Tunnel) {
-		tn.Proto, tn.VNI, tn.VlanID, tn.OuterSrc, tn.OuterDst, tn.SrcMAC, tn.DstMAC = maps.ProtoVLAN, 0, 300, netip.Addr{}, netip.Addr{}, nil, nil
-	})
+	e.protocolTunnels(200)
 	e.tunnel("10.0.9.1", "10.0.9.2", func(tn *maps.Tunnel) { tn.OverlayIndex = uint32(e.lone.Index) })
 
 	inner := icmpFrame(t, "10.0.0.2", "10.0.0.1", 56)
@@ -542,17 +512,17 @@ func TestDecapPassesForeignAndMalformed(t *testing.T) {
 		if ok {
 			t.Run("tc/"+c.name, func(t *testing.T) {
 				e.skipIfTestRunRefuses(t, e.objs.DecapTc, c.frame)
-				e.expectPassAs(e.objs.DecapTc, c.frame, tc, tcxNext)
+				e.expectPassAs(e.objs.DecapTc, c.frame, tc, testnet.TCXNext)
 			})
 		}
 	}
 
 	t.Run("GENEVE critical option dropped", func(t *testing.T) {
 		ret, _ := e.run(e.objs.Decap, gen(0x40, 200), encap.EncapStatS_DECAP__DROP_CRITICAL_OPT)
-		if ret != xdpDrop {
+		if ret != testnet.XDPDrop {
 			t.Errorf("verdict %d, want XDP_DROP", ret)
 		}
-		if ret, _ = e.run(e.objs.DecapTc, gen(0x40, 200), encap.EncapStatS_DECAP_TC__DROP_CRITICAL_OPT); ret != tcShot {
+		if ret, _ = e.run(e.objs.DecapTc, gen(0x40, 200), encap.EncapStatS_DECAP_TC__DROP_CRITICAL_OPT); ret != testnet.TCActShot {
 			t.Errorf("TC verdict %d, want TC_ACT_SHOT", ret)
 		}
 	})
@@ -588,7 +558,7 @@ func TestRedirectAndPass(t *testing.T) {
 		return e.state.PutSlot(e.lock, maps.Slot{In: 1, InName: "lo", Out: uint32(e.ul.Index), OutName: "ul0"})
 	})
 	ret, out := e.run(e.objs.Redirect, frame, encap.EncapStatS_REDIRECT__OUT)
-	if ret != xdpRedirect || !bytes.Equal(out, frame) {
+	if ret != testnet.XDPRedirect || !bytes.Equal(out, frame) {
 		t.Errorf("redirect: verdict %d, frame changed %v", ret, !bytes.Equal(out, frame))
 	}
 }
@@ -615,13 +585,4 @@ func tsharkCheck(t *testing.T, frames [][]byte, fields []string, want [][]string
 		}
 	}
 	t.Logf("tshark decoded %d encapsulated frames with no malformed field", len(frames))
-}
-
-// counterName names counters as tunmux stats does, from the object's BTF.
-func counterName(t testing.TB, dp *dataplane.Dataplane) func(int) string {
-	names, err := dp.CounterNames()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return func(i int) string { return names[i][0] + "/" + names[i][1] }
 }

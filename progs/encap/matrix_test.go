@@ -19,13 +19,6 @@ import (
 	"github.com/tunmux/tunmux/progs/encap"
 )
 
-// TC verdicts as a test run returns them.
-const (
-	tcShot     = 2
-	tcRedirect = 7
-	tcxNext    = 0xffffffff // TCX_NEXT (-1): on down the chain
-)
-
 // IPv6 underlay addresses of the two nodes.
 var (
 	node1IP6 = netip.MustParseAddr("fd10::1")
@@ -47,7 +40,7 @@ type hook struct {
 
 var hooks = []hook{
 	{
-		name: "xdp", redirect: xdpRedirect, drop: xdpDrop, pass: xdpPass,
+		name: "xdp", redirect: testnet.XDPRedirect, drop: testnet.XDPDrop, pass: testnet.XDPPass,
 		encap: func(e *env) *ebpf.Program { return e.objs.Encap },
 		decap: func(e *env) *ebpf.Program { return e.objs.Decap },
 		encapStat: map[maps.Proto]encap.EncapStat{
@@ -58,7 +51,7 @@ var hooks = []hook{
 		decapCritical: encap.EncapStatS_DECAP__DROP_CRITICAL_OPT,
 	},
 	{
-		name: "tc", redirect: tcRedirect, drop: tcShot, pass: tcxNext,
+		name: "tc", redirect: testnet.TCActRedirect, drop: testnet.TCActShot, pass: testnet.TCXNext,
 		encap: func(e *env) *ebpf.Program { return e.objs.EncapTc },
 		decap: func(e *env) *ebpf.Program { return e.objs.DecapTc },
 		encapStat: map[maps.Proto]encap.EncapStat{

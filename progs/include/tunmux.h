@@ -9,6 +9,8 @@
  * - the state maps that only userspace reads: "meta" (schema version and load
  *   parameters) and "attachments" (where each program is attached, with the
  *   names needed for display);
+ * - the license, the verdict helper every program returns through, and the
+ *   TC constants newer than the UAPI headers this builds against;
  * - small helpers for parsing and checksums.
  *
  * Include it after declaring the dataplane's `enum stat`, whose last
@@ -21,10 +23,21 @@
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <linux/in.h>
+#include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* Constants newer than this system's UAPI headers (kernel 6.3+). */
+#ifndef TCX_NEXT
+#define TCX_NEXT -1
+#endif
+#define ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
+#define ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
 
 /* One outcome counter. */
 struct counter {
@@ -86,6 +99,13 @@ static __always_inline void count(enum stat id, __u64 bytes)
 		c->packets++;
 		c->bytes += bytes;
 	}
+}
+
+/* Counts outcome id for a packet of bytes and returns the program's action. */
+static __always_inline int verdict(enum stat id, __u64 bytes, int action)
+{
+	count(id, bytes);
+	return action;
 }
 
 /* Folds a 32-bit partial sum into a 16-bit one's complement checksum. */

@@ -49,18 +49,7 @@ enum stat {
 
 #include "tunmux.h"
 #include "proto.h"
-#include <linux/ipv6.h>
-#include <linux/pkt_cls.h>
 #include "csum.h"
-
-char LICENSE[] SEC("license") = "Dual MIT/GPL";
-
-/* Constants newer than this system's UAPI headers. */
-#ifndef TCX_NEXT
-#define TCX_NEXT -1
-#endif
-#define ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
-#define ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
 
 
 #define L2TP_T_BIT 0x8000
@@ -161,12 +150,6 @@ struct {
 	__type(value, struct neigh_cache);
 	__uint(max_entries, 1024);
 } neigh SEC(".maps");
-
-static __always_inline int verdict(enum stat id, __u64 bytes, int action)
-{
-	count(id, bytes);
-	return action;
-}
 
 static __always_inline void count_session(__u32 sid, __u64 bytes, int rx, int drop)
 {

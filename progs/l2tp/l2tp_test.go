@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/gopacket/gopacket"
@@ -23,13 +22,6 @@ import (
 	"github.com/tunmux/tunmux/progs/l2tp"
 )
 
-// TC verdicts.
-const (
-	tcActShot     = 2
-	tcActRedirect = 7
-	tcxNext       = 0xffffffff // -1
-)
-
 var (
 	hostA   = net.HardwareAddr{0x02, 0, 0, 0, 0x0b, 0x01}
 	hostB   = net.HardwareAddr{0x02, 0, 0, 0, 0x0b, 0x02}
@@ -38,21 +30,6 @@ var (
 	cookie4 = []byte{0xca, 0xfe, 0xf0, 0x0d}
 	cookie8 = []byte{1, 2, 3, 4, 5, 6, 7, 8}
 )
-
-// skbCtx is struct __sk_buff, the context of a TC test run.
-type skbCtx struct {
-	Len, PktType, Mark, QueueMapping, Protocol, VlanPresent, VlanTci, VlanProto uint32
-	Priority, IngressIfindex, Ifindex, TcIndex                                  uint32
-	Cb                                                                          [5]uint32
-	Hash, TcClassid, Data, DataEnd, NapiID, Family, RemoteIP4, LocalIP4         uint32
-	RemoteIP6, LocalIP6                                                         [4]uint32
-	RemotePort, LocalPort, DataMeta                                             uint32
-	FlowKeys, Tstamp                                                            uint64
-	WireLen, GsoSegs                                                            uint32
-	Sk                                                                          uint64
-	GsoSize, TstampType                                                         uint32
-	Hwtstamp                                                                    uint64
-}
 
 // env is an unpinned l2tp object run inside a private namespace holding the
 // Ethernet-side interface eth1 and the tunnel interface tun0.
@@ -84,14 +61,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := maps.OpenRoot(testnet.BPFRoot(t, nil), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.lock, err = root.Lock(time.Second); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.lock.Release)
+	e.lock = testnet.Lock(t)
 	e.ns.Do(t, func() error {
 		if e.eth, err = netdev.Lookup("eth1"); err != nil {
 			return err
@@ -170,25 +140,16 @@ func (e *env) counters() []uint64 { return testnet.Counters(e.t, e.objs.Stats) }
 // checks that exactly one counter moved, by one: want.
 func (e *env) run(prog *ebpf.Program, ifindex int, frame []byte, gso uint32, want l2tp.L2tpStat) (uint32, []byte) {
 	e.t.Helper()
-	before := e.counters()
-	var (
-		ret uint32
-		out = make([]byte, len(frame)+512)
-	)
-	e.ns.Do(e.t, func() error {
-		opts := &ebpf.RunOptions{Data: frame, DataOut: out, Context: skbCtx{IngressIfindex: uint32(ifindex), Ifindex: uint32(ifindex), GsoSize: gso}}
-		r, err := prog.Run(opts)
-		ret, out = r, opts.DataOut
-		return err
-	})
-	testnet.OneCounterMoved(e.t, before, e.counters(), int(want), counterName(e.t, dataplane.L2TPDataplane))
-	return ret, out
+	ctx := testnet.TCIn(ifindex)
+	ctx.GsoSize = gso
+	return testnet.RunCounted(e.t, testnet.ProgRun{Prog: prog, Stats: e.objs.Stats, Frame: frame, Ctx: ctx, Room: 512, Ns: e.ns,
+		Want: int(want), Name: testnet.CounterNamer(e.t, dataplane.L2TPDataplane.CounterNames)})
 }
 
 func (e *env) expectPass(frame []byte, want l2tp.L2tpStat) {
 	e.t.Helper()
 	ret, out := e.run(e.objs.L2tpDecap, e.tun.Index, frame, 0, want)
-	if ret != tcxNext {
+	if ret != testnet.TCXNext {
 		e.t.Errorf("verdict %d, want TCX_NEXT", int32(ret))
 	}
 	if !bytes.Equal(out, frame) {
@@ -350,7 +311,7 @@ func TestEncapAndDecapEveryKind(t *testing.T) {
 			}
 			for i, frame := range frames {
 				ret, out := e.run(e.objs.L2tpEncap, e.eth.Index, frame, 0, want)
-				if ret != tcActRedirect {
+				if ret != testnet.TCActRedirect {
 					t.Fatalf("frame %d: verdict %d, want TC_ACT_REDIRECT", i, ret)
 				}
 				inner := checkEncapsulated(t, c, out, len(frame))
@@ -367,7 +328,7 @@ func TestEncapAndDecapEveryKind(t *testing.T) {
 					dwant = l2tp.L2tpStatS_L2TP_DECAP__UDP
 				}
 				ret, got := e.run(e.objs.L2tpDecap, e.tun.Index, reply, 0, dwant)
-				if ret != tcActRedirect {
+				if ret != testnet.TCActRedirect {
 					t.Fatalf("frame %d: decap verdict %d, want TC_ACT_REDIRECT", i, ret)
 				}
 				padded := append([]byte{}, frame...)
@@ -423,7 +384,7 @@ func TestEncapLimits(t *testing.T) {
 	t.Run("no session on the interface", func(t *testing.T) {
 		e.t = t
 		ret, out := e.run(e.objs.L2tpEncap, e.tun.Index, small, 0, l2tp.L2tpStatS_L2TP_ENCAP__PASS_NO_SESSION)
-		if ret != tcxNext || !bytes.Equal(out, small) {
+		if ret != testnet.TCXNext || !bytes.Equal(out, small) {
 			t.Errorf("verdict %d", int32(ret))
 		}
 	})
@@ -433,18 +394,18 @@ func TestEncapLimits(t *testing.T) {
 		s := e.put(udp6)
 		room := 1500 - s.Overhead() - 14 // largest inner L3 packet
 		fits := testnet.ICMPFrame(t, hostA, hostB, "10.1.0.1", "10.1.0.2", room-28)
-		if ret, _ := e.run(e.objs.L2tpEncap, e.eth.Index, fits, 0, l2tp.L2tpStatS_L2TP_ENCAP__UDP); ret != tcActRedirect {
+		if ret, _ := e.run(e.objs.L2tpEncap, e.eth.Index, fits, 0, l2tp.L2tpStatS_L2TP_ENCAP__UDP); ret != testnet.TCActRedirect {
 			t.Errorf("a frame that fits exactly: verdict %d", ret)
 		}
 		big := testnet.ICMPFrame(t, hostA, hostB, "10.1.0.1", "10.1.0.2", room-28+1)
-		if ret, _ := e.run(e.objs.L2tpEncap, e.eth.Index, big, 0, l2tp.L2tpStatS_L2TP_ENCAP__DROP_TOO_BIG); ret != tcActShot {
+		if ret, _ := e.run(e.objs.L2tpEncap, e.eth.Index, big, 0, l2tp.L2tpStatS_L2TP_ENCAP__DROP_TOO_BIG); ret != testnet.TCActShot {
 			t.Errorf("one byte too many: verdict %d, want TC_ACT_SHOT", ret)
 		}
 		// GSO: each segment of gso_size bytes must fit once encapsulated.
 		// (A test-run skb with a gso_size is no real GSO skb: only the
 		// refusal can be tested here; segments that fit cross end to end.)
 		tso := testnet.TCPFrame(t, hostA, hostB, "10.1.0.1", "10.1.0.2", 1000, 2000, nil)
-		if ret, _ := e.run(e.objs.L2tpEncap, e.eth.Index, tso, uint32(room-40+1), l2tp.L2tpStatS_L2TP_ENCAP__DROP_TOO_BIG); ret != tcActShot {
+		if ret, _ := e.run(e.objs.L2tpEncap, e.eth.Index, tso, uint32(room-40+1), l2tp.L2tpStatS_L2TP_ENCAP__DROP_TOO_BIG); ret != testnet.TCActShot {
 			t.Errorf("GSO segments one byte too big: verdict %d", ret)
 		}
 		if c, _ := e.state.GetSession(100); c.Counters.Drops != 2 {
@@ -455,7 +416,7 @@ func TestEncapLimits(t *testing.T) {
 		e.t = t
 		e.put(session{encap: maps.L2TPOverIP, family: 4, staticMAC: true})
 		tso := testnet.TCPFrame(t, hostA, hostB, "10.1.0.1", "10.1.0.2", 1000, 2000, nil)
-		if ret, _ := e.run(e.objs.L2tpEncap, e.eth.Index, tso, 1000, l2tp.L2tpStatS_L2TP_ENCAP__DROP_GSO_OVER_IP); ret != tcActShot {
+		if ret, _ := e.run(e.objs.L2tpEncap, e.eth.Index, tso, 1000, l2tp.L2tpStatS_L2TP_ENCAP__DROP_GSO_OVER_IP); ret != testnet.TCActShot {
 			t.Errorf("verdict %d, want TC_ACT_SHOT", ret)
 		}
 	})
@@ -464,11 +425,11 @@ func TestEncapLimits(t *testing.T) {
 		c := session{encap: maps.L2TPOverUDP, family: 4}
 		e.put(c)
 		// No MAC known: IP frames go to the kernel's neighbour table, ARP cannot.
-		if ret, _ := e.run(e.objs.L2tpEncap, e.eth.Index, small, 0, l2tp.L2tpStatS_L2TP_ENCAP__VIA_NEIGH); ret != tcActRedirect {
+		if ret, _ := e.run(e.objs.L2tpEncap, e.eth.Index, small, 0, l2tp.L2tpStatS_L2TP_ENCAP__VIA_NEIGH); ret != testnet.TCActRedirect {
 			t.Errorf("IP frame without a known next hop: verdict %d, want TC_ACT_REDIRECT", ret)
 		}
 		arp := testnet.ARPFrame(t, hostA, "10.1.0.1", "10.1.0.2")
-		if ret, _ := e.run(e.objs.L2tpEncap, e.eth.Index, arp, 0, l2tp.L2tpStatS_L2TP_ENCAP__DROP_NO_NEIGH); ret != tcActShot {
+		if ret, _ := e.run(e.objs.L2tpEncap, e.eth.Index, arp, 0, l2tp.L2tpStatS_L2TP_ENCAP__DROP_NO_NEIGH); ret != testnet.TCActShot {
 			t.Errorf("ARP without a known next hop: verdict %d, want TC_ACT_SHOT", ret)
 		}
 		// Once tunmux recorded the next hop, ARP crosses with its MACs.
@@ -476,7 +437,7 @@ func TestEncapLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 		ret, out := e.run(e.objs.L2tpEncap, e.eth.Index, arp, 0, l2tp.L2tpStatS_L2TP_ENCAP__UDP)
-		if ret != tcActRedirect {
+		if ret != testnet.TCActRedirect {
 			t.Fatalf("ARP with a recorded next hop: verdict %d", ret)
 		}
 		checkEncapsulated(t, c, out, len(arp))
@@ -489,7 +450,7 @@ func TestDecapForeignAndMalformed(t *testing.T) {
 	e.put(c)
 	inner := testnet.ICMPFrame(t, hostB, hostA, "10.1.0.2", "10.1.0.1", 56)
 	good := fromPeer(t, c, l2tpHeader(c, 100, cookie4), inner)
-	if ret, _ := e.run(e.objs.L2tpDecap, e.tun.Index, good, 0, l2tp.L2tpStatS_L2TP_DECAP__UDP); ret != tcActRedirect {
+	if ret, _ := e.run(e.objs.L2tpDecap, e.tun.Index, good, 0, l2tp.L2tpStatS_L2TP_DECAP__UDP); ret != testnet.TCActRedirect {
 		t.Fatalf("a good frame: verdict %d", ret)
 	}
 	ipc := c
@@ -545,13 +506,4 @@ func TestDecapForeignAndMalformed(t *testing.T) {
 			e.expectPass(tc.frame, tc.want)
 		})
 	}
-}
-
-// counterName names counters as tunmux stats does, from the object's BTF.
-func counterName(t testing.TB, dp *dataplane.Dataplane) func(int) string {
-	names, err := dp.CounterNames()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return func(i int) string { return names[i][0] + "/" + names[i][1] }
 }

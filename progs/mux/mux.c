@@ -37,14 +37,6 @@ enum stat {
 };
 
 #include "tunmux.h"
-#include <linux/ipv6.h>
-#include <linux/pkt_cls.h>
-
-char LICENSE[] SEC("license") = "Dual MIT/GPL";
-
-#ifndef TCX_NEXT
-#define TCX_NEXT -1
-#endif
 
 #define MAX_LABEL 63
 #define PACKET_HOST 0
@@ -120,12 +112,6 @@ struct {
 	__type(value, struct member_info);
 	__uint(max_entries, MAX_LABEL + 1);
 } member_names SEC(".maps");
-
-static __always_inline int verdict(enum stat id, __u64 bytes, int action)
-{
-	count(id, bytes);
-	return action;
-}
 
 /*
  * set_dscp writes dscp into the IP header at off (the ECN bits stay), and

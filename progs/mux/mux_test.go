@@ -17,31 +17,10 @@ import (
 	"github.com/tunmux/tunmux/progs/mux"
 )
 
-const (
-	tcActShot     = 2
-	tcActRedirect = 7
-	tcxNext       = 0xffffffff
-)
-
 var (
 	hostMAC = net.HardwareAddr{2, 0, 0, 0, 0x0d, 1}
 	farMAC  = net.HardwareAddr{2, 0, 0, 0, 0x0d, 2}
 )
-
-// skbCtx is struct __sk_buff, the context of a TC test run.
-type skbCtx struct {
-	Len, PktType, Mark, QueueMapping, Protocol, VlanPresent, VlanTci, VlanProto uint32
-	Priority, IngressIfindex, Ifindex, TcIndex                                  uint32
-	Cb                                                                          [5]uint32
-	Hash, TcClassid, Data, DataEnd, NapiID, Family, RemoteIP4, LocalIP4         uint32
-	RemoteIP6, LocalIP6                                                         [4]uint32
-	RemotePort, LocalPort, DataMeta                                             uint32
-	FlowKeys, Tstamp                                                            uint64
-	WireLen, GsoSegs                                                            uint32
-	Sk                                                                          uint64
-	GsoSize, TstampType                                                         uint32
-	Hwtstamp                                                                    uint64
-}
 
 type env struct {
 	t          *testing.T
@@ -80,11 +59,7 @@ func newEnv(t *testing.T, onMiss maps.OnMiss) *env {
 	if err := e.state.SetCarrier(nil, maps.Carrier{Name: "car0", Ifindex: uint32(e.carrier.Index), L2: true, OnMiss: onMiss, SrcMAC: hostMAC, DstMAC: farMAC}); err != nil {
 		t.Fatal(err)
 	}
-	names, err := dataplane.MuxDataplane.CounterNames()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.counterOf = func(i int) string { return names[i][0] + "/" + names[i][1] }
+	e.counterOf = testnet.CounterNamer(t, dataplane.MuxDataplane.CounterNames)
 	return e
 }
 
@@ -104,17 +79,8 @@ func (e *env) label(l uint8) {
 
 func (e *env) run(prog *ebpf.Program, ifindex int, frame []byte, want mux.MuxStat) (uint32, []byte) {
 	e.t.Helper()
-	before := testnet.Counters(e.t, e.objs.Stats)
-	out := make([]byte, len(frame)+256)
-	var ret uint32
-	e.ns.Do(e.t, func() error {
-		opts := &ebpf.RunOptions{Data: frame, DataOut: out, Context: skbCtx{IngressIfindex: uint32(ifindex), Ifindex: uint32(ifindex)}}
-		r, err := prog.Run(opts)
-		ret, out = r, opts.DataOut
-		return err
-	})
-	testnet.OneCounterMoved(e.t, before, testnet.Counters(e.t, e.objs.Stats), int(want), e.counterOf)
-	return ret, out
+	return testnet.RunCounted(e.t, testnet.ProgRun{Prog: prog, Stats: e.objs.Stats, Frame: frame, Ctx: testnet.TCIn(ifindex), Room: 256, Ns: e.ns,
+		Want: int(want), Name: e.counterOf})
 }
 
 // frame builds a UDP packet in an Ethernet frame with the given DSCP and ECN.
@@ -156,7 +122,7 @@ func TestEveryLabelBothWays(t *testing.T) {
 				// Egress: the member's packet (its own DSCP 5) gets the label.
 				in := frame(t, v6, 5, ecn, e.member.MAC, net.HardwareAddr{2, 0, 0, 0, 0, 9})
 				ret, out := e.run(e.objs.MuxEgress, e.member.Index, in, mux.MuxStatS_MUX_EGRESS__LABELLED)
-				if ret != tcActRedirect {
+				if ret != testnet.TCActRedirect {
 					t.Fatalf("label %d v6=%v ecn %d: egress verdict %d", l, v6, ecn, ret)
 				}
 				if d, c := tos(out); d != l || c != ecn {
@@ -184,7 +150,7 @@ func TestEveryLabelBothWays(t *testing.T) {
 				}
 				// Ingress: the labelled packet comes back to DSCP 0, ECN kept.
 				ret, back := e.run(e.objs.MuxIngress, e.carrier.Index, out, mux.MuxStatS_MUX_INGRESS__DELIVERED)
-				if ret != tcActRedirect {
+				if ret != testnet.TCActRedirect {
 					t.Fatalf("label %d: ingress verdict %d", l, ret)
 				}
 				if d, c := tos(back); d != 0 || c != ecn {
@@ -217,35 +183,35 @@ func TestMissOwnAndForeign(t *testing.T) {
 	e := newEnv(t, maps.OnMissDrop)
 	e.label(7)
 	own := frame(t, false, 0, 2, farMAC, hostMAC)
-	if ret, out := e.run(e.objs.MuxIngress, e.carrier.Index, own, mux.MuxStatS_MUX_INGRESS__PASS_OWN); ret != tcxNext || !bytes.Equal(out, own) {
+	if ret, out := e.run(e.objs.MuxIngress, e.carrier.Index, own, mux.MuxStatS_MUX_INGRESS__PASS_OWN); ret != testnet.TCXNext || !bytes.Equal(out, own) {
 		t.Errorf("DSCP 0 (the carrier's own): verdict %d", int32(ret))
 	}
 	miss := frame(t, true, 9, 0, farMAC, hostMAC)
-	if ret, _ := e.run(e.objs.MuxIngress, e.carrier.Index, miss, mux.MuxStatS_MUX_INGRESS__DROP_NO_MEMBER); ret != tcActShot {
+	if ret, _ := e.run(e.objs.MuxIngress, e.carrier.Index, miss, mux.MuxStatS_MUX_INGRESS__DROP_NO_MEMBER); ret != testnet.TCActShot {
 		t.Errorf("label 9, no member, --on-miss drop: verdict %d", ret)
 	}
 	arp := testnet.ARPFrame(t, farMAC, "10.250.0.2", "10.250.0.1")
-	if ret, out := e.run(e.objs.MuxIngress, e.carrier.Index, arp, mux.MuxStatS_MUX_INGRESS__PASS_NOT_IP); ret != tcxNext || !bytes.Equal(out, arp) {
+	if ret, out := e.run(e.objs.MuxIngress, e.carrier.Index, arp, mux.MuxStatS_MUX_INGRESS__PASS_NOT_IP); ret != testnet.TCXNext || !bytes.Equal(out, arp) {
 		t.Errorf("ARP on an Ethernet carrier: verdict %d", int32(ret))
 	}
-	if ret, _ := e.run(e.objs.MuxEgress, e.carrier.Index, frame(t, false, 0, 0, hostMAC, farMAC), mux.MuxStatS_MUX_EGRESS__PASS_NOT_MEMBER); ret != tcxNext {
+	if ret, _ := e.run(e.objs.MuxEgress, e.carrier.Index, frame(t, false, 0, 0, hostMAC, farMAC), mux.MuxStatS_MUX_EGRESS__PASS_NOT_MEMBER); ret != testnet.TCXNext {
 		t.Errorf("egress of a device that is no member: verdict %d", int32(ret))
 	}
-	if ret, _ := e.run(e.objs.MuxEgress, e.member.Index, arp, mux.MuxStatS_MUX_EGRESS__PASS_NOT_IP); ret != tcxNext {
+	if ret, _ := e.run(e.objs.MuxEgress, e.member.Index, arp, mux.MuxStatS_MUX_EGRESS__PASS_NOT_IP); ret != testnet.TCXNext {
 		t.Errorf("ARP out of an Ethernet member: verdict %d", int32(ret))
 	}
 	// --on-miss pass.
 	if err := e.state.SetCarrier(nil, maps.Carrier{Name: "car0", Ifindex: uint32(e.carrier.Index), L2: true, OnMiss: maps.OnMissPass, SrcMAC: hostMAC, DstMAC: farMAC}); err != nil {
 		t.Fatal(err)
 	}
-	if ret, out := e.run(e.objs.MuxIngress, e.carrier.Index, miss, mux.MuxStatS_MUX_INGRESS__PASS_NO_MEMBER); ret != tcxNext || !bytes.Equal(out, miss) {
+	if ret, out := e.run(e.objs.MuxIngress, e.carrier.Index, miss, mux.MuxStatS_MUX_INGRESS__PASS_NO_MEMBER); ret != testnet.TCXNext || !bytes.Equal(out, miss) {
 		t.Errorf("label 9, no member, --on-miss pass: verdict %d", int32(ret))
 	}
 	// No carrier: members' packets cannot go anywhere.
 	if err := e.state.SetCarrier(nil, maps.Carrier{}); err != nil {
 		t.Fatal(err)
 	}
-	if ret, _ := e.run(e.objs.MuxEgress, e.member.Index, frame(t, false, 0, 0, hostMAC, farMAC), mux.MuxStatS_MUX_EGRESS__DROP_NO_CARRIER); ret != tcActShot {
+	if ret, _ := e.run(e.objs.MuxEgress, e.member.Index, frame(t, false, 0, 0, hostMAC, farMAC), mux.MuxStatS_MUX_EGRESS__DROP_NO_CARRIER); ret != testnet.TCActShot {
 		t.Errorf("no carrier: verdict %d", ret)
 	}
 }

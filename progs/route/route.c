@@ -36,14 +36,6 @@ enum stat {
 
 #include "tunmux.h"
 #include "log2_table.h"
-#include <linux/ipv6.h>
-#include <linux/pkt_cls.h>
-
-char LICENSE[] SEC("license") = "Dual MIT/GPL";
-
-#ifndef TCX_NEXT
-#define TCX_NEXT -1
-#endif
 
 #define MAX_NEXTHOPS 8
 #define FAMILY_V4 4
@@ -152,12 +144,6 @@ struct {
 	__type(value, struct tunnel_dev);
 	__uint(max_entries, 3);
 } tunnel_devs SEC(".maps");
-
-static __always_inline int verdict(enum stat id, __u64 bytes, int action)
-{
-	count(id, bytes);
-	return action;
-}
 
 /* verdict_pass counts id and lets the packet continue down the TCX chain. */
 static __always_inline int verdict_pass(enum stat id, __u64 bytes)

@@ -25,12 +25,6 @@ import (
 	"github.com/tunmux/tunmux/progs/route"
 )
 
-const (
-	tcActShot     = 2
-	tcActRedirect = 7
-	tcxNext       = 0xffffffff
-)
-
 var (
 	hostMAC = net.HardwareAddr{2, 0, 0, 0, 0x0e, 1}
 	gwMAC   = net.HardwareAddr{2, 0, 0, 0, 0x0e, 2}
@@ -84,22 +78,15 @@ func counterName(i int) string {
 // run runs route_egress on frame and checks that exactly counter want moved.
 func (e *env) run(frame []byte, want route.RouteStat) (uint32, []byte) {
 	e.t.Helper()
-	before := testnet.Counters(e.t, e.objs.Stats)
-	out := make([]byte, len(frame)+64)
-	opts := &ebpf.RunOptions{Data: frame, DataOut: out}
-	ret, err := e.objs.RouteEgress.Run(opts)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	testnet.OneCounterMoved(e.t, before, testnet.Counters(e.t, e.objs.Stats), int(want), counterName)
-	return ret, opts.DataOut
+	return testnet.RunCounted(e.t, testnet.ProgRun{Prog: e.objs.RouteEgress, Stats: e.objs.Stats, Frame: frame, Room: 64,
+		Want: int(want), Name: counterName})
 }
 
 // chosen runs frame and returns the remote whose MAC the frame now carries.
 func (e *env) chosen(frame []byte, remotes []string) string {
 	e.t.Helper()
 	ret, out := e.run(frame, route.RouteStatS_ROUTE__TUNNELLED)
-	if ret != tcActRedirect {
+	if ret != testnet.TCActRedirect {
 		e.t.Fatalf("verdict %d, want redirect", ret)
 	}
 	if !bytes.Equal(out[6:12], tunMAC) || !bytes.Equal(out[12:], frame[12:]) {
@@ -176,7 +163,7 @@ func TestLongestMatch(t *testing.T) {
 		}
 		f := udpFrame(t, src, dst, 1, 2)
 		ret, out := e.run(f, route.RouteStatS_ROUTE__PASS_NO_ROUTE)
-		if ret != tcxNext || !bytes.Equal(out, f) {
+		if ret != testnet.TCXNext || !bytes.Equal(out, f) {
 			t.Errorf("%s: verdict %d, frame changed %v", dst, ret, !bytes.Equal(out, f))
 		}
 	}
@@ -302,7 +289,7 @@ func TestHealthAndProbes(t *testing.T) {
 		}
 	}
 	f := udpFrame(t, "10.1.1.1", "10.200.0.1", 5000, 53)
-	if ret, out := e.run(f, route.RouteStatS_ROUTE__PASS_NO_HEALTHY); ret != tcxNext || !bytes.Equal(out, f) {
+	if ret, out := e.run(f, route.RouteStatS_ROUTE__PASS_NO_HEALTHY); ret != testnet.TCXNext || !bytes.Equal(out, f) {
 		t.Errorf("no healthy nexthop: verdict %d, frame changed %v", ret, !bytes.Equal(out, f))
 	}
 	// Probes reach a down peer; across flows, both of them.
@@ -310,7 +297,7 @@ func TestHealthAndProbes(t *testing.T) {
 	for sport := uint16(1000); sport < 1064; sport++ {
 		probe := udpFrame(t, "10.1.1.1", "10.200.0.1", sport, 9997)
 		ret, out := e.run(probe, route.RouteStatS_ROUTE__PROBE_TO_DOWN_PEER)
-		if ret != tcActRedirect {
+		if ret != testnet.TCActRedirect {
 			t.Fatalf("probe: verdict %d", ret)
 		}
 		for _, r := range remotes {
@@ -399,7 +386,7 @@ func TestNotOurs(t *testing.T) {
 	e := newEnv(t)
 	e.put("0.0.0.0/0", nh("192.168.50.2", 1))
 	arp := testnet.ARPFrame(t, hostMAC, "10.1.1.1", "10.1.1.2")
-	if ret, out := e.run(arp, route.RouteStatS_ROUTE__PASS_NOT_IP); ret != tcxNext || !bytes.Equal(out, arp) {
+	if ret, out := e.run(arp, route.RouteStatS_ROUTE__PASS_NOT_IP); ret != testnet.TCXNext || !bytes.Equal(out, arp) {
 		t.Errorf("ARP: verdict %d", ret)
 	}
 	// An IPv4 header cut short (the test run needs its 20 bytes; its IHL
@@ -407,11 +394,11 @@ func TestNotOurs(t *testing.T) {
 	good := udpFrame(t, "10.1.1.1", "10.200.0.1", 1, 2)
 	bad := append([]byte(nil), good...)
 	bad[14] = 0x35 // version 3
-	if ret, _ := e.run(bad, route.RouteStatS_ROUTE__PASS_MALFORMED); ret != tcxNext {
+	if ret, _ := e.run(bad, route.RouteStatS_ROUTE__PASS_MALFORMED); ret != testnet.TCXNext {
 		t.Errorf("version 3: verdict %d", ret)
 	}
 	bad[14] = 0x44 // IHL 4
-	if ret, _ := e.run(bad, route.RouteStatS_ROUTE__PASS_MALFORMED); ret != tcxNext {
+	if ret, _ := e.run(bad, route.RouteStatS_ROUTE__PASS_MALFORMED); ret != testnet.TCXNext {
 		t.Errorf("IHL 4: verdict %d", ret)
 	}
 }

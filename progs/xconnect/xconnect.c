@@ -17,8 +17,6 @@ enum stat {
 
 #include "tunmux.h"
 
-char LICENSE[] SEC("license") = "Dual MIT/GPL";
-
 /* ingress ifindex -> the other end of its pair. */
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
