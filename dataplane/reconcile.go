@@ -37,17 +37,17 @@ type DesiredSlot struct {
 // EncapPlan is what reconciling the encap dataplane with a desired state
 // will do.
 type EncapPlan struct {
-	Changes    []Change
-	warnings   []string
+	Changes  []Change
+	warnings []string
 	// What the entries it writes were before, for the undo of a write that
 	// fails halfway: tunnels changed or removed, slots by key.
 	oldTunnels  map[maps.TunnelKey]maps.Tunnel
 	oldSlots    map[uint32]maps.Slot
 	removeFirst bool // the map has no room for the additions until the removals are done
-	putTunnels []maps.Tunnel
-	delTunnels []maps.TunnelKey
-	putSlots   map[uint32]slotWant
-	delSlots   []uint32
+	putTunnels  []maps.Tunnel
+	delTunnels  []maps.TunnelKey
+	putSlots    map[uint32]slotWant
+	delSlots    []uint32
 }
 
 type slotWant struct {
