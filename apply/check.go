@@ -123,6 +123,16 @@ func lookup[T any](c *checker, e Entry[T], field, name string) (netdev.Iface, bo
 	return ifc, true
 }
 
+// lookupGiven reports, for an entry whose values are bad, which of the
+// interfaces it names (field, name) are missing too.
+func lookupGiven[T any](c *checker, e Entry[T], given [][2]string) {
+	for _, f := range given {
+		if f[1] != "" && maps.ValidateIfaceName("--"+f[0], f[1]) == nil {
+			lookup(c, e, f[0], f[1])
+		}
+	}
+}
+
 // current opens a loaded dataplane for a command's preconditions (every
 // mode but Sync); a dataplane that is not loaded is an error.
 func (c *checker) current(dp *dataplane.Dataplane) (*dataplane.Loaded, error) {
@@ -152,6 +162,44 @@ func precondition(mode Mode, found bool, form, exists, missing error) error {
 		return missing
 	}
 	return nil
+}
+
+// command applies a command's precondition to an entry keyed by what key
+// parses: Create needs the key absent, Modify and Remove present (get
+// reads it; exists says what is wrong with a key present). It returns the
+// key and the current value (the base a Modify merges the given fields
+// over; for Remove, non-nil when the entry goes); next says the entry is
+// done with (it failed, or it is a removal). A file (Sync) has no
+// precondition.
+func command[T any, K any, V any](c *checker, e Entry[T], key func() (K, error), get func(K) (V, error), form func() error, exists func(K) error) (K, *V, bool, error) {
+	var k K
+	if c.mode == Sync {
+		return k, nil, false, nil
+	}
+	k, err := key()
+	if err != nil {
+		// A bad key: Parse says so (a removal, which parses nothing else,
+		// says so here).
+		return k, nil, c.mode == Remove && fail(c, e, err), nil
+	}
+	old, gerr := get(k)
+	if gerr != nil && !errors.Is(gerr, maps.ErrNotFound) {
+		return k, nil, true, gerr
+	}
+	var formErr error
+	if c.mode != Remove {
+		formErr = form()
+	}
+	if fail(c, e, precondition(c.mode, gerr == nil, formErr, exists(k), gerr)) {
+		return k, nil, true, nil
+	}
+	switch c.mode {
+	case Remove:
+		return k, &old, true, nil
+	case Modify:
+		return k, &old, false, nil
+	}
+	return k, nil, false, nil
 }
 
 // check validates the document and resolves its interfaces. A file's
@@ -535,42 +583,22 @@ func (c *checker) checkEncap(sec *EncapSection, d *desired) error {
 	seen := map[maps.TunnelKey]int{}
 	identity := map[string]int{} // interfaces tunnels need identity slots for
 	for _, e := range sec.Tunnels {
-		var base *maps.Tunnel
-		if c.mode != Sync {
-			key, err := maps.ParseTunnelKey(e.Args.InnerSrc, e.Args.InnerDst)
-			if c.mode == Remove && fail(c, e, err) {
-				continue
+		key, base, next, err := command(c, e, func() (maps.TunnelKey, error) { return maps.ParseTunnelKey(e.Args.InnerSrc, e.Args.InnerDst) },
+			state.GetTunnel, e.Args.FormErrors, func(k maps.TunnelKey) error {
+				return fmt.Errorf("tunnel %s: %w (use tunnel update, or add --replace)", k, maps.ErrExists)
+			})
+		if err != nil {
+			return err
+		}
+		if next {
+			if c.mode == Remove && base != nil {
+				d.removeEncap.Tunnels = append(d.removeEncap.Tunnels, key)
 			}
-			if err == nil {
-				old, gerr := state.GetTunnel(key)
-				if gerr != nil && !errors.Is(gerr, maps.ErrNotFound) {
-					return gerr
-				}
-				var form error
-				if c.mode != Remove {
-					form = e.Args.FormErrors()
-				}
-				if fail(c, e, precondition(c.mode, gerr == nil, form,
-					fmt.Errorf("tunnel %s: %w (use tunnel update, or add --replace)", key, maps.ErrExists), gerr)) {
-					continue
-				}
-				if c.mode == Remove {
-					d.removeEncap.Tunnels = append(d.removeEncap.Tunnels, key)
-					continue
-				}
-				if c.mode == Modify {
-					base = &old
-				}
-			}
+			continue
 		}
 		t, err := e.Args.Parse(base)
 		if fail(c, e, err) {
-			// Still say which interfaces are missing.
-			for _, f := range [][2]string{{"underlay", e.Args.Underlay}, {"overlay", e.Args.Overlay}} {
-				if f[1] != "" && maps.ValidateIfaceName("--"+f[0], f[1]) == nil {
-					lookup(c, e, f[0], f[1])
-				}
-			}
+			lookupGiven(c, e, [][2]string{{"underlay", e.Args.Underlay}, {"overlay", e.Args.Overlay}})
 			continue
 		}
 		if first, dup := seen[t.TunnelKey]; dup {
@@ -755,41 +783,22 @@ func (c *checker) checkL2TP(sec *L2TPSection, d *desired) error {
 	}
 	ids, eths := map[uint32]int{}, map[string]int{}
 	for _, e := range sec.Sessions {
-		var base *maps.Session
-		if c.mode != Sync {
-			id, err := maps.ParseSessionID("--session-id", e.Args.SessionID)
-			if c.mode == Remove && fail(c, e, err) {
-				continue
+		id, base, next, err := command(c, e, func() (uint32, error) { return maps.ParseSessionID("--session-id", e.Args.SessionID) },
+			state.GetSession, e.Args.FormErrors, func(id uint32) error {
+				return fmt.Errorf("session %d: %w (use l2tp session update)", id, maps.ErrExists)
+			})
+		if err != nil {
+			return err
+		}
+		if next {
+			if c.mode == Remove && base != nil {
+				d.removeSessions = append(d.removeSessions, id)
 			}
-			if err == nil {
-				old, gerr := state.GetSession(id)
-				if gerr != nil && !errors.Is(gerr, maps.ErrNotFound) {
-					return gerr
-				}
-				var form error
-				if c.mode != Remove {
-					form = e.Args.FormErrors()
-				}
-				if fail(c, e, precondition(c.mode, gerr == nil, form,
-					fmt.Errorf("session %d: %w (use l2tp session update)", id, maps.ErrExists), gerr)) {
-					continue
-				}
-				if c.mode == Remove {
-					d.removeSessions = append(d.removeSessions, id)
-					continue
-				}
-				if c.mode == Modify {
-					base = &old
-				}
-			}
+			continue
 		}
 		s, err := e.Args.Parse(base)
 		if fail(c, e, err) {
-			for _, f := range [][2]string{{"eth-iface", e.Args.EthIface}, {"tunnel-iface", e.Args.TunnelIface}} {
-				if f[1] != "" && maps.ValidateIfaceName("--"+f[0], f[1]) == nil {
-					lookup(c, e, f[0], f[1])
-				}
-			}
+			lookupGiven(c, e, [][2]string{{"eth-iface", e.Args.EthIface}, {"tunnel-iface", e.Args.TunnelIface}})
 			continue
 		}
 		if first, dup := ids[s.ID]; dup {

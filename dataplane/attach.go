@@ -319,11 +319,7 @@ func (l *Loaded) detach(lock *maps.Lock, p Program, iface, netnsName string) (De
 		return DetachResult{}, err
 	}
 	res := DetachResult{Dataplane: l.DP.Name, Program: prog, Interface: iface, Netns: netnsName}
-	err := netdev.Do(netnsName, func() error {
-		ino, err := netdev.CurrentInode()
-		if err != nil {
-			return err
-		}
+	err := inNamespace(netnsName, func(ino uint64) error {
 		ifindex, err := l.attachedIndex(prog, iface, netnsName, ino)
 		if err != nil {
 			return err
@@ -453,6 +449,18 @@ func lookupHere(flag, name, netnsName string) (netdev.Iface, uint64, error) {
 	}
 	ino, err := netdev.CurrentInode()
 	return ifc, ino, err
+}
+
+// inNamespace runs fn on a thread inside the named namespace ("" the
+// caller's), given the namespace's inode.
+func inNamespace(netnsName string, fn func(ino uint64) error) error {
+	return netdev.Do(netnsName, func() error {
+		ino, err := netdev.CurrentInode()
+		if err != nil {
+			return err
+		}
+		return fn(ino)
+	})
 }
 
 // nsDisplayName names the current namespace for records: the --netns given,

@@ -99,25 +99,7 @@ func TestLoadUpgradesProgramsInPlace(t *testing.T) {
 	testnet.RequireRoot(t)
 	ns := testnet.NewNetns(t, "upg")
 	testnet.Veth(t, ns, "u0", ns, "u1")
-	root, err := maps.OpenRoot(testnet.BPFRoot(t, func(r string) {
-		if root, err := maps.OpenRoot(r, false); err == nil && root.Exists() {
-			if lock, err := root.Lock(time.Second); err == nil {
-				_, _ = Unload(lock, EncapDataplane, UnloadOptions{})
-				lock.Release()
-			}
-		}
-	}), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lock, err := root.Lock(time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Release()
-	if _, err := Load(lock, EncapDataplane, LoadOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	root, lock := loadedRoot(t, EncapDataplane, 0)
 	l, err := Open(root, EncapDataplane)
 	if err != nil {
 		t.Fatal(err)
@@ -185,25 +167,7 @@ func TestUpgradeKeepsL3Variants(t *testing.T) {
 	ns.Run(t, "ip", "tuntap", "add", "dev", "rt0", "mode", "tun")
 	ns.Run(t, "ip", "link", "set", "rt0", "up")
 	testnet.Veth(t, ns, "u0", ns, "u1")
-	root, err := maps.OpenRoot(testnet.BPFRoot(t, func(r string) {
-		if root, err := maps.OpenRoot(r, false); err == nil && root.Exists() {
-			if lock, err := root.Lock(time.Second); err == nil {
-				_, _ = Unload(lock, RouteDataplane, UnloadOptions{})
-				lock.Release()
-			}
-		}
-	}), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lock, err := root.Lock(time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Release()
-	if _, err := Load(lock, RouteDataplane, LoadOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	root, lock := loadedRoot(t, RouteDataplane, 0)
 	l, err := Open(root, RouteDataplane)
 	if err != nil {
 		t.Fatal(err)

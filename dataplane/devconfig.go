@@ -88,3 +88,35 @@ func configureAll(cfg map[string]DeviceConfig) error {
 	}
 	return nil
 }
+
+// configured is what an entry that creates a device gives planConfig: its
+// name, its config and its line.
+type configured interface {
+	configName() string
+	config() DeviceConfig
+	line() int
+}
+
+func (d DesiredMember) configName() string   { return d.Name }
+func (d DesiredMember) config() DeviceConfig { return d.Config }
+func (d DesiredMember) line() int            { return d.Line }
+func (d DesiredDevice) configName() string   { return d.Name }
+func (d DesiredDevice) config() DeviceConfig { return d.Config }
+func (d DesiredDevice) line() int            { return d.Line }
+
+// planConfig adds to configure what the desired devices lack of their
+// addresses and routes (those being written already aside), and returns a
+// change for each.
+func planConfig[E configured](kind string, desired []E, configure map[string]DeviceConfig) []Change {
+	var out []Change
+	for _, d := range desired {
+		if _, writing := configure[d.configName()]; writing {
+			continue
+		}
+		if miss := d.config().missing(d.configName()); !miss.Empty() {
+			configure[d.configName()] = miss
+			out = append(out, Change{Action: "change", Kind: kind, Key: d.configName(), Detail: "configure " + miss.String(), Line: d.line()})
+		}
+	}
+	return out
+}

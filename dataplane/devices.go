@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"github.com/cilium/ebpf"
 	"os"
 
 	"github.com/tunmux/tunmux/maps"
@@ -28,17 +29,22 @@ type Device struct {
 	candidate bool   // known only by a record of its program: ours only if it is of linkKind
 }
 
+// stateList reads a list from the typed state over l's maps.
+func stateList[S, E any](l *Loaded, state func(map[string]*ebpf.Map) (S, error), list func(S) ([]E, error)) ([]E, error) {
+	st, err := state(l.Maps)
+	if err != nil {
+		return nil, err
+	}
+	return list(st)
+}
+
 // createdDevices lists the devices that commands of l's dataplane created,
 // from its records.
 func createdDevices(l *Loaded) ([]Device, error) {
 	var out []Device
 	switch l.DP {
 	case MuxDataplane:
-		st, err := maps.NewMuxState(l.Maps)
-		if err != nil {
-			return nil, err
-		}
-		members, err := st.Members()
+		members, err := stateList(l, maps.NewMuxState, (*maps.MuxState).Members)
 		if err != nil {
 			return nil, err
 		}
@@ -48,11 +54,7 @@ func createdDevices(l *Loaded) ([]Device, error) {
 			}
 		}
 	case RouteDataplane:
-		st, err := maps.NewRouteState(l.Maps)
-		if err != nil {
-			return nil, err
-		}
-		devs, err := st.TunnelDevs()
+		devs, err := stateList(l, maps.NewRouteState, (*maps.RouteState).TunnelDevs)
 		if err != nil {
 			return nil, err
 		}

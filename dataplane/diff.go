@@ -58,3 +58,14 @@ func removeRule[K comparable, V any](prune bool, key func(V) K, keys []K) func(V
 	}
 	return func(v V) bool { return set[key(v)] }
 }
+
+// both returns what two reads return, or the first error.
+func both[A, B any](a func() (A, error), b func() (B, error)) (A, B, error) {
+	x, err := a()
+	if err != nil {
+		var y B
+		return x, y, err
+	}
+	y, err := b()
+	return x, y, err
+}

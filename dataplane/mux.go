@@ -132,11 +132,7 @@ func (m *Mux) AddMember(lock *maps.Lock, name string, opts MemberOptions) (maps.
 	if err != nil {
 		return mem, err
 	}
-	err = netdev.Do(opts.Netns, func() error {
-		ino, err := netdev.CurrentInode()
-		if err != nil {
-			return err
-		}
+	err = inNamespace(opts.Netns, func(ino uint64) error {
 		var ifc netdev.Iface
 		if opts.Create {
 			if _, err := netdev.Lookup(name); err == nil {

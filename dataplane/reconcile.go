@@ -71,11 +71,7 @@ type EncapRemovals struct {
 // written.
 func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, remove EncapRemovals, prune bool, ino uint64, netnsName string) (*EncapPlan, error) {
 	plan := &EncapPlan{putSlots: map[uint32]slotWant{}}
-	current, err := e.State.ListTunnels()
-	if err != nil {
-		return nil, err
-	}
-	currentSlots, err := e.State.ListSlots()
+	current, currentSlots, err := both(e.State.ListTunnels, e.State.ListSlots)
 	if err != nil {
 		return nil, err
 	}

@@ -126,15 +126,7 @@ func (m *Mux) PlanMux(carrier *DesiredCarrier, members []DesiredMember, remove [
 	for _, a := range plan.add {
 		plan.configure[a.Name] = a.Config
 	}
-	for _, want := range members {
-		if _, writing := plan.configure[want.Name]; writing {
-			continue
-		}
-		if miss := want.Config.missing(want.Name); !miss.Empty() {
-			plan.configure[want.Name] = miss
-			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "member", Key: want.Name, Detail: "configure " + miss.String(), Line: want.Line})
-		}
-	}
+	plan.Changes = append(plan.Changes, planConfig("member", members, plan.configure)...)
 	return plan, nil
 }
 

@@ -41,11 +41,7 @@ type RoutePlan struct {
 // state lacks.
 func (r *Route) PlanRoute(routes []DesiredRoute, peers []DesiredPeer, delRoutes []netip.Prefix, delPeers []netip.Addr, prune bool) (*RoutePlan, error) {
 	plan := &RoutePlan{}
-	current, err := r.State.Routes()
-	if err != nil {
-		return nil, err
-	}
-	currentPeers, err := r.State.Peers()
+	current, currentPeers, err := both(r.State.Routes, r.State.Peers)
 	if err != nil {
 		return nil, err
 	}
@@ -273,15 +269,7 @@ func (r *Route) PlanDevices(desired []DesiredDevice, del []string, prune, create
 		plan.remove = append(plan.remove, d)
 		plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "device", Key: d.Name, Detail: deviceSummary(d.DesiredDevice)})
 	}
-	for _, d := range desired {
-		if _, writing := plan.configure[d.Name]; writing {
-			continue
-		}
-		if miss := d.Config.missing(d.Name); !miss.Empty() {
-			plan.configure[d.Name] = miss
-			plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "device", Key: d.Name, Detail: "configure " + miss.String(), Line: d.Line})
-		}
-	}
+	plan.Changes = append(plan.Changes, planConfig("device", desired, plan.configure)...)
 	return plan, nil
 }
 

@@ -69,11 +69,7 @@ func (r *Route) CreateTunnelDev(lock *maps.Lock, name string, opts TunnelDevOpti
 	if err != nil {
 		return d, err
 	}
-	err = netdev.Do(opts.Netns, func() error {
-		ino, err := netdev.CurrentInode()
-		if err != nil {
-			return err
-		}
+	err = inNamespace(opts.Netns, func(ino uint64) error {
 		if registered {
 			// A registration whose device is gone from here is stale.
 			if now, err := netdev.ByIndex(int(old.Ifindex)); old.Netns != ino || (err == nil && now.Name == old.Name) {
@@ -179,19 +175,11 @@ func (r *Route) DeleteDev(lock *maps.Lock, name, netnsName string) (DevDeleteRes
 	if err := maps.ValidateIfaceName("NAME", name); err != nil {
 		return res, err
 	}
-	devs, err := r.State.TunnelDevs()
+	devs, routes, err := both(r.State.TunnelDevs, r.State.Routes)
 	if err != nil {
 		return res, err
 	}
-	routes, err := r.State.Routes()
-	if err != nil {
-		return res, err
-	}
-	err = netdev.Do(netnsName, func() error {
-		ino, err := netdev.CurrentInode()
-		if err != nil {
-			return err
-		}
+	err = inNamespace(netnsName, func(ino uint64) error {
 		for _, d := range devs {
 			if d.Name != name || d.Netns != ino {
 				continue
@@ -359,11 +347,7 @@ func (p PeerReport) JSON() maps.PeerJSON {
 
 // PeerReports lists every peer with a health entry or a nexthop, by address.
 func (r *Route) PeerReports() ([]PeerReport, error) {
-	peers, err := r.State.Peers()
-	if err != nil {
-		return nil, err
-	}
-	routes, err := r.State.Routes()
+	peers, routes, err := both(r.State.Peers, r.State.Routes)
 	if err != nil {
 		return nil, err
 	}

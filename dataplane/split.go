@@ -322,16 +322,25 @@ func checkPins(dir string, dp *Dataplane, spec *ebpf.CollectionSpec, pinned map[
 // mapNameByID returns the kernel name of the map with id, "" if it cannot
 // be opened.
 func mapNameByID(id ebpf.MapID) string {
-	m, err := ebpf.NewMapFromID(id)
+	return fromMap(func() (*ebpf.Map, error) { return ebpf.NewMapFromID(id) }, func(m *ebpf.Map) (string, error) {
+		pm, err := describeMap(m)
+		return pm.Name, err
+	})
+}
+
+// fromMap opens a map, says something of it and closes it: "" when either
+// fails.
+func fromMap(open func() (*ebpf.Map, error), say func(*ebpf.Map) (string, error)) string {
+	m, err := open()
 	if err != nil {
 		return ""
 	}
 	defer m.Close()
-	pm, err := describeMap(m)
+	s, err := say(m)
 	if err != nil {
 		return ""
 	}
-	return pm.Name
+	return s
 }
 
 // Repair is one split between the pins and the datapath that Load mended.
@@ -417,16 +426,10 @@ func refuseSplit(dp *Dataplane, root string, problems []string) error {
 // entriesDropped says how many entries the map pinned at path holds (they
 // are dropped with it).
 func entriesDropped(path string) string {
-	m, err := ebpf.LoadPinnedMap(path, nil)
-	if err != nil {
-		return ""
-	}
-	defer m.Close()
-	n, err := countEntries(m)
-	if err != nil {
-		return ""
-	}
-	return fmt.Sprintf(", which held %d entries no program read", n)
+	return fromMap(func() (*ebpf.Map, error) { return ebpf.LoadPinnedMap(path, nil) }, func(m *ebpf.Map) (string, error) {
+		n, err := countEntries(m)
+		return fmt.Sprintf(", which held %d entries no program read", n), err
+	})
 }
 
 // repairLinks moves each live link that runs a program other than the

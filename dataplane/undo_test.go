@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tunmux/tunmux/internal/testnet"
 	"github.com/tunmux/tunmux/maps"
@@ -43,18 +42,7 @@ func TestEncapApplyIsAllOrNothing(t *testing.T) {
 	ns := testnet.NewNetns(t, "undo")
 	testnet.Veth(t, ns, "ul0", ns, "ul1")
 	testnet.Veth(t, ns, "wl0", ns, "wl1")
-	root, err := maps.OpenRoot(testnet.BPFRoot(t, func(r string) { testnet.Tunmux("", "--bpffs", r, "unload", "encap") }), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lock, err := root.Lock(time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Release()
-	if _, err := Load(lock, EncapDataplane, LoadOptions{MaxEntries: 4, Version: "test"}); err != nil {
-		t.Fatal(err)
-	}
+	root, lock := loadedRoot(t, EncapDataplane, 4)
 	e, err := OpenEncap(root)
 	if err != nil {
 		t.Fatal(err)

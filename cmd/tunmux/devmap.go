@@ -38,11 +38,7 @@ func (a *app) devmapAddCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var slot maps.Slot
 			doc := &apply.Document{Encap: &apply.EncapSection{Devmap: one(apply.SlotArgs{In: args[0], Out: args[1]})}}
-			_, err := a.edit(dataplane.EncapDataplane, doc, apply.Create, slotNames, nil, a.getSlot(args[0], &slot))
-			if err != nil {
-				return err
-			}
-			return a.printer.Print(slotView(slot))
+			return a.write(dataplane.EncapDataplane, doc, apply.Create, slotNames, nil, a.getSlot(args[0], &slot), func() any { return slotView(slot) })
 		},
 	}
 }

@@ -47,17 +47,13 @@ func (a *app) sessionPutCommand(verb string) *cobra.Command {
 			}
 			var s maps.Session
 			doc := &apply.Document{L2TP: &apply.L2TPSection{Sessions: one(args)}}
-			_, err := a.edit(dataplane.L2TPDataplane, doc, mode, nil, nil, func(*maps.Root) error {
+			return a.write(dataplane.L2TPDataplane, doc, mode, nil, nil, func(*maps.Root) error {
 				id, err := maps.ParseSessionID("--session-id", args.SessionID)
 				if err != nil {
 					return err
 				}
 				return a.getSession(id, &s)(nil)
-			})
-			if err != nil {
-				return err
-			}
-			return a.printer.Print(sessionDetail(s))
+			}, func() any { return sessionDetail(s) })
 		},
 	}
 	if verb == "add" {

@@ -48,17 +48,13 @@ ingress program is attached (and removed from a previous carrier).`,
 			var c maps.Carrier
 			carrier := &apply.Entry[apply.CarrierArgs]{Args: apply.CarrierArgs{Iface: args[0], OnMiss: opts.OnMiss, PeerMAC: opts.PeerMAC}}
 			doc := &apply.Document{Mux: &apply.MuxSection{Carrier: carrier}}
-			_, err := a.edit(dataplane.MuxDataplane, doc, apply.Replace, map[string]string{"iface": "IFACE"}, nil, func(*maps.Root) error {
+			return a.write(dataplane.MuxDataplane, doc, apply.Replace, map[string]string{"iface": "IFACE"}, nil, func(*maps.Root) error {
 				return read(a, dataplane.OpenMux, func(m *dataplane.Mux) error {
 					var err error
 					c, _, err = m.State.Carrier()
 					return err
 				})
-			})
-			if err != nil {
-				return err
-			}
-			return a.printer.Print(carrierView(c))
+			}, func() any { return carrierView(c) })
 		},
 	}
 	cmd.Flags().StringVar(&opts.OnMiss, "on-miss", "drop", "a label no member owns: drop|pass (counted either way)")

@@ -60,7 +60,7 @@ func (a *app) routePutCommand(verb string) *cobra.Command {
 				down func(netip.Addr) bool
 			)
 			doc := &apply.Document{Route: &apply.RouteSection{Routes: one(apply.RouteArgs{Prefix: args[0], Nexthops: nexthops})}}
-			_, err := a.edit(dataplane.RouteDataplane, doc, mode, routeNames, nil, func(*maps.Root) error {
+			return a.write(dataplane.RouteDataplane, doc, mode, routeNames, nil, func(*maps.Root) error {
 				p, err := maps.ParsePrefix("PREFIX", args[0])
 				if err != nil {
 					return err
@@ -79,11 +79,7 @@ func (a *app) routePutCommand(verb string) *cobra.Command {
 				err = dataplane.NameDevs(a.netns, rs)
 				rt = rs[0]
 				return err
-			})
-			if err != nil {
-				return err
-			}
-			return a.printer.Print(routeTable{routes: []maps.Route{rt}, down: down})
+			}, func() any { return routeTable{routes: []maps.Route{rt}, down: down} })
 		},
 	}
 	const nexthopHelp = `Each --nexthop is REMOTE[,key=value...], REMOTE the peer's underlay address
@@ -579,7 +575,7 @@ func (a *app) peerSetCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var rep dataplane.PeerReport
 			doc := &apply.Document{Route: &apply.RouteSection{Peers: one(apply.PeerArgs{Remote: args[0], Health: opts.Health, ProbePort: opts.ProbePort})}}
-			_, err := a.edit(dataplane.RouteDataplane, doc, apply.Replace, peerNames, nil, func(*maps.Root) error {
+			return a.write(dataplane.RouteDataplane, doc, apply.Replace, peerNames, nil, func(*maps.Root) error {
 				addr, err := maps.ParsePeerAddr("REMOTE", args[0])
 				if err != nil {
 					return err
@@ -588,11 +584,7 @@ func (a *app) peerSetCommand() *cobra.Command {
 					rep, err = r.PeerReport(addr)
 					return err
 				})
-			})
-			if err != nil {
-				return err
-			}
-			return a.printer.Print(peerView(rep))
+			}, func() any { return peerView(rep) })
 		},
 	}
 	cmd.Flags().StringVar(&opts.Health, "health", "", "up|down")

@@ -57,7 +57,7 @@ func (a *app) tunnelPutCommand(verb string) *cobra.Command {
 			}
 			var t maps.Tunnel
 			doc := &apply.Document{Encap: &apply.EncapSection{Tunnels: one(args)}}
-			_, err := a.edit(dataplane.EncapDataplane, doc, mode, nil, nil, func(root *maps.Root) error {
+			return a.write(dataplane.EncapDataplane, doc, mode, nil, nil, func(root *maps.Root) error {
 				key, err := maps.ParseTunnelKey(args.InnerSrc, args.InnerDst)
 				if err != nil {
 					return err
@@ -66,11 +66,7 @@ func (a *app) tunnelPutCommand(verb string) *cobra.Command {
 					t, err = e.State.GetTunnel(key)
 					return err
 				})
-			})
-			if err != nil {
-				return err
-			}
-			return a.printer.Print(tunnelDetail(t))
+			}, func() any { return tunnelDetail(t) })
 		},
 	}
 	if verb == "add" {

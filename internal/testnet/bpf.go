@@ -101,7 +101,14 @@ func CounterNamer(t testing.TB, counterNames func() ([][2]string, error)) func(i
 // the test ends: what state writes that need a lock run under.
 func Lock(t testing.TB) *maps.Lock {
 	t.Helper()
-	root, err := maps.OpenRoot(BPFRoot(t, nil), true)
+	return LockRoot(t, nil)
+}
+
+// LockRoot is Lock with cleanup run on the root's path when the test ends,
+// before the root is removed (to unload what the test loaded there).
+func LockRoot(t testing.TB, cleanup func(root string)) *maps.Lock {
+	t.Helper()
+	root, err := maps.OpenRoot(BPFRoot(t, cleanup), true)
 	if err != nil {
 		t.Fatal(err)
 	}
