@@ -248,6 +248,46 @@ type step struct {
 	exec func() error
 }
 
+// planned is a plan that lists its changes.
+type planned interface{ ChangeList() []dataplane.Change }
+
+// changesOf returns a plan's changes, none when planning failed.
+func changesOf[P planned](plan P, err error) []dataplane.Change {
+	if err != nil {
+		return nil
+	}
+	return plan.ChangeList()
+}
+
+// sectionStep makes the step of a dataplane's section: open the dataplane,
+// plan, execute. When it is not loaded (a dry run that would load it),
+// unloaded says what would be added.
+func sectionStep[H interface{ Close() }, P any](root *maps.Root, loaded bool, open func(*maps.Root) (H, error), opened func(interface{ Close() }),
+	unloaded func() []dataplane.Change, plan func(H) (P, []dataplane.Change, error), exec func(H, P) ([]string, error), warn func([]string)) step {
+	var h H
+	var p P
+	return step{
+		plan: func() ([]dataplane.Change, error) {
+			if !loaded {
+				return unloaded(), nil
+			}
+			var err error
+			if h, err = open(root); err != nil {
+				return nil, err
+			}
+			opened(h)
+			var cs []dataplane.Change
+			p, cs, err = plan(h)
+			return cs, err
+		},
+		exec: func() error {
+			w, err := exec(h, p)
+			warn(w)
+			return err
+		},
+	}
+}
+
 // reconcile loads what the file needs, then plans every section, so that
 // conflicts are found before anything is written (a dry run reports them
 // too), then writes the sections in dependency order: devices the file
@@ -310,32 +350,21 @@ func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts 
 	}
 
 	if doc.Mux != nil {
-		var m *dataplane.Mux
-		var plan *dataplane.MuxPlan
-		steps = append(steps, step{
-			plan: func() ([]dataplane.Change, error) {
-				if !loaded["mux"] {
-					var cs []dataplane.Change
-					if d.carrier != nil {
-						cs = adds("carrier", d.carrier.Iface)
-					}
-					for _, mem := range d.members {
-						cs = append(cs, adds("member", mem.Name)...)
-					}
-					return cs, nil
-				}
-				var err error
-				if m, err = dataplane.OpenMux(root); err != nil {
-					return nil, err
-				}
-				opened(m)
-				if plan, err = m.PlanMux(d.carrier, d.members, d.removeMembers, opts.Prune, d.ino); err != nil {
-					return nil, err
-				}
-				return plan.Changes, nil
-			},
-			exec: func() error { return m.ExecuteMux(lock, plan, opts.Netns) },
-		})
+		steps = append(steps, sectionStep(root, loaded["mux"], dataplane.OpenMux, opened, func() []dataplane.Change {
+			var cs []dataplane.Change
+			if d.carrier != nil {
+				cs = adds("carrier", d.carrier.Iface)
+			}
+			for _, mem := range d.members {
+				cs = append(cs, adds("member", mem.Name)...)
+			}
+			return cs
+		}, func(m *dataplane.Mux) (*dataplane.MuxPlan, []dataplane.Change, error) {
+			plan, err := m.PlanMux(d.carrier, d.members, d.removeMembers, opts.Prune, d.ino)
+			return plan, changesOf(plan, err), err
+		}, func(m *dataplane.Mux, plan *dataplane.MuxPlan) ([]string, error) {
+			return nil, m.ExecuteMux(lock, plan, opts.Netns)
+		}, warn))
 	}
 
 	if doc.Attach != nil {
@@ -358,92 +387,46 @@ func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts 
 	}
 
 	if doc.Encap != nil {
-		var e *dataplane.Encap
-		var plan *dataplane.EncapPlan
-		steps = append(steps, step{
-			plan: func() ([]dataplane.Change, error) {
-				if !loaded["encap"] {
-					return addAll(d), nil
-				}
-				var err error
-				if e, err = dataplane.OpenEncap(root); err != nil {
-					return nil, err
-				}
-				opened(e)
-				if plan, err = e.PlanEncap(d.tunnels, d.slots, d.removeEncap, opts.Prune, d.ino, opts.Netns); err != nil {
-					return nil, err
-				}
-				return plan.Changes, nil
-			},
-			exec: func() error {
-				w, err := e.ExecuteEncap(lock, plan, opts.Netns, d.ino, opts.Chunk)
-				warn(w)
-				return err
-			},
-		})
+		steps = append(steps, sectionStep(root, loaded["encap"], dataplane.OpenEncap, opened, func() []dataplane.Change { return addAll(d) },
+			func(e *dataplane.Encap) (*dataplane.EncapPlan, []dataplane.Change, error) {
+				plan, err := e.PlanEncap(d.tunnels, d.slots, d.removeEncap, opts.Prune, d.ino, opts.Netns)
+				return plan, changesOf(plan, err), err
+			}, func(e *dataplane.Encap, plan *dataplane.EncapPlan) ([]string, error) {
+				return e.ExecuteEncap(lock, plan, opts.Netns, d.ino, opts.Chunk)
+			}, warn))
 	}
 
 	if doc.Xconnect != nil {
-		var x *dataplane.Xconnect
-		var plan *dataplane.XconnectPlan
-		steps = append(steps, step{
-			plan: func() ([]dataplane.Change, error) {
-				if !loaded["xconnect"] {
-					var keys []string
-					for _, p := range d.pairs {
-						keys = append(keys, p.A.Name+"<->"+p.B.Name)
-					}
-					return adds("pair", keys...), nil
-				}
-				var err error
-				if x, err = dataplane.OpenXconnect(root); err != nil {
-					return nil, err
-				}
-				opened(x)
-				if plan, err = x.PlanXconnect(d.pairs, d.removePairs, opts.Prune, d.ino); err != nil {
-					return nil, err
-				}
-				return plan.Changes, nil
-			},
-			exec: func() error {
-				w, err := x.ExecuteXconnect(lock, plan, opts.Netns, d.ino)
-				warn(w)
-				return err
-			},
-		})
+		steps = append(steps, sectionStep(root, loaded["xconnect"], dataplane.OpenXconnect, opened, func() []dataplane.Change {
+			var keys []string
+			for _, p := range d.pairs {
+				keys = append(keys, p.A.Name+"<->"+p.B.Name)
+			}
+			return adds("pair", keys...)
+		}, func(x *dataplane.Xconnect) (*dataplane.XconnectPlan, []dataplane.Change, error) {
+			plan, err := x.PlanXconnect(d.pairs, d.removePairs, opts.Prune, d.ino)
+			return plan, changesOf(plan, err), err
+		}, func(x *dataplane.Xconnect, plan *dataplane.XconnectPlan) ([]string, error) {
+			return x.ExecuteXconnect(lock, plan, opts.Netns, d.ino)
+		}, warn))
 	}
 
 	if doc.L2TP != nil {
-		var l *dataplane.L2TP
-		var plan *dataplane.L2TPPlan
-		steps = append(steps, step{
-			plan: func() ([]dataplane.Change, error) {
-				if !loaded["l2tp"] {
-					var keys []string
-					for _, s := range d.sessions {
-						keys = append(keys, maps.IDString(s.Session.ID))
-					}
-					return adds("session", keys...), nil
-				}
-				var err error
-				if l, err = dataplane.OpenL2TP(root); err != nil {
-					return nil, err
-				}
-				opened(l)
-				if err := sessionConflicts(l, d.sessions, opts.Mode); err != nil {
-					return nil, err
-				}
-				if plan, err = l.PlanL2TP(d.sessions, d.removeSessions, opts.Prune); err != nil {
-					return nil, err
-				}
-				return plan.Changes, nil
-			},
-			exec: func() error {
-				w, err := l.ExecuteL2TP(lock, plan)
-				warn(w)
-				return err
-			},
-		})
+		steps = append(steps, sectionStep(root, loaded["l2tp"], dataplane.OpenL2TP, opened, func() []dataplane.Change {
+			var keys []string
+			for _, s := range d.sessions {
+				keys = append(keys, maps.IDString(s.Session.ID))
+			}
+			return adds("session", keys...)
+		}, func(l *dataplane.L2TP) (*dataplane.L2TPPlan, []dataplane.Change, error) {
+			if err := sessionConflicts(l, d.sessions, opts.Mode); err != nil {
+				return nil, nil, err
+			}
+			plan, err := l.PlanL2TP(d.sessions, d.removeSessions, opts.Prune)
+			return plan, changesOf(plan, err), err
+		}, func(l *dataplane.L2TP, plan *dataplane.L2TPPlan) ([]string, error) {
+			return l.ExecuteL2TP(lock, plan)
+		}, warn))
 	}
 
 	if doc.Route != nil {

@@ -69,3 +69,15 @@ func both[A, B any](a func() (A, error), b func() (B, error)) (A, B, error) {
 	y, err := b()
 	return x, y, err
 }
+
+// ChangeList returns the plan's changes (every plan type has one).
+func (p *EncapPlan) ChangeList() []Change { return p.Changes }
+
+// ChangeList returns the plan's changes.
+func (p *XconnectPlan) ChangeList() []Change { return p.Changes }
+
+// ChangeList returns the plan's changes.
+func (p *L2TPPlan) ChangeList() []Change { return p.Changes }
+
+// ChangeList returns the plan's changes.
+func (p *MuxPlan) ChangeList() []Change { return p.Changes }
