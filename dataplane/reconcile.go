@@ -444,9 +444,19 @@ func (x *Xconnect) PairMode(p maps.Pair) string {
 // between. Call it inside the namespace.
 func (x *Xconnect) ExecuteXconnect(lock *maps.Lock, plan *XconnectPlan, netnsName string, ino uint64) ([]string, error) {
 	var warnings []string
+	// Ends that go on in a pair keep their program (their entries are
+	// overwritten in place), unless its XDP mode changes.
+	modeOf := map[uint32]string{}
+	for _, p := range plan.remove {
+		modeOf[p.A.Ifindex], modeOf[p.B.Ifindex] = x.PairMode(p), x.PairMode(p)
+	}
 	staying := map[uint32]bool{}
 	for _, d := range plan.add {
-		staying[uint32(d.A.Index)], staying[uint32(d.B.Index)] = true, true
+		for _, end := range []uint32{uint32(d.A.Index), uint32(d.B.Index)} {
+			if m, was := modeOf[end]; !was || modeName(m) == modeName(d.Mode) {
+				staying[end] = true
+			}
+		}
 	}
 	for _, p := range plan.remove {
 		if err := x.disconnectExcept(lock, p, netnsName, staying); err != nil {

@@ -131,3 +131,23 @@ func TestObservedReadinessAndDriftRepair(t *testing.T) {
 	testnet.Veth(t, c.ns, "wl0", c.ns, "wl1")
 	testnet.WaitFor(t, 30*time.Second, "encap attached to the recreated wl0", func() bool { return c.linkState("encap", "wl0") == "attached" })
 }
+
+// TestApplyChangesAPairsMode: a pair whose mode the file changes is
+// connected again in the new mode.
+func TestApplyChangesAPairsMode(t *testing.T) {
+	c := newApplyCLI(t)
+	c.ok("apply", "-f", writeFile(t, "native.yaml", "xconnect:\n  pairs: [[p0, q0]]\n"))
+	generic := writeFile(t, "generic.yaml", "xconnect:\n  pairs: [{a: p0, b: q0, mode: generic}]\n")
+	var res applyResult
+	c.jsonOut(&res, "apply", "-f", generic)
+	if res.Summary["change"] != 1 {
+		t.Fatalf("changing the mode: %+v", res)
+	}
+	if out := c.ns.Run(t, "ip", "link", "show", "p0"); !strings.Contains(out, "xdpgeneric") {
+		t.Errorf("p0 after the change to generic mode:\n%s", out)
+	}
+	c.jsonOut(&res, "apply", "-f", generic, "--dry-run")
+	if len(res.Changes) != 0 {
+		t.Errorf("a second apply would change %+v", res.Changes)
+	}
+}
