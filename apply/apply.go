@@ -129,6 +129,7 @@ func Apply(root *maps.Root, lock *maps.Lock, file string, doc *Document, opts Op
 		return Result{}, errors.New("apply: writing needs the lock")
 	}
 	res := Result{File: file, DryRun: opts.DryRun, Changes: []dataplane.Change{}, Summary: map[string]int{}, Warnings: []string{}}
+	defer dataplane.Reuse(root)() // each pinned map opened and checked once
 	var d desired
 	err := netdev.Do(opts.Netns, func() error {
 		var err error

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 
@@ -60,6 +61,9 @@ type Dataplane struct {
 	FixedSize bool
 	Programs  []Program
 	loadSpec  func() (*ebpf.CollectionSpec, error)
+	parse     sync.Once
+	parsed    *ebpf.CollectionSpec
+	parseErr  error
 }
 
 // sizeMaps sets the capacity of the main map and the maps sized with it.
@@ -73,11 +77,15 @@ func (d *Dataplane) sizeMaps(spec *ebpf.CollectionSpec, n uint32) {
 
 // Spec returns a fresh copy of the dataplane's collection spec.
 func (d *Dataplane) Spec() (*ebpf.CollectionSpec, error) {
-	spec, err := d.loadSpec()
-	if err != nil {
-		return nil, fmt.Errorf("%s: read embedded BPF object: %w", d.Name, err)
+	d.parse.Do(func() {
+		d.parsed, d.parseErr = d.loadSpec()
+	})
+	if d.parseErr != nil {
+		return nil, fmt.Errorf("%s: read embedded BPF object: %w", d.Name, d.parseErr)
 	}
-	return spec, nil
+	// The object is parsed once a process; each caller gets its own copy
+	// to size.
+	return d.parsed.Copy(), nil
 }
 
 // Program returns the program called name.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -379,6 +380,43 @@ type Loaded struct {
 	Maps map[string]*ebpf.Map
 	Meta maps.Meta
 	spec *ebpf.CollectionSpec
+	// shared: a handle of a Reuse scope, closed when the scope ends.
+	shared bool
+}
+
+// reuse is the open Reuse scope, if any: one handle per dataplane.
+var reuse struct {
+	sync.Mutex
+	root   string
+	depth  int
+	loaded map[*Dataplane]*Loaded
+}
+
+// Reuse makes Open under root hand out one shared handle per dataplane
+// until the returned function is called, which closes them: a command that
+// checks, plans, writes and reads back one entry opens (and checks) each
+// pinned map once instead of at every step. Scopes nest; a scope for
+// another root leaves Open as it is.
+func Reuse(root *maps.Root) (end func()) {
+	reuse.Lock()
+	defer reuse.Unlock()
+	if reuse.depth > 0 && reuse.root != root.Path {
+		return func() {}
+	}
+	if reuse.depth == 0 {
+		reuse.root, reuse.loaded = root.Path, map[*Dataplane]*Loaded{}
+	}
+	reuse.depth++
+	return func() {
+		reuse.Lock()
+		defer reuse.Unlock()
+		if reuse.depth--; reuse.depth == 0 {
+			for _, l := range reuse.loaded {
+				closeAll(l.Maps)
+			}
+			reuse.loaded = nil
+		}
+	}
 }
 
 // Open opens the pinned state of dp under root. It fails with an error
@@ -388,6 +426,24 @@ type Loaded struct {
 // (see checkPins), so that no entry is written where the datapath does not
 // read it.
 func Open(root *maps.Root, dp *Dataplane) (*Loaded, error) {
+	reuse.Lock()
+	defer reuse.Unlock()
+	if reuse.depth == 0 || reuse.root != root.Path {
+		return open(root, dp)
+	}
+	if l, ok := reuse.loaded[dp]; ok {
+		return l, nil
+	}
+	l, err := open(root, dp)
+	if err == nil {
+		l.shared = true
+		reuse.loaded[dp] = l
+	}
+	return l, err
+}
+
+// open is Open without the Reuse scope.
+func open(root *maps.Root, dp *Dataplane) (*Loaded, error) {
 	return openLoaded(root, dp, true)
 }
 
@@ -473,7 +529,11 @@ func openAs[S, H any](root *maps.Root, dp *Dataplane, state func(map[string]*ebp
 }
 
 // Close closes the handle's maps (the pins stay).
-func (l *Loaded) Close() { closeAll(l.Maps) }
+func (l *Loaded) Close() {
+	if !l.shared {
+		closeAll(l.Maps)
+	}
+}
 
 // Program opens the pinned program called name.
 func (l *Loaded) Program(name string) (*ebpf.Program, error) {

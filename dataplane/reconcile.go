@@ -44,6 +44,7 @@ type EncapPlan struct {
 	oldTunnels  map[maps.TunnelKey]maps.Tunnel
 	oldSlots    map[uint32]maps.Slot
 	removeFirst bool // the map has no room for the additions until the removals are done
+	prune       bool
 	putTunnels  []maps.Tunnel
 	delTunnels  []maps.TunnelKey
 	putSlots    map[uint32]slotWant
@@ -70,8 +71,12 @@ type EncapRemovals struct {
 // namespace) is an error wrapping maps.ErrInUse, found before anything is
 // written.
 func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, remove EncapRemovals, prune bool, ino uint64, netnsName string) (*EncapPlan, error) {
-	plan := &EncapPlan{putSlots: map[uint32]slotWant{}}
-	current, currentSlots, err := both(e.State.ListTunnels, e.State.ListSlots)
+	plan := &EncapPlan{putSlots: map[uint32]slotWant{}, prune: prune}
+	current, count, err := e.currentTunnels(tunnels, remove.Tunnels, prune)
+	if err != nil {
+		return nil, err
+	}
+	currentSlots, err := e.State.SlotRecords()
 	if err != nil {
 		return nil, err
 	}
@@ -153,11 +158,11 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, remove E
 	// Room: the additions must fit once the removals are done; when they
 	// fit only then, the removals go first.
 	capacity := int(e.State.TunnelCapacity())
-	if after := len(current) - len(td.remove) + len(td.add); after > capacity {
+	if after := count - len(td.remove) + len(td.add); after > capacity {
 		return nil, fmt.Errorf("the tunnel map would hold %d tunnels and has room for %d: %w; unload encap and load it with --max-entries %d or more (or apply with --prune, if the file replaces tunnels)",
 			after, capacity, maps.ErrInUse, after)
 	}
-	plan.removeFirst = len(current)+len(td.add) > capacity
+	plan.removeFirst = count+len(td.add) > capacity
 	wantedSlots := map[uint32]bool{}
 	for _, d := range slots {
 		wantedSlots[uint32(d.In.Index)] = true
@@ -180,6 +185,47 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, remove E
 		plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "slot", Key: s.InName, Detail: fmt.Sprintf("%s -> %s", s.InName, s.OutName)})
 	}
 	return plan, nil
+}
+
+// currentTunnels returns the pinned tunnels a plan compares with, and how
+// many the map holds: with prune, every one (a walk of the map); otherwise
+// for a few keys, those it writes or removes, looked up one by one, so that
+// a command's one-entry write costs the same whatever the map holds (the
+// map is counted only when the plan adds).
+func (e *Encap) currentTunnels(desired []DesiredTunnel, removed []maps.TunnelKey, prune bool) ([]maps.Tunnel, int, error) {
+	// Past a few keys one batched walk is cheaper than a lookup each.
+	const fewKeys = 64
+	if prune || len(desired)+len(removed) > fewKeys {
+		all, err := e.State.ListTunnels()
+		return all, len(all), err
+	}
+	var out []maps.Tunnel
+	seen := map[maps.TunnelKey]bool{}
+	keys := append([]maps.TunnelKey(nil), removed...)
+	for _, d := range desired {
+		keys = append(keys, d.Tunnel.TunnelKey)
+	}
+	adds := false
+	for i, k := range keys {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		t, err := e.State.GetTunnel(k)
+		if errors.Is(err, maps.ErrNotFound) {
+			adds = adds || i >= len(removed)
+			continue
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, t)
+	}
+	if !adds {
+		return out, len(out), nil // nothing added: the map's room does not matter
+	}
+	n, err := e.State.CountTunnels()
+	return out, n, err
 }
 
 func slotChange(current map[uint32]maps.Slot, in, out netdev.Iface, line int) Change {
@@ -257,19 +303,53 @@ func (e *Encap) ExecuteEncap(lock *maps.Lock, plan *EncapPlan, netnsName string,
 		}
 	}
 	// Identity slots that no tunnel holds any more (an underlay that changed,
-	// a tunnel pruned) go last.
-	slots, err := e.State.ListSlots()
-	if err != nil {
-		return warnings, err
+	// a tunnel removed) go last.
+	return warnings, e.releaseSlots(lock, plan)
+}
+
+// releaseSlots deletes the identity slots that the tunnels a plan changed
+// or removed held and that no tunnel holds now.
+func (e *Encap) releaseSlots(lock *maps.Lock, plan *EncapPlan) error {
+	maybe := map[uint32]bool{}
+	for _, old := range plan.oldTunnels {
+		maybe[old.UnderlayIndex], maybe[old.OverlayIndex] = true, true
 	}
-	for _, s := range slots {
-		if !s.Explicit && len(s.Tunnels) == 0 {
-			if err := e.State.DeleteSlot(lock, s.In); err != nil {
-				return warnings, err
+	if plan.prune {
+		// A whole file: every identity slot is a candidate (one a run cut
+		// short left behind too).
+		records, err := e.State.SlotRecords()
+		if err != nil {
+			return err
+		}
+		for _, s := range records {
+			if !s.Explicit {
+				maybe[s.In] = true
 			}
 		}
 	}
-	return warnings, nil
+	for _, t := range plan.putTunnels {
+		delete(maybe, t.UnderlayIndex)
+		delete(maybe, t.OverlayIndex)
+	}
+	if len(maybe) == 0 {
+		return nil
+	}
+	all, err := e.State.ListTunnels()
+	if err != nil {
+		return err
+	}
+	for _, t := range all {
+		delete(maybe, t.UnderlayIndex)
+		delete(maybe, t.OverlayIndex)
+	}
+	for in := range maybe {
+		if s, err := e.State.GetSlot(in); err == nil && !s.Explicit {
+			if err := e.State.DeleteSlot(lock, in); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // restoreSlot returns the undo of a write of slot in: the slot as it was,

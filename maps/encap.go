@@ -334,10 +334,7 @@ func slotFromValue(in uint32, v slotValue) Slot {
 
 // ListSlots returns every slot, sorted by key, with the tunnels holding it.
 func (s *EncapState) ListSlots() ([]Slot, error) {
-	if err := checkValueSize(s.slots, slotValue{}); err != nil {
-		return nil, err
-	}
-	out, err := listMap(s.slots, "slots", slotFromValue)
+	out, err := s.SlotRecords()
 	if err != nil {
 		return nil, err
 	}
@@ -355,6 +352,23 @@ func (s *EncapState) ListSlots() ([]Slot, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].In < out[j].In })
 	return out, nil
+}
+
+// SlotRecords returns every slot as recorded, without the tunnels holding
+// it (which takes a walk over every tunnel): what a write that only needs
+// the records reads.
+func (s *EncapState) SlotRecords() ([]Slot, error) {
+	if err := checkValueSize(s.slots, slotValue{}); err != nil {
+		return nil, err
+	}
+	return listMap(s.slots, "slots", slotFromValue)
+}
+
+// CountTunnels returns how many tunnels the map holds.
+func (s *EncapState) CountTunnels() (int, error) {
+	n := 0
+	err := s.eachTunnel(func(encap.EncapTunnelKey, encap.EncapTunnel) { n++ })
+	return n, err
 }
 
 // PutSlot writes a slot: its record first, then the devmap entry the

@@ -17,6 +17,7 @@ import (
 func (a *app) edit(dp *dataplane.Dataplane, doc *apply.Document, mode apply.Mode, names map[string]string, before, after func(*maps.Root) error) (apply.Result, error) {
 	var res apply.Result
 	err := a.mutate(false, dp, func(lock *maps.Lock) error {
+		defer dataplane.Reuse(lock.Root())() // from before to after, each map opened once
 		if before != nil {
 			// What the output needs of the entry as it was; if it cannot be
 			// read, the write's own checks say why.
