@@ -88,9 +88,34 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, remove E
 	for _, s := range currentSlots {
 		slotByIn[s.In] = s
 	}
+	ready := map[uint32]bool{} // each target observed once a plan
 	slotOK := func(ifc netdev.Iface, out uint32) bool {
 		s, ok := slotByIn[uint32(ifc.Index)]
-		return ok && s.Out == out && s.Netns == ino && s.InName == ifc.Name && e.State.SlotLive(s.In) && readyNow(out)
+		if !ok || s.Out != out || s.Netns != ino || s.InName != ifc.Name || !e.State.SlotLive(s.In) {
+			return false
+		}
+		r, seen := ready[out]
+		if !seen {
+			r = readyNow(out)
+			ready[out] = r
+		}
+		return r
+	}
+	// Warnings depend on the interfaces and the headers a tunnel adds: each
+	// combination is looked at once, each warning said once.
+	warned := map[string]bool{}
+	warnOnce := func(t maps.Tunnel, under, over netdev.Iface) {
+		k := fmt.Sprint(under.Index, over.Index, t.Proto, t.Overhead(), t.GeneveOpts)
+		if warned[k] {
+			return
+		}
+		warned[k] = true
+		for _, w := range tunnelWarnings(t, under, over, netnsName) {
+			if !warned[w] {
+				warned[w] = true
+				plan.warnings = append(plan.warnings, w)
+			}
+		}
 	}
 	// Plain slots the file keeps or writes: a tunnel may not take their
 	// interface (without prune, every current one is kept).
@@ -124,7 +149,7 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, remove E
 			}
 		}
 		if old, ok := byKey[t.TunnelKey]; !ok || !maps.SameTunnel(old, t) {
-			plan.warnings = append(plan.warnings, tunnelWarnings(t, d.Underlay, d.Overlay, netnsName)...)
+			warnOnce(t, d.Underlay, d.Overlay)
 		}
 	}
 	if len(conflicts) > 0 {
