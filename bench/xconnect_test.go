@@ -183,6 +183,25 @@ func BenchmarkApply(b *testing.B) {
 		b.ReportMetric(d.Seconds(), "s")
 		b.ReportMetric(n/d.Seconds(), "entries/s")
 	})
+	b.Run("batch-10000", func(b *testing.B) {
+		// tunmux batch: 10,000 tunnel add lines in one process (the
+		// tunnel-add-x1000 run below gives the rate of one process each).
+		root := testnet.BPFRoot(b, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "encap") })
+		testnet.MustTunmux(b, bin, "--bpffs", root, "load", "encap", "--max-entries", "16384")
+		var lines strings.Builder
+		for i := 0; i < 10000; i++ {
+			fmt.Fprintf(&lines, "tunnel add %s\n", strings.Join(line(i), " "))
+		}
+		cmds := filepath.Join(b.TempDir(), "tunnels.txt")
+		if err := os.WriteFile(cmds, []byte(lines.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		testnet.MustTunmux(b, bin, "--bpffs", root, "--netns", ns.Name, "batch", "-f", cmds)
+		d := time.Since(start)
+		b.ReportMetric(d.Seconds(), "s")
+		b.ReportMetric(10000/d.Seconds(), "entries/s")
+	})
 	b.Run("tunnel-add-x1000", func(b *testing.B) {
 		root := testnet.BPFRoot(b, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "encap") })
 		testnet.MustTunmux(b, bin, "--bpffs", root, "load", "encap", "--max-entries", "2048")

@@ -47,6 +47,19 @@ func (r *Root) Lock(timeout time.Duration) (*Lock, error) {
 // Root returns the root this lock protects.
 func (l *Lock) Root() *Root { return l.root }
 
+// Current reports whether the lock is still on the folder at its root's
+// path: false once that folder was removed (and maybe made again).
+func (l *Lock) Current() bool {
+	if l == nil || l.f == nil {
+		return false
+	}
+	var held, now unix.Stat_t
+	if unix.Fstat(int(l.f.Fd()), &held) != nil || unix.Stat(l.root.Path, &now) != nil {
+		return false
+	}
+	return held.Ino == now.Ino && held.Dev == now.Dev
+}
+
 // Release gives the lock up. It is safe to call more than once.
 func (l *Lock) Release() {
 	if l == nil || l.f == nil {

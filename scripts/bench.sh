@@ -91,6 +91,7 @@ go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux|Route' -benchtime 1x -cou
       row("UDP 64 B over a tunmux route vs a kernel route to the same vxlan device (rx kpps)", "Route/tunmux-route/udp64", "rx-pps", "Route/kernel-route/udp64", "rx-pps", 1e3)
       row("100,000 tunnels: tunmux apply vs one tunnel add process each (entries/s)", "Apply/apply-100000", "entries/s", "Apply/tunnel-add-x1000", "entries/s", 1)
       row("100,000 tunnels: tunmux apply vs one tunnel add process each, 1,000 timed (s)", "Apply/apply-100000", "s", "Apply/tunnel-add-x1000", "s", 1)
+      row("10,000 tunnel add lines: tunmux batch vs one tunnel add process each (entries/s)", "Apply/batch-10000", "entries/s", "Apply/tunnel-add-x1000", "entries/s", 1)
     }' "$raw"
 } >"$out.table"
 cat "$raw" "$out.table" >"$out"

@@ -32,6 +32,9 @@ type app struct {
 	netns       string
 	lockTimeout time.Duration
 	printer     render.Printer
+	// batch is the batch this command runs in, if any: its commands share
+	// one lock.
+	batch *batchState
 }
 
 // usageError is bad command-line syntax (unknown flag, wrong arguments): exit 2.
@@ -115,7 +118,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not f
 
 	root.AddCommand(
 		a.loadCommand(), a.unloadCommand(), a.attachCommand(), a.detachCommand(),
-		a.tunnelCommand(), a.devmapCommand(), a.l2tpCommand(), a.xconnectCommand(), a.muxCommand(), a.routeCommand(), a.peerCommand(), a.applyCommand(), a.exportCommand(), a.statsCommand(), a.statusCommand(),
+		a.tunnelCommand(), a.devmapCommand(), a.l2tpCommand(), a.xconnectCommand(), a.muxCommand(), a.routeCommand(), a.peerCommand(), a.applyCommand(), a.exportCommand(), a.batchCommand(), a.statsCommand(), a.statusCommand(),
 	)
 	wrapArgs(root)
 	return root
@@ -197,12 +200,26 @@ func (a *app) mutate(create bool, dp *dataplane.Dataplane, fn func(*maps.Lock) e
 	if !root.Exists() {
 		return fmt.Errorf("%s under %s: %w (run 'tunmux load %s')", dp.Name, root.Path, maps.ErrNotLoaded, dp.Name)
 	}
-	lock, err := root.Lock(a.lockTimeout)
+	lock, release, err := a.lockRoot(root)
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
+	defer release()
 	return fn(lock)
+}
+
+// lockRoot takes the lock on root (release gives it up); in a batch, the
+// lock the batch holds on it, kept until the batch ends.
+func (a *app) lockRoot(root *maps.Root) (lock *maps.Lock, release func(), err error) {
+	if a.batch == nil {
+		lock, err = root.Lock(a.lockTimeout)
+		if err != nil {
+			return nil, nil, err
+		}
+		return lock, lock.Release, nil
+	}
+	lock, err = a.batch.lockOn(root, a.lockTimeout)
+	return lock, func() {}, err
 }
 
 // jsonOf encodes v as JSON.

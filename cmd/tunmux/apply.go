@@ -95,10 +95,11 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 			}
 			var lock *maps.Lock
 			if !dryRun {
-				if lock, err = root.Lock(a.lockTimeout); err != nil {
+				var release func()
+				if lock, release, err = a.lockRoot(root); err != nil {
 					return err
 				}
-				defer lock.Release()
+				defer release()
 			}
 			res, err := apply.ApplyGuarded(root, lock, file, doc, opts, limit)
 			a.warn(res.Warnings...)

@@ -136,11 +136,11 @@ tunmux knows is left alone, and with it the root.`,
 			if all {
 				res := dataplane.UnloadAllResult{Root: root.Path, Dataplanes: []dataplane.UnloadResult{}, Left: []string{}}
 				if root.Exists() {
-					lock, err := root.Lock(a.lockTimeout)
+					lock, release, err := a.lockRoot(root)
 					if err != nil {
 						return err
 					}
-					defer lock.Release()
+					defer release()
 					if res, err = dataplane.UnloadAll(lock, a.netns); err != nil {
 						return err
 					}
@@ -149,11 +149,11 @@ tunmux knows is left alone, and with it the root.`,
 			}
 			res := dataplane.UnloadResult{Dataplane: dp.Name, Path: root.Dir(dp.Name), Detached: []string{}, Removed: []string{}, Devices: []dataplane.Device{}}
 			if root.Exists() {
-				lock, err := root.Lock(a.lockTimeout)
+				lock, release, err := a.lockRoot(root)
 				if err != nil {
 					return err
 				}
-				defer lock.Release()
+				defer release()
 				if res, err = dataplane.Unload(lock, dp, dataplane.UnloadOptions{Netns: a.netns}); err != nil {
 					return err
 				}
