@@ -382,6 +382,9 @@ type Loaded struct {
 	spec *ebpf.CollectionSpec
 	// shared: a handle of a Reuse scope, closed when the scope ends.
 	shared bool
+	// state is the typed state over Maps that openAs made (one per handle,
+	// so that what it learns lasts the scope).
+	state any
 }
 
 // reuse is the open Reuse scope, if any: one handle per dataplane.
@@ -520,10 +523,13 @@ func openAs[S, H any](root *maps.Root, dp *Dataplane, state func(map[string]*ebp
 	if err != nil {
 		return none, err
 	}
-	st, err := state(l.Maps)
-	if err != nil {
-		l.Close()
-		return none, err
+	st, ok := l.state.(S)
+	if !ok {
+		if st, err = state(l.Maps); err != nil {
+			l.Close()
+			return none, err
+		}
+		l.state = st
 	}
 	return wrap(Handle[S]{Loaded: l, State: st}), nil
 }

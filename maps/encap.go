@@ -46,6 +46,13 @@ type EncapState struct {
 	stats   *ebpf.Map
 	devmap  *ebpf.Map
 	slots   *ebpf.Map
+	// held is the counter index of every stored tunnel, by key, once read:
+	// kept up to date by this state's own writes (the lock keeps others
+	// out) and dropped when a write fails, so that many one-entry writes
+	// under one lock walk the map once.
+	held map[encap.EncapTunnelKey]uint32
+	used map[uint32]bool // the indexes in held
+	free uint32          // no index below it is free
 }
 
 // NewEncapState wraps the encap dataplane's open maps, by name.
@@ -70,12 +77,25 @@ func (s *EncapState) counters(index uint32) TunnelCounters {
 
 // counterIndexes returns the counter index of every stored tunnel, by key.
 func (s *EncapState) counterIndexes() (map[encap.EncapTunnelKey]uint32, error) {
-	held := map[encap.EncapTunnelKey]uint32{}
-	err := s.eachTunnel(func(k encap.EncapTunnelKey, v encap.EncapTunnel) { held[k] = v.Counters })
+	if s.held != nil {
+		return s.held, nil
+	}
+	held, used := map[encap.EncapTunnelKey]uint32{}, map[uint32]bool{}
+	err := s.eachTunnel(func(k encap.EncapTunnelKey, v encap.EncapTunnel) { held[k], used[v.Counters] = v.Counters, true })
 	if err != nil {
 		return nil, fmt.Errorf("read counter indexes: %w", err)
 	}
+	s.held, s.used, s.free = held, used, 0
 	return held, nil
+}
+
+// forget drops key k from the counter indexes held, freeing its index.
+func (s *EncapState) forget(k encap.EncapTunnelKey) {
+	if idx, ok := s.held[k]; ok {
+		delete(s.held, k)
+		delete(s.used, idx)
+		s.free = min(s.free, idx)
+	}
 }
 
 // eachTunnel calls fn with every stored tunnel, read in batches: 100,000
@@ -108,12 +128,10 @@ func (s *EncapState) assignCounters(ts []Tunnel) error {
 	if err != nil {
 		return err
 	}
-	used := make(map[uint32]bool, len(held))
-	for _, i := range held {
-		used[i] = true
-	}
+	used := s.used
 	zero := make([]encap.EncapTunnelCounters, ebpf.MustPossibleCPU())
-	next := uint32(0)
+	next := s.free
+	defer func() { s.free = next }()
 	for i := range ts {
 		if idx, ok := held[ts[i].kernelKey()]; ok {
 			ts[i].CounterIndex = idx
@@ -195,6 +213,7 @@ func (s *EncapState) PutTunnel(_ *Lock, t Tunnel, mode PutMode) error {
 	}
 	k, v := ts[0].kernelKey(), ts[0].kernelValue()
 	if err := s.tunnels.Update(&k, &v, mode.flags()); err != nil {
+		s.held = nil
 		switch {
 		case errors.Is(err, ebpf.ErrKeyExist):
 			return fmt.Errorf("tunnel %s: %w (use tunnel update, or add --replace)", t.TunnelKey, ErrExists)
@@ -211,6 +230,7 @@ func (s *EncapState) PutTunnel(_ *Lock, t Tunnel, mode PutMode) error {
 // DeleteTunnel removes the tunnel with key k (ErrNotFound if absent).
 func (s *EncapState) DeleteTunnel(_ *Lock, k TunnelKey) error {
 	kk := k.kernelKey()
+	s.forget(kk)
 	if err := s.tunnels.Delete(&kk); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("tunnel %s: %w", k, ErrNotFound)
@@ -366,9 +386,8 @@ func (s *EncapState) SlotRecords() ([]Slot, error) {
 
 // CountTunnels returns how many tunnels the map holds.
 func (s *EncapState) CountTunnels() (int, error) {
-	n := 0
-	err := s.eachTunnel(func(encap.EncapTunnelKey, encap.EncapTunnel) { n++ })
-	return n, err
+	held, err := s.counterIndexes()
+	return len(held), err
 }
 
 // PutSlot writes a slot: its record first, then the devmap entry the
@@ -473,6 +492,7 @@ func (s *EncapState) PutTunnels(_ *Lock, ts []Tunnel, chunk int) error {
 			vals = append(vals, t.kernelValue())
 		}
 		if _, err := s.tunnels.BatchUpdate(keys, vals, nil); err != nil {
+			s.held = nil // some were written, some not: read again (used and free with it)
 			if errors.Is(err, unix.E2BIG) {
 				return fmt.Errorf("write tunnels: the tunnel map is full (%d entries); load encap with a larger --max-entries: %w", s.tunnels.MaxEntries(), err)
 			}
@@ -493,6 +513,9 @@ func (s *EncapState) DeleteTunnels(lock *Lock, keys []TunnelKey, chunk int) erro
 		kk := make([]encap.EncapTunnelKey, 0, end-start)
 		for _, k := range keys[start:end] {
 			kk = append(kk, k.kernelKey())
+		}
+		for _, k := range kk {
+			s.forget(k)
 		}
 		if _, err := s.tunnels.BatchDelete(kk, nil); err != nil {
 			// A batch stops at the first absent key: finish one by one.
