@@ -49,8 +49,18 @@ func Do(name string, fn func() error) error {
 	return DoHandle(h, fn)
 }
 
-// DoHandle is Do for an open namespace handle, which it closes.
+// DoHandle is Do for an open namespace handle, which it closes. A caller
+// already in that namespace (on a thread Do entered it with, or in the
+// process's own namespace, where every thread not locked elsewhere is) runs
+// fn where it is: no thread is made and discarded for it.
 func DoHandle(h netns.NsHandle, fn func() error) error {
+	var st unix.Stat_t
+	if unix.Fstat(int(h), &st) == nil {
+		if here, err := CurrentInode(); err == nil && here == st.Ino {
+			h.Close()
+			return fn()
+		}
+	}
 	errc := make(chan error, 1)
 	go func() {
 		defer h.Close()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/maps"
+	"github.com/tunmux/tunmux/netdev"
 )
 
 // batchState is what the commands of one batch share: the lock on the
@@ -159,7 +160,10 @@ of the first failure. With -o json each command prints one JSON line:
 				defer f.Close()
 				in = f
 			}
-			return a.runBatch(in, continues)
+			// The whole batch runs on a thread inside --netns: each
+			// command's namespace work then runs where it is, instead of
+			// on a thread made for it.
+			return netdev.Do(a.netns, func() error { return a.runBatch(in, continues) })
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the file of commands, one a line (- for standard input)")
