@@ -29,7 +29,7 @@ trap 'rm -f "$raw"' EXIT
 
 echo "bench: XDP live frames ($frames frames x $count runs), then iperf3 (${count} x 5 s per case); this takes a few minutes" >&2
 go test ./bench -run '^$' -bench 'Live|Xconnect' -benchtime "${frames}x" -count "$count" -timeout 30m | tee -a "$raw" >&2
-go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux|Route' -benchtime 1x -count "$count" -timeout 60m | tee -a "$raw" >&2
+go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux|Route|ControlPlane' -benchtime 1x -count "$count" -timeout 60m | tee -a "$raw" >&2
 
 {
   echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r)"
@@ -92,6 +92,10 @@ go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux|Route' -benchtime 1x -cou
       row("100,000 tunnels: tunmux apply vs one tunnel add process each (entries/s)", "Apply/apply-100000", "entries/s", "Apply/tunnel-add-x1000", "entries/s", 1)
       row("100,000 tunnels: tunmux apply vs one tunnel add process each, 1,000 timed (s)", "Apply/apply-100000", "s", "Apply/tunnel-add-x1000", "s", 1)
       row("10,000 tunnel add lines: tunmux batch vs one tunnel add process each (entries/s)", "Apply/batch-10000", "entries/s", "Apply/tunnel-add-x1000", "entries/s", 1)
+      row("tunnel get vs bpftool map lookup pinned, one process each (ms, median of 30)", "ControlPlane/get", "tunmux-ms", "ControlPlane/get", "bpftool-ms", 1)
+      row("tunnel update vs bpftool map update pinned (ms, median of 30)", "ControlPlane/update", "tunmux-ms", "ControlPlane/update", "bpftool-ms", 1)
+      row("tunnel add + del vs bpftool map update + delete (ms, median of 30)", "ControlPlane/add-del", "tunmux-ms", "ControlPlane/add-del", "bpftool-ms", 1)
+      row("status vs bpftool map lookup pinned (ms, median of 30)", "ControlPlane/status", "tunmux-ms", "ControlPlane/status", "bpftool-ms", 1)
     }' "$raw"
 } >"$out.table"
 cat "$raw" "$out.table" >"$out"
