@@ -218,7 +218,7 @@ func (a *app) lockRoot(root *maps.Root) (lock *maps.Lock, release func(), err er
 		}
 		return lock, lock.Release, nil
 	}
-	lock, err = a.batch.lockOn(root, a.lockTimeout)
+	lock, err = a.batch.lockOn(root, a)
 	return lock, func() {}, err
 }
 

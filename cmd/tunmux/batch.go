@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -28,11 +27,11 @@ type batchState struct {
 
 // lockOn returns the batch's lock on root, taking it (again, if the folder
 // was removed and made anew since, as unload --all and load do) when needed.
-func (b *batchState) lockOn(root *maps.Root, timeout time.Duration) (*maps.Lock, error) {
+func (b *batchState) lockOn(root *maps.Root, a *app) (*maps.Lock, error) {
 	if b.lock != nil && b.lock.Root().Path == root.Path && b.lock.Current() {
 		return b.lock, nil
 	}
-	lock, err := root.Lock(timeout)
+	lock, err := root.Lock(a.lockTimeout)
 	if err != nil {
 		return nil, err
 	}
