@@ -55,31 +55,16 @@ func (a *app) routePutCommand(verb string) *cobra.Command {
 			case replace:
 				mode = apply.Replace
 			}
-			var (
-				rt   maps.Route
-				down func(netip.Addr) bool
-			)
+			var t routeTable
 			doc := &apply.Document{Route: &apply.RouteSection{Routes: one(apply.RouteArgs{Prefix: args[0], Nexthops: nexthops})}}
 			return a.write(dataplane.RouteDataplane, doc, mode, routeNames, nil, func(*maps.Root) error {
 				p, err := maps.ParsePrefix("PREFIX", args[0])
 				if err != nil {
 					return err
 				}
-				err = read(a, dataplane.OpenRoute, func(r *dataplane.Route) error {
-					if rt, err = r.State.Get(p); err != nil {
-						return err
-					}
-					down, err = r.Health()
-					return err
-				})
-				if err != nil {
-					return err
-				}
-				rs := []maps.Route{rt}
-				err = dataplane.NameDevs(a.netns, rs)
-				rt = rs[0]
+				t, err = a.readRoute(func(r *dataplane.Route) (maps.Route, error) { return r.State.Get(p) }, nil)
 				return err
-			}, func() any { return routeTable{routes: []maps.Route{rt}, down: down} })
+			}, func() any { return t })
 		},
 	}
 	const nexthopHelp = `Each --nexthop is REMOTE[,key=value...], REMOTE the peer's underlay address
@@ -134,38 +119,24 @@ protocols with ports (default 0). A flow that no nexthop can take shows none.`,
 			if err != nil {
 				return err
 			}
-			var (
-				rt     maps.Route
-				down   func(netip.Addr) bool
-				chosen = -1
-				probe  bool
-			)
-			err = read(a, dataplane.OpenRoute, func(r *dataplane.Route) error {
-				var err error
+			chosen, probe := -1, false
+			t, err := a.readRoute(func(r *dataplane.Route) (maps.Route, error) {
 				if isAddr {
-					rt, err = r.State.Lookup(p.Addr())
-				} else {
-					rt, err = r.State.Get(p)
+					return r.State.Lookup(p.Addr())
 				}
-				if err != nil {
-					return err
+				return r.State.Get(p)
+			}, func(r *dataplane.Route, rt maps.Route) error {
+				if !withFlow {
+					return nil
 				}
-				if withFlow {
-					if chosen, probe, err = r.Choose(rt, flow); err != nil {
-						return err
-					}
-				}
-				down, err = r.Health()
+				var err error
+				chosen, probe, err = r.Choose(rt, flow)
 				return err
 			})
 			if err != nil {
 				return err
 			}
-			rs := []maps.Route{rt}
-			if err := dataplane.NameDevs(a.netns, rs); err != nil {
-				return err
-			}
-			t := routeTable{routes: rs, down: down, one: true}
+			t.one = true
 			if withFlow {
 				t.flow = &flowChoice{Flow: flow, Index: chosen, Probe: probe}
 			}
@@ -683,6 +654,30 @@ func (v peerView) Header() []string { return peerTable{}.Header() }
 func (v peerView) Rows() [][]string { return peerTable{dataplane.PeerReport(v)}.Rows() }
 
 func (v peerView) MarshalJSON() ([]byte, error) { return jsonOf(dataplane.PeerReport(v).JSON()) }
+
+// readRoute reads the route find finds, with its peers' health and its
+// nexthops' device names, as a table of one route; then, if given, more.
+func (a *app) readRoute(find func(*dataplane.Route) (maps.Route, error), more func(*dataplane.Route, maps.Route) error) (routeTable, error) {
+	var t routeTable
+	err := read(a, dataplane.OpenRoute, func(r *dataplane.Route) error {
+		rt, err := find(r)
+		if err != nil {
+			return err
+		}
+		if more != nil {
+			if err := more(r, rt); err != nil {
+				return err
+			}
+		}
+		t.routes = []maps.Route{rt}
+		t.down, err = r.Health()
+		return err
+	})
+	if err != nil {
+		return t, err
+	}
+	return t, dataplane.NameDevs(a.netns, t.routes)
+}
 
 // What errors call the fields the route commands take as arguments.
 var (
