@@ -61,15 +61,19 @@ type Dataplane struct {
 	FixedSize bool
 	Programs  []Program
 	loadSpec  func() (*ebpf.CollectionSpec, error)
-	parse     sync.Once
-	parsed    *ebpf.CollectionSpec
-	parseErr  error
+	// mapShapes and counterNames are generated from the object (shapegen)
+	// so that opening pins and naming counters parse nothing.
+	mapShapes    func() map[string]*ebpf.MapSpec
+	counterNames []string
+	parse        sync.Once
+	parsed       *ebpf.CollectionSpec
+	parseErr     error
 }
 
 // sizeMaps sets the capacity of the main map and the maps sized with it.
-func (d *Dataplane) sizeMaps(spec *ebpf.CollectionSpec, n uint32) {
+func (d *Dataplane) sizeMaps(specs map[string]*ebpf.MapSpec, n uint32) {
 	for _, name := range append([]string{d.MainMap}, d.SizedMaps...) {
-		if ms := spec.Maps[name]; ms != nil {
+		if ms := specs[name]; ms != nil {
 			ms.MaxEntries = n
 		}
 	}
@@ -116,7 +120,9 @@ var EncapDataplane = &Dataplane{
 		{Name: "redirect", Hook: maps.HookXDP, Attachable: true, RedirectsIngress: true, Role: "frames arriving here leave through the interface's devmap slot (devmap add IN OUT)"},
 		{Name: "pass", Hook: maps.HookXDP, Attachable: true, Role: "passes every frame: readies a veth peer for redirected frames with XDP instead of GRO"},
 	},
-	loadSpec: encap.LoadEncap,
+	loadSpec:     encap.LoadEncap,
+	mapShapes:    encap.EncapMapShapes,
+	counterNames: encap.EncapCounterNames,
 }
 
 // L2TPDataplane is the l2tp dataplane: L2TPv3 Ethernet pseudowires at TC
@@ -132,7 +138,9 @@ var L2TPDataplane = &Dataplane{
 		{Name: "l2tp-encap", Func: "l2tp_encap", Hook: maps.HookTCIngress, Attachable: true, Role: "the Ethernet side: frames from the local segment are carried in its session"},
 		{Name: "l2tp-decap", Func: "l2tp_decap", Hook: maps.HookTCIngress, Attachable: true, Role: "the tunnel side: L2TPv3 data messages are decapsulated to the Ethernet side"},
 	},
-	loadSpec: l2tp.LoadL2tp,
+	loadSpec:     l2tp.LoadL2tp,
+	mapShapes:    l2tp.L2tpMapShapes,
+	counterNames: l2tp.L2tpCounterNames,
 }
 
 // XconnectDataplane is the xconnect dataplane: interface pairs
@@ -148,7 +156,9 @@ var XconnectDataplane = &Dataplane{
 		// Attached and detached by `tunmux xconnect add|del`.
 		{Name: "xconnect", Hook: maps.HookXDP, Attachable: false, RedirectsIngress: true, Role: "frames arriving here leave on the other end of its pair"},
 	},
-	loadSpec: xconnect.LoadXconnect,
+	loadSpec:     xconnect.LoadXconnect,
+	mapShapes:    xconnect.XconnectMapShapes,
+	counterNames: xconnect.XconnectCounterNames,
 }
 
 // MuxDataplane is the mux dataplane: up to 63 L3 interfaces multiplexed
@@ -165,7 +175,9 @@ var MuxDataplane = &Dataplane{
 		{Name: "mux-egress", Func: "mux_egress", Hook: maps.HookTCEgress, Role: "a member: its packets are labelled and leave through the carrier"},
 		{Name: "mux-ingress", Func: "mux_ingress", Hook: maps.HookTCIngress, Role: "the carrier: labelled packets are delivered to their member"},
 	},
-	loadSpec: mux.LoadMux,
+	loadSpec:     mux.LoadMux,
+	mapShapes:    mux.MuxMapShapes,
+	counterNames: mux.MuxCounterNames,
 }
 
 // RouteDataplane is the route dataplane: LPM overlay routes to weighted,
@@ -182,7 +194,9 @@ var RouteDataplane = &Dataplane{
 		// Attached as "route" on interfaces without an Ethernet header.
 		{Name: "route-l3", Func: "route_egress_l3", Hook: maps.HookTCEgress},
 	},
-	loadSpec: route.LoadRoute,
+	loadSpec:     route.LoadRoute,
+	mapShapes:    route.RouteMapShapes,
+	counterNames: route.RouteCounterNames,
 }
 
 var registry = []*Dataplane{EncapDataplane, L2TPDataplane, XconnectDataplane, MuxDataplane, RouteDataplane}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/tunmux/tunmux/internal/testnet"
 	"github.com/tunmux/tunmux/maps"
@@ -27,6 +28,44 @@ func TestCounterNamesComeFromBTF(t *testing.T) {
 	for i, n := range names {
 		if n[0] == "" || n[1] == "" {
 			t.Errorf("counter %d has no name", i)
+		}
+	}
+}
+
+// The generated shapes and counter names (shapegen) must be what the
+// object holds: opening pins and naming counters rely on them alone.
+func TestGeneratedShapesMatchTheObjects(t *testing.T) {
+	for _, dp := range All() {
+		spec, err := dp.Spec()
+		if err != nil {
+			t.Fatal(err)
+		}
+		shapes := dp.mapShapes()
+		for name, ms := range spec.Maps {
+			if name[0] == '.' {
+				continue
+			}
+			got := shapes[name]
+			if got == nil {
+				t.Errorf("%s: map %s has no generated shape", dp.Name, name)
+				continue
+			}
+			if got.Type != ms.Type || got.KeySize != ms.KeySize || got.ValueSize != ms.ValueSize || got.MaxEntries != ms.MaxEntries || got.Flags != ms.Flags {
+				t.Errorf("%s: map %s: generated %+v, object %+v", dp.Name, name, *got, *ms)
+			}
+			delete(shapes, name)
+		}
+		for name := range shapes {
+			t.Errorf("%s: generated shape of %s, which the object does not have", dp.Name, name)
+		}
+		enum, ok := btf.UnderlyingType(spec.Maps["stats"].Key).(*btf.Enum)
+		if !ok || len(dp.counterNames) != int(spec.Maps["stats"].MaxEntries) {
+			t.Fatalf("%s: %d generated counter names for %d counters", dp.Name, len(dp.counterNames), spec.Maps["stats"].MaxEntries)
+		}
+		for _, v := range enum.Values {
+			if v.Value < uint64(len(dp.counterNames)) && dp.counterNames[v.Value] != v.Name {
+				t.Errorf("%s: counter %d generated %s, object %s", dp.Name, v.Value, dp.counterNames[v.Value], v.Name)
+			}
 		}
 	}
 }

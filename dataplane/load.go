@@ -73,11 +73,11 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 	}
 	// Where the pins and the datapath disagree, the datapath's maps win:
 	// they hold the entries that take effect.
-	pinned, err := pinnedMaps(dir, spec)
+	pinned, err := pinnedMaps(dir, spec.Maps)
 	if err != nil {
 		return res, err
 	}
-	split, err := checkPins(dir, dp, spec, pinned)
+	split, err := checkPins(dir, dp, spec.Maps, pinned)
 	if err != nil {
 		return res, err
 	}
@@ -95,10 +95,10 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 			m.Close()
 		}
 	}
-	dp.sizeMaps(spec, capacity)
+	dp.sizeMaps(spec.Maps, capacity)
 	res.MaxEntries = capacity
 
-	existing, missing, err := maps.OpenMapsUsing(dir, spec, use)
+	existing, missing, err := maps.OpenMapsUsing(dir, spec.Maps, use)
 	if err != nil {
 		return res, fmt.Errorf("load %s: %w; to start over run 'tunmux unload %s' (this deletes its entries)%s",
 			dp.Name, err, dp.Name, capacityHint(err, dp))
@@ -178,7 +178,7 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 		}
 	}
 	// Links last, once every program is pinned; then all must agree.
-	if split, err = checkPins(dir, dp, spec, ids); err != nil {
+	if split, err = checkPins(dir, dp, spec.Maps, ids); err != nil {
 		return res, err
 	}
 	moved, err := repairLinks(dir, split)
@@ -379,7 +379,6 @@ type Loaded struct {
 	Dir  string
 	Maps map[string]*ebpf.Map
 	Meta maps.Meta
-	spec *ebpf.CollectionSpec
 	// shared: a handle of a Reuse scope, closed when the scope ends.
 	shared bool
 	// state is the typed state over Maps that openAs made (one per handle,
@@ -458,16 +457,14 @@ func openLoaded(root *maps.Root, dp *Dataplane, check bool) (*Loaded, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, notLoaded
 	}
-	spec, err := dp.Spec()
-	if err != nil {
-		return nil, err
-	}
+	// The maps' shapes, not the parsed object: opening pins parses nothing.
+	shapes := dp.mapShapes()
 	// Accept the pinned capacity of the main map.
 	if m, err := ebpf.LoadPinnedMap(maps.MapPin(dir, dp.MainMap), nil); err == nil {
-		dp.sizeMaps(spec, m.MaxEntries())
+		dp.sizeMaps(shapes, m.MaxEntries())
 		m.Close()
 	}
-	open, missing, err := maps.OpenMaps(dir, spec)
+	open, missing, err := maps.OpenMaps(dir, shapes)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dp.Name, err)
 	}
@@ -475,7 +472,7 @@ func openLoaded(root *maps.Root, dp *Dataplane, check bool) (*Loaded, error) {
 		pinned, err := describeMaps(open)
 		var split pinReport
 		if err == nil {
-			split, err = checkPins(dir, dp, spec, pinned)
+			split, err = checkPins(dir, dp, shapes, pinned)
 		}
 		if err == nil && !split.ok() {
 			err = splitError(dp, root.Path, split.problems())
@@ -502,7 +499,7 @@ func openLoaded(root *maps.Root, dp *Dataplane, check bool) (*Loaded, error) {
 		}
 		return nil, fmt.Errorf("%s under %s has schema %d, this tunmux uses %d: %w", dp.Name, root.Path, meta.Schema, dp.Schema, maps.ErrIncompatible)
 	}
-	return &Loaded{DP: dp, Root: root, Dir: dir, Maps: open, Meta: meta, spec: spec}, nil
+	return &Loaded{DP: dp, Root: root, Dir: dir, Maps: open, Meta: meta}, nil
 }
 
 // Handle is a loaded dataplane with the typed state over its maps; each

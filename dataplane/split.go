@@ -49,12 +49,11 @@ type pinnedMap struct {
 
 // describeMap returns the id and kernel name of m.
 func describeMap(m *ebpf.Map) (pinnedMap, error) {
-	info, err := m.Info()
+	id, name, err := mapIdentOf(m.FD())
 	if err != nil {
 		return pinnedMap{}, fmt.Errorf("inspect map: %w", err)
 	}
-	id, _ := info.ID()
-	return pinnedMap{ID: id, Name: info.Name}, nil
+	return pinnedMap{ID: id, Name: name}, nil
 }
 
 // describeMaps describes open maps, by name.
@@ -70,11 +69,11 @@ func describeMaps(open map[string]*ebpf.Map) (map[string]pinnedMap, error) {
 	return out, nil
 }
 
-// pinnedMaps describes the maps of spec pinned in dir, whatever their
+// pinnedMaps describes the maps of shapes pinned in dir, whatever their
 // shape (compatibility is checked elsewhere); a map with no pin is absent.
-func pinnedMaps(dir string, spec *ebpf.CollectionSpec) (map[string]pinnedMap, error) {
+func pinnedMaps(dir string, shapes map[string]*ebpf.MapSpec) (map[string]pinnedMap, error) {
 	out := map[string]pinnedMap{}
-	for name := range spec.Maps {
+	for name := range shapes {
 		if strings.HasPrefix(name, ".") {
 			continue
 		}
@@ -103,18 +102,13 @@ type pinnedProgram struct {
 
 // pinnedPrograms returns the info of each program of dp pinned in dir, by
 // name; a program with no pin is absent.
-func pinnedPrograms(dir string, dp *Dataplane) (map[string]*ebpf.ProgramInfo, error) {
-	out := map[string]*ebpf.ProgramInfo{}
+func pinnedPrograms(dir string, dp *Dataplane) (map[string]progIdent, error) {
+	out := map[string]progIdent{}
 	for _, p := range dp.Programs {
-		prog, err := ebpf.LoadPinnedProgram(maps.ProgPin(dir, p.Name), nil)
+		info, err := pinnedProgIdent(maps.ProgPin(dir, p.Name))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("open pinned program %s: %w", maps.ProgPin(dir, p.Name), err)
-		}
-		info, err := prog.Info()
-		prog.Close()
 		if err != nil {
 			return nil, fmt.Errorf("inspect program %s: %w", p.Name, err)
 		}
@@ -188,7 +182,7 @@ type pinReport struct {
 	Links []linkSplit
 	// What was compared: the pinned programs, and the maps of the spec
 	// each uses (program name -> map name -> id).
-	progs map[string]*ebpf.ProgramInfo
+	progs map[string]progIdent
 	uses  map[string]map[string]ebpf.MapID
 }
 
@@ -217,14 +211,14 @@ func splitError(dp *Dataplane, root string, problems []string) error {
 // links use: each map of spec that a pinned program uses must be the map
 // pinned under its name (pinned, by name), and each live link must run
 // the pinned program its pin names. It changes nothing.
-func checkPins(dir string, dp *Dataplane, spec *ebpf.CollectionSpec, pinned map[string]pinnedMap) (pinReport, error) {
+func checkPins(dir string, dp *Dataplane, shapes map[string]*ebpf.MapSpec, pinned map[string]pinnedMap) (pinReport, error) {
 	progs, err := pinnedPrograms(dir, dp)
 	if err != nil {
 		return pinReport{}, err
 	}
 	rep := pinReport{progs: progs, uses: map[string]map[string]ebpf.MapID{}}
 	specNames := map[string]string{} // kernel name -> spec name
-	for name := range spec.Maps {
+	for name := range shapes {
 		if !strings.HasPrefix(name, ".") {
 			specNames[kernelName(name)] = name
 		}
@@ -241,14 +235,10 @@ func checkPins(dir string, dp *Dataplane, spec *ebpf.CollectionSpec, pinned map[
 		if !ok {
 			continue
 		}
-		ids, ok := info.MapIDs()
-		if !ok {
-			continue // a kernel that does not say
-		}
-		for _, id := range ids {
+		for _, id := range info.MapIDs {
 			name, known := nameOf[id]
 			if !known {
-				name = specNames[mapNameByID(id)] // "" for .rodata and friends
+				name = specNames[mapNameOfID(id)] // "" for .rodata and friends
 				nameOf[id] = name
 			}
 			if name == "" {
@@ -308,8 +298,7 @@ func checkPins(dir string, dp *Dataplane, spec *ebpf.CollectionSpec, pinned map[
 			}
 			s.want = append(s.want, n)
 			if pi, ok := progs[n]; ok {
-				id, _ := pi.ID()
-				s.Want = append(s.Want, pinnedProgram{Name: n, ID: id})
+				s.Want = append(s.Want, pinnedProgram{Name: n, ID: pi.ID})
 			}
 		}
 		if !slices.ContainsFunc(s.Want, func(w pinnedProgram) bool { return w.ID == s.Runs }) {
@@ -317,15 +306,6 @@ func checkPins(dir string, dp *Dataplane, spec *ebpf.CollectionSpec, pinned map[
 		}
 	}
 	return rep, nil
-}
-
-// mapNameByID returns the kernel name of the map with id, "" if it cannot
-// be opened.
-func mapNameByID(id ebpf.MapID) string {
-	return fromMap(func() (*ebpf.Map, error) { return ebpf.NewMapFromID(id) }, func(m *ebpf.Map) (string, error) {
-		pm, err := describeMap(m)
-		return pm.Name, err
-	})
 }
 
 // fromMap opens a map, says something of it and closes it: "" when either
@@ -394,8 +374,9 @@ func planMapRepairs(dir string, dp *Dataplane, root string, rep pinReport) (map[
 func checkKept(dp *Dataplane, root string, rep pinReport, coll *ebpf.Collection, ids map[string]pinnedMap) error {
 	var problems []string
 	for _, p := range dp.Programs {
-		old, prog := rep.progs[p.Name], coll.Programs[p.object()]
-		if old == nil || prog == nil {
+		old, pinned := rep.progs[p.Name]
+		prog := coll.Programs[p.object()]
+		if !pinned || prog == nil {
 			continue
 		}
 		info, err := prog.Info()

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
 )
 
 // Counter is one outcome counter of a program, summed over CPUs.
@@ -24,33 +23,19 @@ type counterValue struct {
 	Bytes   uint64
 }
 
-// CounterNames returns the names of the dataplane's counters by index, read
-// from the BTF of its stats map key (enum stat): S_<PROGRAM>__<OUTCOME>
-// becomes program "program" (underscores as hyphens), outcome "outcome".
+// CounterNames returns the names of the dataplane's counters by index,
+// from its enum stat (generated from the object's BTF by shapegen):
+// S_<PROGRAM>__<OUTCOME> becomes program "program" (underscores as
+// hyphens), outcome "outcome".
 func (d *Dataplane) CounterNames() ([][2]string, error) {
-	spec, err := d.Spec()
-	if err != nil {
-		return nil, err
-	}
-	ms := spec.Maps["stats"]
-	if ms == nil {
-		return nil, fmt.Errorf("%s has no stats map", d.Name)
-	}
-	enum, ok := btf.UnderlyingType(ms.Key).(*btf.Enum)
-	if !ok {
-		return nil, fmt.Errorf("%s: the stats map key is %v, not an enum", d.Name, ms.Key)
-	}
-	names := make([][2]string, ms.MaxEntries)
-	for _, v := range enum.Values {
-		if v.Value >= uint64(len(names)) {
-			continue // STAT_MAX
-		}
-		prog, outcome, ok := strings.Cut(strings.TrimPrefix(v.Name, "S_"), "__")
+	names := make([][2]string, len(d.counterNames))
+	for i, n := range d.counterNames {
+		prog, outcome, ok := strings.Cut(strings.TrimPrefix(n, "S_"), "__")
 		if !ok {
-			return nil, fmt.Errorf("%s: counter %s is not named S_<PROGRAM>__<OUTCOME>", d.Name, v.Name)
+			return nil, fmt.Errorf("%s: counter %s is not named S_<PROGRAM>__<OUTCOME>", d.Name, n)
 		}
 		// Programs are named as the attach verbs name them (l2tp-encap).
-		names[v.Value] = [2]string{strings.ReplaceAll(strings.ToLower(prog), "_", "-"), strings.ToLower(outcome)}
+		names[i] = [2]string{strings.ReplaceAll(strings.ToLower(prog), "_", "-"), strings.ToLower(outcome)}
 	}
 	return names, nil
 }

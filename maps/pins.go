@@ -17,28 +17,28 @@ func MapPin(dir, name string) string { return filepath.Join(dir, MapPrefix+name)
 // ProgPin is the pin path of program name in folder dir.
 func ProgPin(dir, name string) string { return filepath.Join(dir, ProgPrefix+name) }
 
-// OpenMaps opens the maps of spec that are pinned in dir and checks each
-// against its spec. It returns the open maps by name and the names of maps
+// OpenMaps opens the maps of shapes (by name) that are pinned in dir and
+// checks each against its shape. It returns the open maps by name and the names of maps
 // that have no pin. If any pinned map differs from its spec (type, key or
 // value size, capacity, flags), it closes everything and returns an error
 // wrapping ErrIncompatible that names every map and difference.
-func OpenMaps(dir string, spec *ebpf.CollectionSpec) (map[string]*ebpf.Map, []string, error) {
-	return OpenMapsUsing(dir, spec, nil)
+func OpenMaps(dir string, shapes map[string]*ebpf.MapSpec) (map[string]*ebpf.Map, []string, error) {
+	return OpenMapsUsing(dir, shapes, nil)
 }
 
 // OpenMapsUsing is OpenMaps, but for the names in use it takes the map
 // given instead of the pin (a map to be pinned there, checked against its
 // spec all the same). It takes ownership of the maps in use: they are
 // returned among the open maps, or closed on error.
-func OpenMapsUsing(dir string, spec *ebpf.CollectionSpec, use map[string]*ebpf.Map) (map[string]*ebpf.Map, []string, error) {
+func OpenMapsUsing(dir string, shapes map[string]*ebpf.MapSpec, use map[string]*ebpf.Map) (map[string]*ebpf.Map, []string, error) {
 	open := make(map[string]*ebpf.Map)
 	pending := make(map[string]*ebpf.Map, len(use)) // not yet taken into open
 	for name, m := range use {
 		pending[name] = m
 	}
 	var missing, diffs []string
-	names := make([]string, 0, len(spec.Maps))
-	for name := range spec.Maps {
+	names := make([]string, 0, len(shapes))
+	for name := range shapes {
 		if strings.HasPrefix(name, ".") {
 			continue // .rodata and friends are per program load, never pinned
 		}
@@ -46,7 +46,7 @@ func OpenMapsUsing(dir string, spec *ebpf.CollectionSpec, use map[string]*ebpf.M
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		ms := spec.Maps[name]
+		ms := shapes[name]
 		path := MapPin(dir, name)
 		m, err := pending[name], error(nil)
 		if m != nil {

@@ -12,8 +12,6 @@ import (
 	"strings"
 
 	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/renderer"
-	"github.com/olekukonko/tablewriter/tw"
 
 	"github.com/tunmux/tunmux/maps"
 )
@@ -81,42 +79,29 @@ func (p Printer) Note(format string, args ...any) {
 	fmt.Fprintf(p.W, format+"\n", args...)
 }
 
-// WriteTable writes a borderless, left-aligned table with an upper-case header.
+// WriteTable writes a borderless, left-aligned table with an upper-case
+// header, columns two spaces apart (kubectl's layout).
 func WriteTable(w io.Writer, header []string, rows [][]string) error {
 	var buf bytes.Buffer
-	t := tablewriter.NewTable(&buf,
-		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
-			Borders: tw.BorderNone,
-			Symbols: tw.NewSymbols(tw.StyleNone),
-			Settings: tw.Settings{
-				Separators: tw.Separators{BetweenColumns: tw.Off, BetweenRows: tw.Off},
-				Lines:      tw.Lines{ShowHeaderLine: tw.Off},
-			},
-		})),
-		tablewriter.WithConfig(tablewriter.Config{
-			Header: tw.CellConfig{
-				Formatting: tw.CellFormatting{AutoFormat: tw.Off},
-				Alignment:  tw.CellAlignment{Global: tw.AlignLeft},
-				Padding:    tw.CellPadding{Global: tw.Padding{Left: "", Right: "  "}},
-			},
-			Row: tw.CellConfig{
-				Formatting: tw.CellFormatting{AutoWrap: tw.WrapNone},
-				Alignment:  tw.CellAlignment{Global: tw.AlignLeft},
-				Padding:    tw.CellPadding{Global: tw.Padding{Left: "", Right: "  "}},
-			},
-		}),
-	)
-	hdr := make([]any, len(header))
+	t := tablewriter.NewWriter(&buf)
+	t.SetAutoWrapText(false)
+	t.SetAutoFormatHeaders(false)
+	t.SetHeaderAlignment(tablewriter.ALIGN_LEFT)
+	t.SetAlignment(tablewriter.ALIGN_LEFT)
+	t.SetBorder(false)
+	t.SetHeaderLine(false)
+	t.SetCenterSeparator("")
+	t.SetColumnSeparator("")
+	t.SetRowSeparator("")
+	t.SetTablePadding("  ")
+	t.SetNoWhiteSpace(true)
+	hdr := make([]string, len(header))
 	for i, h := range header {
 		hdr[i] = strings.ToUpper(h)
 	}
-	t.Header(hdr...)
-	if err := t.Bulk(rows); err != nil {
-		return fmt.Errorf("render table: %w", err)
-	}
-	if err := t.Render(); err != nil {
-		return fmt.Errorf("render table: %w", err)
-	}
+	t.SetHeader(hdr)
+	t.AppendBulk(rows)
+	t.Render()
 	for _, line := range strings.SplitAfter(buf.String(), "\n") {
 		if line == "" {
 			continue
