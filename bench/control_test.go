@@ -3,6 +3,7 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -36,8 +37,10 @@ func median(ds []time.Duration) time.Duration {
 // BenchmarkControlPlane times tunmux commands as whole processes beside
 // bpftool doing the same to the same pinned map, alternating, 30 runs each:
 // tunnel get vs map lookup, tunnel update vs map update, tunnel add + del vs
-// map update + delete of a new key, status vs map lookup. It reports each
-// median and each ratio (tunmux / bpftool).
+// map update + delete of a new key, status vs map lookup; and, as the floor
+// no change inside tunmux can go below, a program that only links tunmux's
+// libraries (bench/importfloor) vs map lookup. It reports each median and
+// each ratio (tunmux / bpftool).
 func BenchmarkControlPlane(b *testing.B) {
 	testnet.RequireRoot(b)
 	if _, err := exec.LookPath("bpftool"); err != nil {
@@ -100,6 +103,17 @@ func BenchmarkControlPlane(b *testing.B) {
 				return timed(b, "bpftool", append([]string{"map", "lookup", "pinned", pin, "key"}, hexWords(key)...)...)
 			}},
 	}
+	// The floor: a program that only links tunmux's libraries.
+	floor := filepath.Join(b.TempDir(), "importfloor")
+	build := exec.Command("go", "build", "-o", floor, "./bench/importfloor")
+	build.Dir, build.Env = testnet.TopDir(), append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build ./bench/importfloor: %v\n%s", err, out)
+	}
+	pairs = append(pairs, pair{"import-floor", func() time.Duration { return timed(b, floor) },
+		func() time.Duration {
+			return timed(b, "bpftool", append([]string{"map", "lookup", "pinned", pin, "key"}, hexWords(key)...)...)
+		}})
 	for _, p := range pairs {
 		b.Run(p.name, func(b *testing.B) {
 			var ts, bs []time.Duration

@@ -213,6 +213,7 @@ func (l *Loaded) attach(lock *maps.Lock, p Program, iface string, opts AttachOpt
 
 // attachLink attaches prog at hook on ifindex: XDP in the given mode, or TCX.
 func attachLink(hook maps.Hook, prog *ebpf.Program, ifindex int, mode uint32) (link.Link, error) {
+	defer netdev.Forget() // the interface's XDP program changes
 	switch hook {
 	case maps.HookXDP:
 		flags := link.XDPDriverMode
@@ -314,6 +315,7 @@ func (l *Loaded) Detach(lock *maps.Lock, prog, iface, netnsName string) (DetachR
 
 // detach is Detach for any program of the dataplane.
 func (l *Loaded) detach(lock *maps.Lock, p Program, iface, netnsName string) (DetachResult, error) {
+	defer netdev.Forget() // the interface's XDP program changes
 	prog := p.Name
 	if err := maps.ValidateIfaceName("IFACE", iface); err != nil {
 		return DetachResult{}, err

@@ -18,6 +18,7 @@ import (
 
 // progIdent is what checkPins compares of a program.
 type progIdent struct {
+	Type   ebpf.ProgramType
 	ID     ebpf.ProgramID
 	Tag    string // hex, as ebpf.ProgramInfo.Tag
 	Name   string
@@ -110,7 +111,7 @@ func progIdentOf(fd int) (progIdent, error) {
 		if info.Type == 0 && info.ID == 0 {
 			return progIdent{}, fmt.Errorf("not a program")
 		}
-		out := progIdent{ID: ebpf.ProgramID(info.ID), Tag: hex.EncodeToString(info.Tag[:]), Name: unix.ByteSliceToString(info.Name[:])}
+		out := progIdent{Type: ebpf.ProgramType(info.Type), ID: ebpf.ProgramID(info.ID), Tag: hex.EncodeToString(info.Tag[:]), Name: unix.ByteSliceToString(info.Name[:])}
 		for _, id := range ids[:info.NrMapIDs] {
 			out.MapIDs = append(out.MapIDs, ebpf.MapID(id))
 		}

@@ -359,15 +359,13 @@ func (e *Encap) releaseSlots(lock *maps.Lock, plan *EncapPlan) error {
 	if len(maybe) == 0 {
 		return nil
 	}
-	all, err := e.State.ListTunnels()
-	if err != nil {
-		return err
-	}
-	for _, t := range all {
-		delete(maybe, t.UnderlayIndex)
-		delete(maybe, t.OverlayIndex)
-	}
 	for in := range maybe {
+		if inUse, err := e.State.InterfaceInUse(in); err != nil || inUse {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		if s, err := e.State.GetSlot(in); err == nil && !s.Explicit {
 			if err := e.State.DeleteSlot(lock, in); err != nil {
 				return err

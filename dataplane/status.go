@@ -94,6 +94,7 @@ func readDataplaneStatus(root *maps.Root, name string) DataplaneStatus {
 	if err != nil {
 		ds.State, ds.Error = "unknown", "not a dataplane this tunmux knows"
 	}
+	var open map[string]*ebpf.Map // the dataplane's maps, when they opened
 	if dp != nil {
 		l, err := Open(root, dp)
 		split := errors.Is(err, maps.ErrSplit)
@@ -118,32 +119,34 @@ func readDataplaneStatus(root *maps.Root, name string) DataplaneStatus {
 					ObserveSlots(ds.Slots) // as the kernel has it now, not as written
 				}
 			}
-			l.Close()
+			// The maps stay open for the listing below.
+			open = l.Maps
+			defer l.Close()
 		}
 	}
 	progPins, _ := root.Pins(name, maps.ProgPrefix)
 	for _, pin := range progPins {
 		ps := ProgramStatus{Name: strings.TrimPrefix(pin, maps.ProgPrefix), Pin: filepath.Join(dir, pin)}
-		if p, err := ebpf.LoadPinnedProgram(ps.Pin, nil); err == nil {
-			if info, err := p.Info(); err == nil {
-				id, _ := info.ID()
-				ps.ID, ps.Tag, ps.Type = uint32(id), info.Tag, info.Type.String()
-			}
-			p.Close()
+		if info, err := pinnedProgIdent(ps.Pin); err == nil {
+			ps.ID, ps.Tag, ps.Type = uint32(info.ID), info.Tag, info.Type.String()
 		}
 		ds.Programs = append(ds.Programs, ps)
 	}
 	mapPins, _ := root.Pins(name, maps.MapPrefix)
 	for _, pin := range mapPins {
 		ms := MapStatus{Name: strings.TrimPrefix(pin, maps.MapPrefix), Pin: filepath.Join(dir, pin)}
-		if m, err := ebpf.LoadPinnedMap(ms.Pin, nil); err == nil {
+		m, err := open[ms.Name], error(nil)
+		if m == nil {
+			if m, err = ebpf.LoadPinnedMap(ms.Pin, nil); err == nil {
+				defer m.Close()
+			}
+		}
+		if err == nil {
 			ms.Type, ms.Capacity = m.Type().String(), m.MaxEntries()
-			if info, err := m.Info(); err == nil {
-				id, _ := info.ID()
+			if id, _, err := mapIdentOf(m.FD()); err == nil {
 				ms.ID = uint32(id)
 			}
 			ms.Entries, _ = countEntries(m)
-			m.Close()
 		}
 		ds.Maps = append(ds.Maps, ms)
 	}

@@ -50,9 +50,30 @@ type EncapState struct {
 	// kept up to date by this state's own writes (the lock keeps others
 	// out) and dropped when a write fails, so that many one-entry writes
 	// under one lock walk the map once.
-	held map[encap.EncapTunnelKey]uint32
-	used map[uint32]bool // the indexes in held
+	held map[encap.EncapTunnelKey]heldTunnel
+	used map[uint32]bool // the counter indexes in held
 	free uint32          // no index below it is free
+	// users counts, by ifindex, the tunnels held whose underlay or overlay
+	// it is: whether a redirect slot is still needed, without a walk.
+	users map[uint32]int
+}
+
+// heldTunnel is what the state keeps of a stored tunnel.
+type heldTunnel struct {
+	counter, underlay, overlay uint32
+}
+
+// hold records tunnel k as stored with counter index idx and interfaces
+// underlay and overlay, replacing what was held of it.
+func (s *EncapState) hold(k encap.EncapTunnelKey, idx, underlay, overlay uint32) {
+	if old, ok := s.held[k]; ok {
+		s.users[old.underlay]--
+		s.users[old.overlay]--
+	}
+	s.held[k] = heldTunnel{idx, underlay, overlay}
+	s.used[idx] = true
+	s.users[underlay]++
+	s.users[overlay]++
 }
 
 // NewEncapState wraps the encap dataplane's open maps, by name.
@@ -75,27 +96,41 @@ func (s *EncapState) counters(index uint32) TunnelCounters {
 	return sumPerCPU[encap.EncapTunnelCounters, TunnelCounters](s.stats, index)
 }
 
-// counterIndexes returns the counter index of every stored tunnel, by key.
-func (s *EncapState) counterIndexes() (map[encap.EncapTunnelKey]uint32, error) {
+// counterIndexes returns what is held of every stored tunnel, by key,
+// walking the tunnel map the first time.
+func (s *EncapState) counterIndexes() (map[encap.EncapTunnelKey]heldTunnel, error) {
 	if s.held != nil {
 		return s.held, nil
 	}
-	held, used := map[encap.EncapTunnelKey]uint32{}, map[uint32]bool{}
-	err := s.eachTunnel(func(k encap.EncapTunnelKey, v encap.EncapTunnel) { held[k], used[v.Counters] = v.Counters, true })
+	s.held, s.used, s.users, s.free = map[encap.EncapTunnelKey]heldTunnel{}, map[uint32]bool{}, map[uint32]int{}, 0
+	err := s.eachTunnel(func(k encap.EncapTunnelKey, v encap.EncapTunnel) {
+		s.hold(k, v.Counters, v.UnderlayIfindex, v.OverlayIfindex)
+	})
 	if err != nil {
+		s.held = nil
 		return nil, fmt.Errorf("read counter indexes: %w", err)
 	}
-	s.held, s.used, s.free = held, used, 0
-	return held, nil
+	return s.held, nil
 }
 
-// forget drops key k from the counter indexes held, freeing its index.
+// forget drops key k from what is held, freeing its counter index.
 func (s *EncapState) forget(k encap.EncapTunnelKey) {
-	if idx, ok := s.held[k]; ok {
+	if old, ok := s.held[k]; ok {
 		delete(s.held, k)
-		delete(s.used, idx)
-		s.free = min(s.free, idx)
+		delete(s.used, old.counter)
+		s.users[old.underlay]--
+		s.users[old.overlay]--
+		s.free = min(s.free, old.counter)
 	}
+}
+
+// InterfaceInUse reports whether any stored tunnel has ifindex as its
+// underlay or overlay (read once per state, then kept by its own writes).
+func (s *EncapState) InterfaceInUse(ifindex uint32) (bool, error) {
+	if _, err := s.counterIndexes(); err != nil {
+		return false, err
+	}
+	return s.users[ifindex] > 0, nil
 }
 
 // eachTunnel calls fn with every stored tunnel, read in batches: 100,000
@@ -133,8 +168,9 @@ func (s *EncapState) assignCounters(ts []Tunnel) error {
 	next := s.free
 	defer func() { s.free = next }()
 	for i := range ts {
-		if idx, ok := held[ts[i].kernelKey()]; ok {
-			ts[i].CounterIndex = idx
+		if h, ok := held[ts[i].kernelKey()]; ok {
+			ts[i].CounterIndex = h.counter
+			s.hold(ts[i].kernelKey(), h.counter, ts[i].UnderlayIndex, ts[i].OverlayIndex)
 			continue
 		}
 		for next < s.stats.MaxEntries() && used[next] {
@@ -147,8 +183,7 @@ func (s *EncapState) assignCounters(ts []Tunnel) error {
 			return fmt.Errorf("zero the counters of tunnel %s: %w", ts[i].TunnelKey, err)
 		}
 		ts[i].CounterIndex = next
-		used[next] = true
-		held[ts[i].kernelKey()] = next
+		s.hold(ts[i].kernelKey(), next, ts[i].UnderlayIndex, ts[i].OverlayIndex)
 	}
 	return nil
 }

@@ -41,6 +41,7 @@ func Addresses(name string) ([]netip.Prefix, error) {
 // without duplicate address detection, so that it is usable at once); an
 // address it has already is not an error.
 func AddAddress(name string, p netip.Prefix) error {
+	defer Forget() // interfaces change: no answer kept stays true
 	l, err := netlink.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("look up %s: %w", name, ErrNoInterface)
@@ -146,6 +147,7 @@ func RoutesVia(name string) ([]KernelRoute, error) {
 // AddRoute adds r through the interface called name; a route that exists
 // already is not an error.
 func AddRoute(name string, r KernelRoute) error {
+	defer Forget() // interfaces change: no answer kept stays true
 	l, err := netlink.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("look up %s: %w", name, ErrNoInterface)

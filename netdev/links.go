@@ -38,6 +38,7 @@ func OffloadsOf(name string) (TUNOffloads, error) {
 // with the given MTU and transmit offloads, and brings it up. A TUN device
 // with no reader has no carrier, but its TC programs still run.
 func CreateTUN(name string, mtu int, off TUNOffloads) (Iface, error) {
+	defer Forget() // interfaces change: no answer kept stays true
 	t := &netlink.Tuntap{
 		LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu},
 		Mode:      netlink.TUNTAP_MODE_TUN,
@@ -76,6 +77,7 @@ func CreateTUN(name string, mtu int, off TUNOffloads) (Iface, error) {
 
 // DeleteLink deletes the interface called name.
 func DeleteLink(name string) error {
+	defer Forget() // interfaces change: no answer kept stays true
 	l, err := netlink.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)

@@ -121,6 +121,10 @@ func (i Iface) PeerElsewhere() bool { return i.IsVeth() && i.PeerNetnsID != -1 }
 // Lookup resolves an interface by name in the current namespace. A missing
 // interface is an error wrapping ErrNoInterface.
 func Lookup(name string) (Iface, error) {
+	return memoized(func() map[memoKey]Iface { return memo.byName }, memoKey{name: name}, func() (Iface, error) { return lookup(name) })
+}
+
+func lookup(name string) (Iface, error) {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
@@ -134,6 +138,10 @@ func Lookup(name string) (Iface, error) {
 
 // ByIndex resolves an interface by index in the current namespace.
 func ByIndex(index int) (Iface, error) {
+	return memoized(func() map[memoKey]Iface { return memo.byIndex }, memoKey{index: index}, func() (Iface, error) { return byIndex(index) })
+}
+
+func byIndex(index int) (Iface, error) {
 	l, err := netlink.LinkByIndex(index)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
@@ -165,6 +173,7 @@ func fromLink(l netlink.Link) Iface {
 type Namespace struct {
 	Handle netns.NsHandle
 	Name   string // the `ip netns` name, or "pid:N" for a process's namespace
+	path   string // where it was found
 }
 
 // FindByID finds the namespace that the current namespace knows as nsid
@@ -217,7 +226,7 @@ func find(match func(h netns.NsHandle, ino uint64) bool) (Namespace, bool) {
 			h.Close()
 			return Namespace{}, false
 		}
-		return Namespace{Handle: h, Name: name}, true
+		return Namespace{Handle: h, Name: name, path: path}, true
 	}
 	if entries, err := os.ReadDir(NetnsDir); err == nil {
 		for _, e := range entries {
@@ -256,7 +265,7 @@ func InPeer(ifc Iface, here string, fn func(peer Iface) error) (string, error) {
 	if ifc.PeerNetnsID < 0 {
 		return desc, run(here)()
 	}
-	ns, err := FindByID(ifc.PeerNetnsID)
+	ns, err := peerNamespace(ifc.PeerNetnsID)
 	if err != nil {
 		return desc, err
 	}
@@ -265,6 +274,25 @@ func InPeer(ifc Iface, here string, fn func(peer Iface) error) (string, error) {
 
 // NameOfCurrent returns the `ip netns` name of the current namespace, or "".
 func NameOfCurrent() string {
+	if here, ok := memoScope(); ok {
+		memo.Lock()
+		name, hit := memo.nsName[here]
+		memo.Unlock()
+		if hit {
+			return name
+		}
+		name = nameOfCurrent()
+		memo.Lock()
+		if memo.depth > 0 {
+			memo.nsName[here] = name
+		}
+		memo.Unlock()
+		return name
+	}
+	return nameOfCurrent()
+}
+
+func nameOfCurrent() string {
 	self, err := CurrentInode()
 	if err != nil {
 		return ""
@@ -312,6 +340,10 @@ func ethtool(name string, v *ethtoolValue) error {
 
 // GRO reports whether generic receive offload is on.
 func GRO(name string) (bool, error) {
+	return memoized(func() map[memoKey]bool { return memo.gro }, memoKey{name: name}, func() (bool, error) { return gro(name) })
+}
+
+func gro(name string) (bool, error) {
 	v := ethtoolValue{cmd: ethtoolGGRO}
 	if err := ethtool(name, &v); err != nil {
 		return false, err
@@ -323,6 +355,7 @@ func GRO(name string) (bool, error) {
 // the device a NAPI context, which it needs to accept XDP-redirected frames
 // when it runs no XDP program itself.
 func SetGRO(name string, on bool) error {
+	defer Forget()
 	v := ethtoolValue{cmd: ethtoolSGRO}
 	if on {
 		v.data = 1
@@ -353,6 +386,7 @@ func TSO(name string) (bool, error) {
 // from it then shows the tag to XDP, which sees only the frame's bytes. It
 // reports whether anything changed.
 func DisableTxVLANOffload(name string) (bool, error) {
+	defer Forget() // interfaces change: no answer kept stays true
 	v := ethtoolValue{cmd: ethtoolGFLAGS}
 	if err := ethtool(name, &v); err != nil {
 		return false, err

@@ -19,6 +19,7 @@ var ErrNoKernelSupport = errors.New("the kernel has no such device type")
 // brought up with the given MTU and, if mac is set, that MAC address. A
 // kernel without the device type gives an error wrapping ErrNoKernelSupport.
 func CreateFlowTunnel(kind, name string, port uint16, mtu int, mac net.HardwareAddr) (Iface, error) {
+	defer Forget() // interfaces change: no answer kept stays true
 	attrs := netlink.LinkAttrs{Name: name, MTU: mtu, HardwareAddr: mac}
 	var l netlink.Link
 	switch kind {

@@ -96,6 +96,7 @@ go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux|Route|ControlPlane' -benc
       row("tunnel update vs bpftool map update pinned (ms, median of 30)", "ControlPlane/update", "tunmux-ms", "ControlPlane/update", "bpftool-ms", 1)
       row("tunnel add + del vs bpftool map update + delete (ms, median of 30)", "ControlPlane/add-del", "tunmux-ms", "ControlPlane/add-del", "bpftool-ms", 1)
       row("status vs bpftool map lookup pinned (ms, median of 30)", "ControlPlane/status", "tunmux-ms", "ControlPlane/status", "bpftool-ms", 1)
+      row("floor: a program linking only tunmux's libraries vs bpftool map lookup pinned (ms, median of 30)", "ControlPlane/import-floor", "tunmux-ms", "ControlPlane/import-floor", "bpftool-ms", 1)
     }' "$raw"
 } >"$out.table"
 cat "$raw" "$out.table" >"$out"

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/maps"
@@ -46,7 +47,7 @@ func (u usageError) Unwrap() error { return u.err }
 // run executes one tunmux command line and returns its exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	a := &app{out: stdout, errw: stderr}
-	root := a.rootCommand()
+	root := a.rootCommand(args)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -83,7 +84,11 @@ func indentJoined(err error) string {
 	return fmt.Sprintf("%d problems:\n  %s", len(lines), strings.Join(lines, "\n  "))
 }
 
-func (a *app) rootCommand() *cobra.Command {
+// rootCommand builds the command tree for args: when args name one of the
+// top-level commands, only that command's subtree is built (a short-lived
+// command pays for its own flags, not for all of tunmux's); otherwise
+// (help, completion, no command, a typo) the whole tree.
+func (a *app) rootCommand(args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "tunmux",
 		Short: "Load eBPF tunnel dataplanes and manage their pinned state",
@@ -116,12 +121,60 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not f
 	pf.StringVar(&a.netns, "netns", "", "resolve and attach interfaces inside this named network namespace (ip netns), keeping the host bpffs")
 	pf.DurationVar(&a.lockTimeout, "lock-timeout", maps.DefaultLockTimeout, "how long a mutating command waits for the lock on the bpffs root")
 
-	root.AddCommand(
-		a.loadCommand(), a.unloadCommand(), a.attachCommand(), a.detachCommand(),
-		a.tunnelCommand(), a.devmapCommand(), a.l2tpCommand(), a.xconnectCommand(), a.muxCommand(), a.routeCommand(), a.peerCommand(), a.applyCommand(), a.exportCommand(), a.batchCommand(), a.statsCommand(), a.statusCommand(),
-	)
+	commands := []struct {
+		name  string
+		build func() *cobra.Command
+	}{
+		{"load", a.loadCommand}, {"unload", a.unloadCommand}, {"attach", a.attachCommand}, {"detach", a.detachCommand},
+		{"tunnel", a.tunnelCommand}, {"devmap", a.devmapCommand}, {"l2tp", a.l2tpCommand}, {"xconnect", a.xconnectCommand},
+		{"mux", a.muxCommand}, {"route", a.routeCommand}, {"peer", a.peerCommand}, {"apply", a.applyCommand},
+		{"export", a.exportCommand}, {"batch", a.batchCommand}, {"stats", a.statsCommand}, {"status", a.statusCommand},
+	}
+	word := commandWord(pf, args)
+	built := false
+	for _, c := range commands {
+		if c.name == word {
+			root.AddCommand(c.build())
+			built = true
+		}
+	}
+	if !built {
+		for _, c := range commands {
+			root.AddCommand(c.build())
+		}
+	}
 	wrapArgs(root)
 	return root
+}
+
+// commandWord returns the first argument that is not a global flag or its
+// value: the top-level command args name ("" when there is none).
+func commandWord(global *pflag.FlagSet, args []string) string {
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" {
+			return ""
+		}
+		if !strings.HasPrefix(arg, "-") || arg == "-" {
+			return arg
+		}
+		if strings.Contains(arg, "=") {
+			continue
+		}
+		var f *pflag.Flag
+		if strings.HasPrefix(arg, "--") {
+			f = global.Lookup(arg[2:])
+		} else if len(arg) == 2 {
+			f = global.ShorthandLookup(arg[1:])
+		}
+		if f == nil {
+			return "" // a flag the root does not know: let cobra say so
+		}
+		if f.NoOptDefVal == "" {
+			i++ // its value
+		}
+	}
+	return ""
 }
 
 // wrapArgs makes argument-count errors usage errors (exit 2) everywhere.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -195,8 +196,18 @@ func (e batchError) Error() string {
 }
 func (e batchError) Unwrap() error { return e.err }
 
+// entryCommands are the commands that write or read entries only: the
+// interfaces a batch looked up stay as they were across them.
+var entryCommands = map[string]bool{"tunnel": true, "devmap": true, "xconnect": true, "l2tp": true, "peer": true, "route": true, "stats": true, "status": true, "export": true}
+
 // runBatch runs the commands read from in.
 func (a *app) runBatch(in io.Reader, continues bool) error {
+	// Interfaces are looked up once for the batch (netdev.Memo): every
+	// change tunmux makes to an interface forgets what was looked up, and
+	// so does every command that is not one of entries.
+	runtime.LockOSThread() // for the memo: see netdev.Memo
+	defer runtime.UnlockOSThread()
+	defer netdev.Memo()()
 	state := &batchState{}
 	defer func() {
 		state.end()
@@ -227,12 +238,19 @@ func (a *app) runBatch(in io.Reader, continues bool) error {
 			if repins {
 				state.end()
 			}
+			if !entryCommands[words[0]] {
+				netdev.Forget()
+			}
 			sub := &app{out: &out, errw: &errb, batch: state}
-			root := sub.rootCommand()
-			root.SetArgs(append(a.globalArgs(), words...))
+			args := append(a.globalArgs(), words...)
+			root := sub.rootCommand(args)
+			root.SetArgs(args)
 			root.SetOut(&out)
 			root.SetErr(&errb)
 			err = root.Execute()
+			if !entryCommands[words[0]] {
+				netdev.Forget()
+			}
 			if repins {
 				state.reuse(path)
 			}

@@ -25,6 +25,8 @@ func BuildTunmux() (string, func(), error) {
 	bin := filepath.Join(dir, "tunmux")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tunmux")
 	cmd.Dir = top
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as the Makefile builds it: static
+
 	if out, err := cmd.CombinedOutput(); err != nil {
 		cleanup()
 		return "", nil, fmt.Errorf("go build ./cmd/tunmux: %v\n%s", err, out)

@@ -1,0 +1,73 @@
+package maps_test
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/tunmux/tunmux/internal/testnet"
+	"github.com/tunmux/tunmux/maps"
+	"github.com/tunmux/tunmux/progs/encap"
+)
+
+// What a state keeps of the tunnels it wrote (which interfaces they use)
+// agrees with the map, read afresh, after every kind of write.
+func TestInterfaceInUseFollowsWrites(t *testing.T) {
+	testnet.RequireRoot(t)
+	var objs encap.EncapObjects
+	if err := encap.LoadEncapObjects(&objs, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer objs.Close()
+	ms := map[string]*ebpf.Map{"tunnels": objs.Tunnels, "tunnel_stats": objs.TunnelStats, "devmap": objs.Devmap, "slots": objs.Slots}
+	st, err := maps.NewEncapState(ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := testnet.Lock(t)
+	tunnel := func(i int, underlay, overlay uint32) maps.Tunnel {
+		return maps.Tunnel{
+			TunnelKey: maps.TunnelKey{InnerSrc: netip.MustParseAddr("10.0.0.1"), InnerDst: netip.MustParseAddr(fmt.Sprintf("10.0.1.%d", i))},
+			Proto:     maps.ProtoVLAN, VlanID: uint16(i), UnderlayIndex: underlay, OverlayIndex: overlay,
+		}
+	}
+	check := func(step string, want map[uint32]bool) {
+		t.Helper()
+		fresh, err := maps.NewEncapState(ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for idx, w := range want {
+			kept, err1 := st.InterfaceInUse(idx)
+			read, err2 := fresh.InterfaceInUse(idx)
+			if err1 != nil || err2 != nil || kept != w || read != w {
+				t.Errorf("%s: ifindex %d in use: kept %v, read afresh %v, want %v (%v %v)", step, idx, kept, read, w, err1, err2)
+			}
+		}
+	}
+	check("empty", map[uint32]bool{3: false, 5: false})
+	for i := 1; i <= 2; i++ {
+		if err := st.PutTunnel(lock, tunnel(i, 3, 5), maps.Add); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("two tunnels over 3 and 5", map[uint32]bool{3: true, 5: true, 7: false})
+	if err := st.PutTunnel(lock, tunnel(1, 7, 5), maps.Update); err != nil {
+		t.Fatal(err)
+	}
+	check("one moved to 7", map[uint32]bool{3: true, 5: true, 7: true})
+	if err := st.DeleteTunnel(lock, tunnel(2, 0, 0).TunnelKey); err != nil {
+		t.Fatal(err)
+	}
+	check("the one over 3 deleted", map[uint32]bool{3: false, 5: true, 7: true})
+	if err := st.PutTunnels(lock, []maps.Tunnel{tunnel(1, 9, 9), tunnel(4, 9, 5)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	check("a batch write", map[uint32]bool{3: false, 5: true, 7: false, 9: true})
+	if err := st.DeleteTunnels(lock, []maps.TunnelKey{tunnel(1, 0, 0).TunnelKey, tunnel(4, 0, 0).TunnelKey}, 0); err != nil {
+		t.Fatal(err)
+	}
+	check("a batch delete", map[uint32]bool{5: false, 9: false})
+}
