@@ -548,7 +548,7 @@ func addAll(d desired) []dataplane.Change {
 	var out []dataplane.Change
 	seen := map[string]bool{}
 	for _, t := range d.tunnels {
-		for _, ifc := range []netdev.Iface{t.Underlay, t.Overlay} {
+		for _, ifc := range []netdev.Iface{*t.Underlay, *t.Overlay} {
 			if !seen[ifc.Name] {
 				seen[ifc.Name] = true
 				out = append(out, dataplane.Change{Action: "add", Kind: "slot", Key: ifc.Name, Detail: ifc.Name + " -> " + ifc.Name, Line: t.Line})

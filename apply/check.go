@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -580,8 +581,18 @@ func (c *checker) checkEncap(sec *EncapSection, d *desired) error {
 			return err
 		}
 	}
-	seen := map[maps.TunnelKey]int{}
+	seen := make(map[maps.TunnelKey]int, len(sec.Tunnels))
 	identity := map[string]int{} // interfaces tunnels need identity slots for
+	d.tunnels = slices.Grow(d.tunnels, len(sec.Tunnels))
+	ifaces := map[int]*netdev.Iface{}
+	shared := func(ifc netdev.Iface) *netdev.Iface {
+		p, ok := ifaces[ifc.Index]
+		if !ok {
+			p = &ifc
+			ifaces[ifc.Index] = p
+		}
+		return p
+	}
 	for _, e := range sec.Tunnels {
 		key, base, next, err := command(c, e, func() (maps.TunnelKey, error) { return maps.ParseTunnelKey(e.Args.InnerSrc, e.Args.InnerDst) },
 			state.GetTunnel, e.Args.FormErrors, func(k maps.TunnelKey) error {
@@ -621,7 +632,7 @@ func (c *checker) checkEncap(sec *EncapSection, d *desired) error {
 			t.SrcMAC = under.MAC
 		}
 		identity[under.Name], identity[over.Name] = e.Line, e.Line
-		d.tunnels = append(d.tunnels, dataplane.DesiredTunnel{Tunnel: t, Underlay: under, Overlay: over, Line: e.Line})
+		d.tunnels = append(d.tunnels, dataplane.DesiredTunnel{Tunnel: t, Underlay: shared(under), Overlay: shared(over), Line: e.Line})
 	}
 	seenIn := map[string]int{}
 	for _, e := range sec.Devmap {

@@ -3,6 +3,7 @@ package apply
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -58,12 +59,46 @@ type Entry[T any] struct {
 	Line  int
 	Path  string
 	Args  T
-	lines map[string]int // field name -> line
+	lines fieldLines
+}
+
+// fieldLines are the lines of an entry's fields: one number a field, in
+// the order of an index of the keys shared by the entries of a list (a
+// map, or a list of names, each entry costs a file of 100,000 entries
+// more than reading it).
+type fieldLines struct {
+	index map[string]int // key -> slot
+	lines []int32        // 0: not given
+}
+
+func newFieldLines(index map[string]int) fieldLines {
+	return fieldLines{index: index, lines: make([]int32, len(index))}
+}
+
+func (l fieldLines) get(name string) (int, bool) {
+	i, ok := l.index[name]
+	if !ok || l.lines[i] == 0 {
+		return 0, false
+	}
+	return int(l.lines[i]), true
+}
+
+// line is the line of field name, 0 if it is not given.
+func (l fieldLines) line(name string) int {
+	n, _ := l.get(name)
+	return n
+}
+
+// set records the line of a field the index knows.
+func (l fieldLines) set(name string, line int) {
+	if i, ok := l.index[name]; ok {
+		l.lines[i] = int32(line)
+	}
 }
 
 // fieldLine is the line of a field, or of the entry.
 func (e Entry[T]) fieldLine(field string) int {
-	if l, ok := e.lines[field]; ok {
+	if l, ok := e.lines.get(field); ok {
 		return l
 	}
 	return e.Line
@@ -218,12 +253,14 @@ func (p *parser) bad(line int, path, format string, args ...any) {
 // YAML, or not a mapping, is an *InvalidFileError; other problems of form
 // (unknown keys, a list where a value belongs) are kept in the document and
 // reported by Apply together with the problems of meaning (values,
-// interfaces), every one with its line.
+// interfaces), every one with its line. The document's strings may share
+// data's bytes (a JSON file is not copied string by string): data must not
+// change afterwards.
 func Parse(name string, data []byte) (*Document, error) {
-	var root yaml.Node
 	p := &parser{}
 	doc := &Document{}
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	top, empty, err := parseTree(data)
+	if err != nil {
 		line := 0
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
@@ -235,28 +272,27 @@ func Parse(name string, data []byte) (*Document, error) {
 		}
 		return nil, &InvalidFileError{File: name, Problems: []Problem{{Line: line, Msg: msg}}}
 	}
-	if len(root.Content) == 0 {
+	if empty {
 		return nil, &InvalidFileError{File: name, Problems: []Problem{{Line: 1, Msg: "the file is empty (accepted: a mapping with load, attach, encap, l2tp, xconnect, mux and route sections)"}}}
 	}
-	top := root.Content[0]
 	if top.Kind != yaml.MappingNode {
 		p.bad(top.Line, "", "the document must be a mapping of sections (load, attach, encap, l2tp, xconnect, mux, route)")
 		return nil, &InvalidFileError{File: name, Problems: p.problems}
 	}
-	p.mapping(top, "", map[string]func(*yaml.Node, string){
-		"load": func(n *yaml.Node, path string) {
+	p.mapping(top, "", map[string]func(*node, string){
+		"load": func(n *node, path string) {
 			doc.Load = &LoadSection{Line: n.Line, Dataplanes: loadEntries(p, n, path)}
 		},
-		"attach": func(n *yaml.Node, path string) {
+		"attach": func(n *node, path string) {
 			doc.Attach = &AttachSection{Line: n.Line, Entries: entries(p, n, path, func(a *AttachArgs) fields {
 				return fields{"program": &a.Program, "iface": &a.Iface, "hook": &a.Hook, "mode": &a.Mode}
 			})}
 		},
-		"mux": func(n *yaml.Node, path string) {
+		"mux": func(n *node, path string) {
 			doc.Mux = &MuxSection{Line: n.Line}
-			p.mapping(n, path, map[string]func(*yaml.Node, string){
-				"carrier": func(n *yaml.Node, path string) { doc.Mux.Carrier = carrierEntry(p, n, path) },
-				"members": func(n *yaml.Node, path string) {
+			p.mapping(n, path, map[string]func(*node, string){
+				"carrier": func(n *node, path string) { doc.Mux.Carrier = carrierEntry(p, n, path) },
+				"members": func(n *node, path string) {
 					doc.Mux.Members = entries(p, n, path, func(a *MemberArgs) fields {
 						return fields{"name": &a.Name, "label": &a.Label, "create": &a.Create, "mtu": &a.MTU,
 							"address": &a.Address, "kernel-route": &a.KernelRoute}
@@ -264,46 +300,46 @@ func Parse(name string, data []byte) (*Document, error) {
 				},
 			})
 		},
-		"encap": func(n *yaml.Node, path string) {
+		"encap": func(n *node, path string) {
 			doc.Encap = &EncapSection{Line: n.Line}
-			p.mapping(n, path, map[string]func(*yaml.Node, string){
-				"tunnels": func(n *yaml.Node, path string) {
+			p.mapping(n, path, map[string]func(*node, string){
+				"tunnels": func(n *node, path string) {
 					doc.Encap.Tunnels = entries(p, n, path, func(a *maps.TunnelArgs) fields { return tunnelFields(a) })
 				},
-				"devmap": func(n *yaml.Node, path string) {
+				"devmap": func(n *node, path string) {
 					doc.Encap.Devmap = entries(p, n, path, func(a *SlotArgs) fields { return fields{"in": &a.In, "out": &a.Out} })
 				},
 			})
 		},
-		"l2tp": func(n *yaml.Node, path string) {
+		"l2tp": func(n *node, path string) {
 			doc.L2TP = &L2TPSection{Line: n.Line}
-			p.mapping(n, path, map[string]func(*yaml.Node, string){
-				"sessions": func(n *yaml.Node, path string) {
+			p.mapping(n, path, map[string]func(*node, string){
+				"sessions": func(n *node, path string) {
 					doc.L2TP.Sessions = entries(p, n, path, func(a *maps.SessionArgs) fields { return sessionFields(a) })
 				},
 			})
 		},
-		"route": func(n *yaml.Node, path string) {
+		"route": func(n *node, path string) {
 			doc.Route = &RouteSection{Line: n.Line}
-			p.mapping(n, path, map[string]func(*yaml.Node, string){
-				"devices": func(n *yaml.Node, path string) {
+			p.mapping(n, path, map[string]func(*node, string){
+				"devices": func(n *node, path string) {
 					doc.Route.Devices = entries(p, n, path, func(a *DeviceArgs) fields {
 						return fields{"name": &a.Name, "proto": &a.Proto, "local": &a.Local, "port": &a.Port, "mtu": &a.MTU, "routes": &a.Routes,
 							"address": &a.Address, "kernel-route": &a.KernelRoute}
 					})
 				},
-				"routes": func(n *yaml.Node, path string) { doc.Route.Routes = routeEntries(p, n, path) },
-				"peers": func(n *yaml.Node, path string) {
+				"routes": func(n *node, path string) { doc.Route.Routes = routeEntries(p, n, path) },
+				"peers": func(n *node, path string) {
 					doc.Route.Peers = entries(p, n, path, func(a *PeerArgs) fields {
 						return fields{"remote": &a.Remote, "health": &a.Health, "probe-port": &a.ProbePort}
 					})
 				},
 			})
 		},
-		"xconnect": func(n *yaml.Node, path string) {
+		"xconnect": func(n *node, path string) {
 			doc.Xconnect = &XconnectSection{Line: n.Line}
-			p.mapping(n, path, map[string]func(*yaml.Node, string){
-				"pairs": func(n *yaml.Node, path string) { doc.Xconnect.Pairs = pairs(p, n, path) },
+			p.mapping(n, path, map[string]func(*node, string){
+				"pairs": func(n *node, path string) { doc.Xconnect.Pairs = pairs(p, n, path) },
 			})
 		},
 	})
@@ -313,7 +349,7 @@ func Parse(name string, data []byte) (*Document, error) {
 
 // loadEntries reads the load section: a mapping of dataplane names to their
 // options ({} or null for the defaults).
-func loadEntries(p *parser, n *yaml.Node, path string) []Entry[LoadArgs] {
+func loadEntries(p *parser, n *node, path string) []Entry[LoadArgs] {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return []Entry[LoadArgs]{}
 	}
@@ -324,12 +360,12 @@ func loadEntries(p *parser, n *yaml.Node, path string) []Entry[LoadArgs] {
 	var out []Entry[LoadArgs]
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		e := Entry[LoadArgs]{Line: k.Line, Path: path + "." + k.Value, Args: LoadArgs{Dataplane: k.Value}, lines: map[string]int{}}
+		e := Entry[LoadArgs]{Line: k.Line, Path: path + "." + k.Value, Args: LoadArgs{Dataplane: k.Value}}
 		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
 			out = append(out, e)
 			continue
 		}
-		opts := entries(p, &yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{v}}, e.Path, func(a *LoadArgs) fields {
+		opts := entries(p, &node{Kind: yaml.SequenceNode, Content: []*node{v}}, e.Path, func(a *LoadArgs) fields {
 			return fields{"max-entries": &a.MaxEntries}
 		})
 		if len(opts) == 1 {
@@ -342,11 +378,11 @@ func loadEntries(p *parser, n *yaml.Node, path string) []Entry[LoadArgs] {
 
 // carrierEntry reads the mux carrier: an interface name, or a mapping of
 // iface, on-miss and peer-mac.
-func carrierEntry(p *parser, n *yaml.Node, path string) *Entry[CarrierArgs] {
+func carrierEntry(p *parser, n *node, path string) *Entry[CarrierArgs] {
 	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
-		return &Entry[CarrierArgs]{Line: n.Line, Path: path, Args: CarrierArgs{Iface: n.Value}, lines: map[string]int{}}
+		return &Entry[CarrierArgs]{Line: n.Line, Path: path, Args: CarrierArgs{Iface: n.Value}}
 	}
-	es := entries(p, &yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{n}}, path, func(a *CarrierArgs) fields {
+	es := entries(p, &node{Kind: yaml.SequenceNode, Content: []*node{n}}, path, func(a *CarrierArgs) fields {
 		return fields{"iface": &a.Iface, "on-miss": &a.OnMiss, "peer-mac": &a.PeerMAC}
 	})
 	if len(es) != 1 {
@@ -372,7 +408,7 @@ func parseYAMLLine(msg string) (int, string, bool) {
 
 // mapping walks a mapping node whose keys must be among handlers. A null
 // value (an empty section) is an empty mapping.
-func (p *parser) mapping(n *yaml.Node, path string, handlers map[string]func(*yaml.Node, string)) {
+func (p *parser) mapping(n *node, path string, handlers map[string]func(*node, string)) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return
 	}
@@ -411,7 +447,7 @@ func keys[V any](m map[string]V) string {
 }
 
 // entries reads a sequence of flat mappings of scalars into T.
-func entries[T any](p *parser, n *yaml.Node, path string, fieldsOf func(*T) fields) []Entry[T] {
+func entries[T any](p *parser, n *node, path string, fieldsOf func(*T) fields) []Entry[T] {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return []Entry[T]{}
 	}
@@ -419,44 +455,78 @@ func entries[T any](p *parser, n *yaml.Node, path string, fieldsOf func(*T) fiel
 		p.bad(n.Line, path, "must be a list")
 		return nil
 	}
-	out := make([]Entry[T], 0, len(n.Content))
-	for i, item := range n.Content {
-		e := Entry[T]{Line: item.Line, Path: fmt.Sprintf("%s[%d]", path, i), lines: map[string]int{}}
-		f := fieldsOf(&e.Args)
+	// Where each key goes, found once: the field of T its pointer names.
+	var tmpl T
+	f := fieldsOf(&tmpl)
+	index := fieldIndexes(&tmpl, f)
+	slots := make(map[string]int, len(f)) // key -> its line's slot
+	for name := range f {
+		slots[name] = len(slots)
+	}
+	out := make([]Entry[T], 0, n.length())
+	n.each(func(i int, item *node) {
+		path := path + "[" + strconv.Itoa(i) + "]"
 		if item.Kind != yaml.MappingNode {
-			p.bad(item.Line, e.Path, "must be a mapping (accepted keys: %s)", f.names())
-			continue
+			p.bad(item.Line, path, "must be a mapping (accepted keys: %s)", f.names())
+			return
 		}
+		out = append(out, Entry[T]{Line: item.Line, Path: path, lines: newFieldLines(slots)})
+		e := &out[len(out)-1]
+		args := reflect.ValueOf(&e.Args).Elem()
 		for j := 0; j+1 < len(item.Content); j += 2 {
 			k, v := item.Content[j], item.Content[j+1]
-			dst, ok := f[k.Value]
-			list, isList := dst.(*[]string)
+			idx, ok := index[k.Value]
+			var dst reflect.Value
+			if ok {
+				dst = args.Field(idx)
+			}
+			isList := ok && dst.Kind() == reflect.Slice
 			switch {
 			case !ok:
 				p.bad(k.Line, e.Path, "unknown key %q (accepted: %s)", k.Value, f.names())
-			case e.lines[k.Value] != 0:
-				p.bad(k.Line, e.Path, "%s repeats the one on line %d", k.Value, e.lines[k.Value])
+			case e.lines.line(k.Value) != 0:
+				p.bad(k.Line, e.Path, "%s repeats the one on line %d", k.Value, e.lines.line(k.Value))
 			case isList && v.Kind == yaml.SequenceNode:
-				*list = []string{}
+				list := []string{}
 				for _, item := range v.Content {
 					if item.Kind != yaml.ScalarNode || item.Tag == "!!null" {
 						p.bad(item.Line, e.Path, "%s must be a list of single values", k.Value)
 						continue
 					}
-					*list = append(*list, item.Value)
+					list = append(list, item.Value)
 				}
-				e.lines[k.Value] = k.Line
+				dst.Set(reflect.ValueOf(list))
+				e.lines.set(k.Value, k.Line)
 			case v.Kind != yaml.ScalarNode || v.Tag == "!!null":
 				p.bad(v.Line, e.Path, "%s must be a single value", k.Value)
 			case isList:
-				*list = []string{v.Value}
-				e.lines[k.Value] = k.Line
+				dst.Set(reflect.ValueOf([]string{v.Value}))
+				e.lines.set(k.Value, k.Line)
 			default:
-				*dst.(*string) = v.Value
-				e.lines[k.Value] = k.Line
+				dst.SetString(v.Value)
+				e.lines.set(k.Value, k.Line)
 			}
 		}
-		out = append(out, e)
+	})
+	return out
+}
+
+// fieldIndexes maps each key of f to the field of *tmpl its pointer names:
+// entries then fill each entry's fields without building f anew (a map an
+// entry, which costs a file of 100,000 entries more than reading it).
+func fieldIndexes[T any](tmpl *T, f fields) map[string]int {
+	rv := reflect.ValueOf(tmpl).Elem()
+	at := map[uintptr]int{}
+	for i := 0; i < rv.NumField(); i++ {
+		at[rv.Field(i).Addr().Pointer()] = i
+	}
+	out := make(map[string]int, len(f))
+	for name, ptr := range f {
+		i, ok := at[reflect.ValueOf(ptr).Pointer()]
+		if !ok {
+			panic(fmt.Sprintf("apply: key %s does not name a field of %T", name, *tmpl))
+		}
+		out[name] = i
 	}
 	return out
 }
@@ -465,9 +535,12 @@ func entries[T any](p *parser, n *yaml.Node, path string, fieldsOf func(*T) fiel
 // of the --nexthop form.
 var nexthopKeys = []string{"remote", "vni", "weight", "dev", "proto", "mac"}
 
+// routeKeys are the keys of a route, with their slots in fieldLines.
+var routeKeys = map[string]int{"prefix": 0, "nexthops": 1}
+
 // routeEntries reads routes: {prefix: CIDR, nexthops: [...]}, each nexthop
 // a --nexthop string or a mapping of its keys.
-func routeEntries(p *parser, n *yaml.Node, path string) []Entry[RouteArgs] {
+func routeEntries(p *parser, n *node, path string) []Entry[RouteArgs] {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return []Entry[RouteArgs]{}
 	}
@@ -475,17 +548,17 @@ func routeEntries(p *parser, n *yaml.Node, path string) []Entry[RouteArgs] {
 		p.bad(n.Line, path, "must be a list")
 		return nil
 	}
-	out := make([]Entry[RouteArgs], 0, len(n.Content))
-	for i, item := range n.Content {
-		e := Entry[RouteArgs]{Line: item.Line, Path: fmt.Sprintf("%s[%d]", path, i), lines: map[string]int{}}
+	out := make([]Entry[RouteArgs], 0, n.length())
+	n.each(func(i int, item *node) {
+		e := Entry[RouteArgs]{Line: item.Line, Path: path + "[" + strconv.Itoa(i) + "]", lines: newFieldLines(routeKeys)}
 		if item.Kind != yaml.MappingNode {
 			p.bad(item.Line, e.Path, "must be a mapping (accepted keys: nexthops, prefix)")
-			continue
+			return
 		}
 		for j := 0; j+1 < len(item.Content); j += 2 {
 			k, v := item.Content[j], item.Content[j+1]
-			if e.lines[k.Value] != 0 {
-				p.bad(k.Line, e.Path, "%s repeats the one on line %d", k.Value, e.lines[k.Value])
+			if e.lines.line(k.Value) != 0 {
+				p.bad(k.Line, e.Path, "%s repeats the one on line %d", k.Value, e.lines.line(k.Value))
 				continue
 			}
 			switch k.Value {
@@ -509,15 +582,15 @@ func routeEntries(p *parser, n *yaml.Node, path string) []Entry[RouteArgs] {
 				p.bad(k.Line, e.Path, "unknown key %q (accepted: nexthops, prefix)", k.Value)
 				continue
 			}
-			e.lines[k.Value] = k.Line
+			e.lines.set(k.Value, k.Line)
 		}
 		out = append(out, e)
-	}
+	})
 	return out
 }
 
 // nexthopString turns a nexthop node into its --nexthop form.
-func nexthopString(p *parser, n *yaml.Node, path string) (string, bool) {
+func nexthopString(p *parser, n *node, path string) (string, bool) {
 	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
 		return n.Value, true
 	}
@@ -552,7 +625,7 @@ func nexthopString(p *parser, n *yaml.Node, path string) (string, bool) {
 }
 
 // pairs reads xconnect pairs: [a, b] or {a: x, b: y}.
-func pairs(p *parser, n *yaml.Node, path string) []Entry[PairArgs] {
+func pairs(p *parser, n *node, path string) []Entry[PairArgs] {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return []Entry[PairArgs]{}
 	}
@@ -560,9 +633,9 @@ func pairs(p *parser, n *yaml.Node, path string) []Entry[PairArgs] {
 		p.bad(n.Line, path, "must be a list of pairs, like [veth1, veth2]")
 		return nil
 	}
-	out := make([]Entry[PairArgs], 0, len(n.Content))
-	for i, item := range n.Content {
-		e := Entry[PairArgs]{Line: item.Line, Path: fmt.Sprintf("%s[%d]", path, i), lines: map[string]int{}}
+	out := make([]Entry[PairArgs], 0, n.length())
+	n.each(func(i int, item *node) {
+		e := Entry[PairArgs]{Line: item.Line, Path: path + "[" + strconv.Itoa(i) + "]"}
 		switch {
 		case item.Kind == yaml.SequenceNode && len(item.Content) == 2 &&
 			item.Content[0].Kind == yaml.ScalarNode && item.Content[1].Kind == yaml.ScalarNode:
@@ -579,10 +652,10 @@ func pairs(p *parser, n *yaml.Node, path string) []Entry[PairArgs] {
 			}
 		default:
 			p.bad(item.Line, e.Path, "must be a pair of interface names, like [veth1, veth2] or {a: veth1, b: veth2}")
-			continue
+			return
 		}
 		out = append(out, e)
-	}
+	})
 	return out
 }
 
@@ -603,7 +676,7 @@ func problemsOf[T any](e Entry[T], err error) []Problem {
 			msg := strings.ReplaceAll(strings.TrimPrefix(inv.Error(), inv.Flag), " --", " ")
 			key, _, _ := strings.Cut(field, " ")
 			line := e.fieldLine(key)
-			if _, ok := e.lines[key]; !ok {
+			if _, ok := e.lines.get(key); !ok {
 				line = e.fieldLine(key + "s")
 			}
 			out = append(out, Problem{Line: line, Path: e.Path, Msg: field + msg})

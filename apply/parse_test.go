@@ -97,7 +97,8 @@ func TestParseBrokenFile(t *testing.T) {
 }
 
 func TestProblemsOfMapFlagsToKeys(t *testing.T) {
-	e := Entry[maps.TunnelArgs]{Line: 3, Path: "encap.tunnels[0]", lines: map[string]int{"vni": 7}}
+	e := Entry[maps.TunnelArgs]{Line: 3, Path: "encap.tunnels[0]", lines: newFieldLines(map[string]int{"vni": 0, "vlan-id": 1})}
+	e.lines.set("vni", 7)
 	ps := problemsOf(e, errors.Join(maps.Invalid("--vni", "x", "is not a number", "0..16777215 with --proto vxlan")))
 	if len(ps) != 1 || ps[0].Line != 7 || ps[0].Msg != `vni "x": is not a number (accepted: 0..16777215 with proto vxlan)` {
 		t.Errorf("%+v", ps)
@@ -125,5 +126,23 @@ encap:
 	}
 	if len(doc.problems) != 1 || doc.problems[0].Line != 9 || !strings.Contains(doc.problems[0].Msg, "geneve-opt must be a list of single values") {
 		t.Errorf("problems: %+v", doc.problems)
+	}
+}
+
+// A key given twice in one entry is reported at its second line, naming the
+// first, in a list of entries and in a route.
+func TestRepeatedKeysInAnEntry(t *testing.T) {
+	for _, text := range []string{
+		"encap:\n  tunnels:\n    - inner-src: 10.0.0.1\n      vni: 1\n      vni: 2\n",
+		"{\"encap\": {\"tunnels\": [{\"inner-src\": \"10.0.0.1\",\n \"vni\": 1,\n \"vni\": 2}]}}",
+		"{\"route\": {\"routes\": [{\"prefix\": \"10.0.0.0/8\",\n \"prefix\": \"10.1.0.0/16\"}]}}",
+	} {
+		doc, err := Parse("f", []byte(text))
+		if err != nil {
+			t.Fatalf("%q: %v", text, err)
+		}
+		if len(doc.problems) != 1 || !strings.Contains(doc.problems[0].Msg, "repeats the one on line") || doc.problems[0].Line < 2 {
+			t.Errorf("%q: problems %+v, want one repeated key", text, doc.problems)
+		}
 	}
 }

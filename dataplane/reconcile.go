@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -22,9 +23,11 @@ type Change struct {
 // DesiredTunnel is a tunnel as a desired-state file gives it, its interfaces
 // resolved (indexes set, src MAC defaulted).
 type DesiredTunnel struct {
-	Tunnel   maps.Tunnel
-	Underlay netdev.Iface
-	Overlay  netdev.Iface
+	Tunnel maps.Tunnel
+	// The interfaces, shared by the tunnels over them (a file of 100,000
+	// tunnels over two interfaces holds two, not 200,000).
+	Underlay *netdev.Iface
+	Overlay  *netdev.Iface
 	Line     int
 }
 
@@ -80,18 +83,23 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, remove E
 	if err != nil {
 		return nil, err
 	}
-	byKey := make(map[maps.TunnelKey]maps.Tunnel, len(current))
-	for _, t := range current {
-		byKey[t.TunnelKey] = t
-	}
 	slotByIn := map[uint32]maps.Slot{}
 	for _, s := range currentSlots {
 		slotByIn[s.In] = s
 	}
 	ready := map[uint32]bool{} // each target observed once a plan
+	live := map[uint32]bool{}  // each slot's devmap entry read once a plan
+	slotLive := func(in uint32) bool {
+		l, seen := live[in]
+		if !seen {
+			l = e.State.SlotLive(in)
+			live[in] = l
+		}
+		return l
+	}
 	slotOK := func(ifc netdev.Iface, out uint32) bool {
 		s, ok := slotByIn[uint32(ifc.Index)]
-		if !ok || s.Out != out || s.Netns != ino || s.InName != ifc.Name || !e.State.SlotLive(s.In) {
+		if !ok || s.Out != out || s.Netns != ino || s.InName != ifc.Name || !slotLive(s.In) {
 			return false
 		}
 		r, seen := ready[out]
@@ -103,13 +111,22 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, remove E
 	}
 	// Warnings depend on the interfaces and the headers a tunnel adds: each
 	// combination is looked at once, each warning said once.
+	type warnKey struct {
+		under, over, overhead int
+		proto                 maps.Proto
+		opts                  string
+	}
+	looked := map[warnKey]bool{}
 	warned := map[string]bool{}
 	warnOnce := func(t maps.Tunnel, under, over netdev.Iface) {
-		k := fmt.Sprint(under.Index, over.Index, t.Proto, t.Overhead(), t.GeneveOpts)
-		if warned[k] {
+		k := warnKey{under: under.Index, over: over.Index, overhead: t.Overhead(), proto: t.Proto}
+		if len(t.GeneveOpts) > 0 {
+			k.opts = fmt.Sprint(t.GeneveOpts)
+		}
+		if looked[k] {
 			return
 		}
-		warned[k] = true
+		looked[k] = true
 		for _, w := range tunnelWarnings(t, under, over, netnsName) {
 			if !warned[w] {
 				warned[w] = true
@@ -125,13 +142,17 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, remove E
 	}
 	var conflicts []error
 	tunnelIfaces := map[uint32]netdev.Iface{}
+	cleared := map[[2]int]bool{} // (ifindex, role) found without a conflict, slot planned
 	for _, d := range tunnels {
 		t := d.Tunnel
-		for i, ifc := range []netdev.Iface{d.Underlay, d.Overlay} {
-			tunnelIfaces[uint32(ifc.Index)] = ifc
-			if s, ok := slotByIn[uint32(ifc.Index)]; ok && e.State.SlotLive(s.In) {
+		for i, ifc := range [2]*netdev.Iface{d.Underlay, d.Overlay} {
+			if cleared[[2]int{ifc.Index, i}] {
+				continue // as for the tunnels before over it
+			}
+			tunnelIfaces[uint32(ifc.Index)] = *ifc
+			if s, ok := slotByIn[uint32(ifc.Index)]; ok && slotLive(s.In) {
 				keep, inFile := plain[s.In]
-				if err := identitySlotConflict(ifc, s, ino); err != nil && (s.Netns != ino || inFile && keep || !inFile && !prune) {
+				if err := identitySlotConflict(*ifc, s, ino); err != nil && (s.Netns != ino || inFile && keep || !inFile && !prune) {
 					if d.Line > 0 {
 						err = fmt.Errorf("tunnel %s (line %d): %w", t.TunnelKey, d.Line, err)
 					} else {
@@ -141,44 +162,48 @@ func (e *Encap) PlanEncap(tunnels []DesiredTunnel, slots []DesiredSlot, remove E
 					continue
 				}
 			}
-			if !slotOK(ifc, uint32(ifc.Index)) {
+			if !slotOK(*ifc, uint32(ifc.Index)) {
 				if _, planned := plan.putSlots[uint32(ifc.Index)]; !planned {
-					plan.putSlots[uint32(ifc.Index)] = slotWant{in: ifc, out: ifc, explicit: slotByIn[uint32(ifc.Index)].Explicit}
-					plan.Changes = append(plan.Changes, slotChange(slotByIn, ifc, ifc, d.Line))
+					plan.putSlots[uint32(ifc.Index)] = slotWant{in: *ifc, out: *ifc, explicit: slotByIn[uint32(ifc.Index)].Explicit}
+					plan.Changes = append(plan.Changes, slotChange(slotByIn, *ifc, *ifc, d.Line))
 				}
 			}
-		}
-		if old, ok := byKey[t.TunnelKey]; !ok || !maps.SameTunnel(old, t) {
-			warnOnce(t, d.Underlay, d.Overlay)
+			cleared[[2]int{ifc.Index, i}] = true
 		}
 	}
 	if len(conflicts) > 0 {
 		return nil, errors.Join(conflicts...)
 	}
-	cur := make([]DesiredTunnel, len(current))
-	for i, t := range current {
-		cur[i] = DesiredTunnel{Tunnel: t}
-	}
+	keyC := func(t maps.Tunnel) maps.TunnelKey { return t.TunnelKey }
 	key := func(d DesiredTunnel) maps.TunnelKey { return d.Tunnel.TunnelKey }
-	td := diff(cur, tunnels, key, func(a, b DesiredTunnel) bool { return maps.SameTunnel(a.Tunnel, b.Tunnel) }, removeRule(prune, key, remove.Tunnels))
+	td := diffBy(current, tunnels, keyC, key, func(a maps.Tunnel, b DesiredTunnel) bool { return maps.SameTunnel(a, b.Tunnel) }, removeRule(prune, keyC, remove.Tunnels))
+	plan.putTunnels = make([]maps.Tunnel, 0, len(td.add)+len(td.change))
+	plan.Changes = slices.Grow(plan.Changes, len(td.add)+len(td.change)+len(td.remove))
+	// Tunnels written (new or changed) are looked at for warnings.
+	for _, d := range td.add {
+		warnOnce(d.Tunnel, *d.Underlay, *d.Overlay)
+	}
+	for _, c := range td.change {
+		warnOnce(c.new.Tunnel, *c.new.Underlay, *c.new.Overlay)
+	}
 	for _, d := range td.add {
 		plan.putTunnels = append(plan.putTunnels, d.Tunnel)
 		plan.Changes = append(plan.Changes, Change{Action: "add", Kind: "tunnel", Key: d.Tunnel.TunnelKey.String(), Detail: describeTunnel(d.Tunnel), Line: d.Line})
 	}
 	for _, c := range td.change {
 		plan.putTunnels = append(plan.putTunnels, c.new.Tunnel)
-		plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "tunnel", Key: c.new.Tunnel.TunnelKey.String(), Detail: tunnelDiff(c.old.Tunnel, c.new.Tunnel), Line: c.new.Line})
+		plan.Changes = append(plan.Changes, Change{Action: "change", Kind: "tunnel", Key: c.new.Tunnel.TunnelKey.String(), Detail: tunnelDiff(c.old, c.new.Tunnel), Line: c.new.Line})
 	}
-	for _, d := range td.remove {
-		plan.delTunnels = append(plan.delTunnels, d.Tunnel.TunnelKey)
-		plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "tunnel", Key: d.Tunnel.TunnelKey.String(), Detail: describeTunnel(d.Tunnel)})
+	for _, t := range td.remove {
+		plan.delTunnels = append(plan.delTunnels, t.TunnelKey)
+		plan.Changes = append(plan.Changes, Change{Action: "remove", Kind: "tunnel", Key: t.TunnelKey.String(), Detail: describeTunnel(t)})
 	}
 	plan.oldTunnels, plan.oldSlots = map[maps.TunnelKey]maps.Tunnel{}, slotByIn
 	for _, c := range td.change {
-		plan.oldTunnels[c.old.Tunnel.TunnelKey] = c.old.Tunnel
+		plan.oldTunnels[c.old.TunnelKey] = c.old
 	}
-	for _, d := range td.remove {
-		plan.oldTunnels[d.Tunnel.TunnelKey] = d.Tunnel
+	for _, t := range td.remove {
+		plan.oldTunnels[t.TunnelKey] = t
 	}
 	// Room: the additions must fit once the removals are done; when they
 	// fit only then, the removals go first.

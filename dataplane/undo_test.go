@@ -28,7 +28,7 @@ func desiredTunnels(t *testing.T, first, n int) []DesiredTunnel {
 			t.Fatal(err)
 		}
 		tn.UnderlayIndex, tn.OverlayIndex = uint32(under.Index), uint32(over.Index)
-		out = append(out, DesiredTunnel{Tunnel: tn, Underlay: under, Overlay: over})
+		out = append(out, DesiredTunnel{Tunnel: tn, Underlay: &under, Overlay: &over})
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package maps
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/cilium/ebpf"
@@ -153,23 +154,27 @@ func (s *EncapState) eachTunnel(fn func(encap.EncapTunnelKey, encap.EncapTunnel)
 	}
 }
 
-// assignCounters gives each tunnel its counter index: the one it holds if
+// assignCounters returns each tunnel's counter index: the one it holds if
 // it is stored already, else the lowest index no tunnel holds, whose
 // counters are zeroed before the tunnel is written (so its first frame
 // counts from zero). Indexes stay below the map's capacity, which equals
 // the tunnel map's.
-func (s *EncapState) assignCounters(ts []Tunnel) error {
+func (s *EncapState) assignCounters(ts []Tunnel) ([]uint32, error) {
+	if len(ts) == 0 {
+		return nil, nil // no walk of the map for nothing
+	}
 	held, err := s.counterIndexes()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	out := make([]uint32, len(ts))
 	used := s.used
-	zero := make([]encap.EncapTunnelCounters, ebpf.MustPossibleCPU())
+	var fresh []uint32 // indexes newly taken, zeroed in batches below
 	next := s.free
 	defer func() { s.free = next }()
 	for i := range ts {
 		if h, ok := held[ts[i].kernelKey()]; ok {
-			ts[i].CounterIndex = h.counter
+			out[i] = h.counter
 			s.hold(ts[i].kernelKey(), h.counter, ts[i].UnderlayIndex, ts[i].OverlayIndex)
 			continue
 		}
@@ -177,13 +182,30 @@ func (s *EncapState) assignCounters(ts []Tunnel) error {
 			next++
 		}
 		if next >= s.stats.MaxEntries() {
-			return fmt.Errorf("tunnel %s: all %d tunnel counters are taken; load encap with a larger --max-entries: %w", ts[i].TunnelKey, s.stats.MaxEntries(), unix.E2BIG)
+			return nil, fmt.Errorf("tunnel %s: all %d tunnel counters are taken; load encap with a larger --max-entries: %w", ts[i].TunnelKey, s.stats.MaxEntries(), unix.E2BIG)
 		}
-		if err := s.stats.Update(&next, zero, ebpf.UpdateAny); err != nil {
-			return fmt.Errorf("zero the counters of tunnel %s: %w", ts[i].TunnelKey, err)
-		}
-		ts[i].CounterIndex = next
+		fresh = append(fresh, next)
+		out[i] = next
 		s.hold(ts[i].kernelKey(), next, ts[i].UnderlayIndex, ts[i].OverlayIndex)
+	}
+	if err := s.zeroCounters(fresh); err != nil {
+		s.held = nil // taken, not zeroed: read again
+		return nil, err
+	}
+	return out, nil
+}
+
+// zeroCounters zeroes the counters at indexes, in batches (one update a
+// tunnel is a system call a tunnel).
+func (s *EncapState) zeroCounters(indexes []uint32) error {
+	cpus := ebpf.MustPossibleCPU()
+	const chunk = 4096
+	zero := make([]encap.EncapTunnelCounters, min(len(indexes), chunk)*cpus)
+	for start := 0; start < len(indexes); start += chunk {
+		keys := indexes[start:min(start+chunk, len(indexes))]
+		if _, err := s.stats.BatchUpdate(keys, zero[:len(keys)*cpus], nil); err != nil {
+			return fmt.Errorf("zero the counters of %d new tunnels: %w", len(keys), err)
+		}
 	}
 	return nil
 }
@@ -207,7 +229,18 @@ func (s *EncapState) GetTunnel(k TunnelKey) (Tunnel, error) {
 // ListTunnels returns every tunnel, sorted by inner source then destination.
 func (s *EncapState) ListTunnels() ([]Tunnel, error) {
 	var out []Tunnel
-	err := s.eachTunnel(func(k encap.EncapTunnelKey, v encap.EncapTunnel) { out = append(out, tunnelFromKernel(k, v)) })
+	if s.held != nil {
+		out = make([]Tunnel, 0, len(s.held)) // the count is known
+	}
+	slab := &macSlab{}
+	err := s.eachTunnel(func(k encap.EncapTunnelKey, v encap.EncapTunnel) {
+		if len(out) == cap(out) {
+			// Double: append grows a large list by a quarter, copying
+			// 100,000 tunnels some twenty times over.
+			out = slices.Grow(out, max(len(out), 256))
+		}
+		out = append(out, tunnelFromKernelIn(k, v, slab))
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list tunnels: %w", err)
 	}
@@ -242,11 +275,12 @@ func (s *EncapState) TunnelsUsing(ifindex uint32) ([]Tunnel, error) {
 // PutTunnel writes t (its interface indexes set). The slots it points to must
 // exist already: the datapath never sees a tunnel without its slots.
 func (s *EncapState) PutTunnel(_ *Lock, t Tunnel, mode PutMode) error {
-	ts := []Tunnel{t}
-	if err := s.assignCounters(ts); err != nil {
+	idx, err := s.assignCounters([]Tunnel{t})
+	if err != nil {
 		return err
 	}
-	k, v := ts[0].kernelKey(), ts[0].kernelValue()
+	t.CounterIndex = idx[0]
+	k, v := t.kernelKey(), t.kernelValue()
 	if err := s.tunnels.Update(&k, &v, mode.flags()); err != nil {
 		s.held = nil
 		switch {
@@ -514,17 +548,20 @@ func (s *EncapState) PutTunnels(_ *Lock, ts []Tunnel, chunk int) error {
 	if chunk <= 0 {
 		chunk = 4096
 	}
-	ts = append([]Tunnel(nil), ts...)
-	if err := s.assignCounters(ts); err != nil {
+	idx, err := s.assignCounters(ts)
+	if err != nil {
 		return err
 	}
+	keys := make([]encap.EncapTunnelKey, 0, min(chunk, len(ts)))
+	vals := make([]encap.EncapTunnel, 0, min(chunk, len(ts)))
 	for start := 0; start < len(ts); start += chunk {
 		end := min(start+chunk, len(ts))
-		keys := make([]encap.EncapTunnelKey, 0, end-start)
-		vals := make([]encap.EncapTunnel, 0, end-start)
-		for _, t := range ts[start:end] {
-			keys = append(keys, t.kernelKey())
-			vals = append(vals, t.kernelValue())
+		keys, vals = keys[:0], vals[:0]
+		for i := start; i < end; i++ {
+			keys = append(keys, ts[i].kernelKey())
+			v := ts[i].kernelValue()
+			v.Counters = idx[i]
+			vals = append(vals, v)
 		}
 		if _, err := s.tunnels.BatchUpdate(keys, vals, nil); err != nil {
 			s.held = nil // some were written, some not: read again (used and free with it)

@@ -71,3 +71,54 @@ func TestInterfaceInUseFollowsWrites(t *testing.T) {
 	}
 	check("a batch delete", map[uint32]bool{5: false, 9: false})
 }
+
+// A new tunnel that takes the counter index of a deleted one counts from
+// zero, whether written alone or in a batch.
+func TestNewTunnelsCountFromZero(t *testing.T) {
+	testnet.RequireRoot(t)
+	var objs encap.EncapObjects
+	if err := encap.LoadEncapObjects(&objs, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer objs.Close()
+	st, err := maps.NewEncapState(map[string]*ebpf.Map{"tunnels": objs.Tunnels, "tunnel_stats": objs.TunnelStats, "devmap": objs.Devmap, "slots": objs.Slots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := testnet.Lock(t)
+	tunnel := func(i int) maps.Tunnel {
+		return maps.Tunnel{
+			TunnelKey: maps.TunnelKey{InnerSrc: netip.MustParseAddr("10.0.0.1"), InnerDst: netip.MustParseAddr(fmt.Sprintf("10.0.1.%d", i))},
+			Proto:     maps.ProtoVLAN, VlanID: uint16(i), UnderlayIndex: 3, OverlayIndex: 5,
+		}
+	}
+	dirty := make([]encap.EncapTunnelCounters, ebpf.MustPossibleCPU())
+	for i := range dirty {
+		dirty[i].TxPackets = 7
+	}
+	for round, put := range []func(maps.Tunnel) error{
+		func(tn maps.Tunnel) error { return st.PutTunnel(lock, tn, maps.Add) },
+		func(tn maps.Tunnel) error { return st.PutTunnels(lock, []maps.Tunnel{tn}, 0) },
+	} {
+		old, fresh := tunnel(2*round+1), tunnel(2*round+2)
+		if err := put(old); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.GetTunnel(old.TunnelKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := objs.TunnelStats.Update(got.CounterIndex, dirty, ebpf.UpdateAny); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.DeleteTunnel(lock, old.TunnelKey); err != nil {
+			t.Fatal(err)
+		}
+		if err := put(fresh); err != nil {
+			t.Fatal(err)
+		}
+		if got, err = st.GetTunnel(fresh.TunnelKey); err != nil || got.Counters.TxPackets != 0 {
+			t.Errorf("round %d: the new tunnel (index %d) starts at %d packets, %v", round, got.CounterIndex, got.Counters.TxPackets, err)
+		}
+	}
+}
