@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -148,71 +147,6 @@ func txPackets(b *testing.B, ns *testnet.Netns, dev string) uint64 {
 	}
 	b.Fatalf("no %s in /proc/net/dev", dev)
 	return 0
-}
-
-// BenchmarkApply measures `tunmux apply` of 100,000 encap tunnels (wall
-// time, entries per second) beside one `tunmux tunnel add` process per
-// entry, timed over 1,000 of them and extrapolated.
-func BenchmarkApply(b *testing.B) {
-	testnet.RequireRoot(b)
-	ns := testnet.NewNetns(b, "apb")
-	testnet.Veth(b, ns, "ul0", ns, "ul1")
-	testnet.Veth(b, ns, "wl0", ns, "wl1")
-	const n = 100000
-	line := func(i int) []string {
-		return []string{"--inner-src", fmt.Sprintf("10.%d.%d.%d", 1+i/62500, (i/250)%250, 1+i%250), "--inner-dst", "10.200.0.1",
-			"--proto", "vxlan", "--vni", fmt.Sprint(i), "--outer-src", "192.168.1.1", "--outer-dst", "192.168.1.2",
-			"--dst-mac", "02:00:00:00:00:02", "--underlay", "ul0", "--overlay", "wl0"}
-	}
-	var sb strings.Builder
-	sb.WriteString("encap:\n  tunnels:\n")
-	for i := 0; i < n; i++ {
-		a := line(i)
-		fmt.Fprintf(&sb, "    - {inner-src: %s, inner-dst: %s, proto: %s, vni: %s, outer-src: %s, outer-dst: %s, dst-mac: \"%s\", underlay: %s, overlay: %s}\n",
-			a[1], a[3], a[5], a[7], a[9], a[11], a[13], a[15], a[17])
-	}
-	file := filepath.Join(b.TempDir(), "tunnels.yaml")
-	if err := os.WriteFile(file, []byte(sb.String()), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	b.Run("apply-100000", func(b *testing.B) {
-		root := testnet.BPFRoot(b, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "encap") })
-		start := time.Now()
-		testnet.MustTunmux(b, bin, "--bpffs", root, "--netns", ns.Name, "apply", "-f", file)
-		d := time.Since(start)
-		b.ReportMetric(d.Seconds(), "s")
-		b.ReportMetric(n/d.Seconds(), "entries/s")
-	})
-	b.Run("batch-10000", func(b *testing.B) {
-		// tunmux batch: 10,000 tunnel add lines in one process (the
-		// tunnel-add-x1000 run below gives the rate of one process each).
-		root := testnet.BPFRoot(b, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "encap") })
-		testnet.MustTunmux(b, bin, "--bpffs", root, "load", "encap", "--max-entries", "16384")
-		var lines strings.Builder
-		for i := 0; i < 10000; i++ {
-			fmt.Fprintf(&lines, "tunnel add %s\n", strings.Join(line(i), " "))
-		}
-		cmds := filepath.Join(b.TempDir(), "tunnels.txt")
-		if err := os.WriteFile(cmds, []byte(lines.String()), 0o644); err != nil {
-			b.Fatal(err)
-		}
-		start := time.Now()
-		testnet.MustTunmux(b, bin, "--bpffs", root, "--netns", ns.Name, "batch", "-f", cmds)
-		d := time.Since(start)
-		b.ReportMetric(d.Seconds(), "s")
-		b.ReportMetric(10000/d.Seconds(), "entries/s")
-	})
-	b.Run("tunnel-add-x1000", func(b *testing.B) {
-		root := testnet.BPFRoot(b, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "encap") })
-		testnet.MustTunmux(b, bin, "--bpffs", root, "load", "encap", "--max-entries", "2048")
-		start := time.Now()
-		for i := 0; i < 1000; i++ {
-			testnet.MustTunmux(b, bin, append([]string{"--bpffs", root, "--netns", ns.Name, "tunnel", "add"}, line(i)...)...)
-		}
-		d := time.Since(start)
-		b.ReportMetric(d.Seconds()*n/1000, "s")
-		b.ReportMetric(1000/d.Seconds(), "entries/s")
-	})
 }
 
 // BenchmarkMux measures TCP throughput and the rate of 64-byte UDP

@@ -8,6 +8,7 @@ packages=(
   make git ca-certificates                          # build
   iproute2 iputils-ping ethtool bpftool             # tests: namespaces, veths, offloads, pins
   tshark iperf3 procps util-linux                   # tests: decoding, throughput, nsenter
+  time                                              # bench: peak memory (/usr/bin/time)
 )
 
 missing=()
