@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench.sh: runs tunmux's benchmarks (package bench) and prints one table of
 # ratios; raw `go test -bench` output and the table go to bench-results.txt.
-#   - XDP live frames (BPF_F_TEST_XDP_LIVE_FRAMES): encap and decap packet
-#     rates beside a bare devmap-redirect floor, with XDP_DROP on the
-#     receiving peer (the program's cost) and with XDP_PASS (the whole path);
+#   - XDP live frames (BPF_F_TEST_XDP_LIVE_FRAMES), on one CPU: encap and
+#     decap packet rates and program run times (bpf_stats), IPv4 and IPv6,
+#     beside a bare devmap-redirect floor, with XDP_DROP on the receiving
+#     peer (the program's cost) and with XDP_PASS (the whole path);
 #   - iperf3 TCP and 64-byte UDP over tunmux VXLAN (XDP hook, and TC hook with
 #     offloads on) and over the kernel's vxlan (offloads off, and on);
 #   - iperf3 TCP and 64-byte UDP over a tunmux L2TPv3 pseudowire and over the
@@ -61,12 +62,14 @@ go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux|Route|ControlPlane' -benc
     END {
       print "| measurement | tunmux | reference | ratio | ratio min–max |"
       print "|---|---|---|---|---|"
+      split("encap-vxlan decap-vxlan encap-geneve decap-geneve encap-vlan encap-vxlan6 decap-vxlan6 encap-geneve6 decap-geneve6 encap-vlan6", cases, " ")
       for (p = 0; p < 2; p++) {
         peer = p ? "peer-pass" : "peer-drop"; verdict = p ? "XDP_PASS" : "XDP_DROP"
-        split("encap-vxlan decap-vxlan encap-geneve decap-geneve encap-vlan", cases, " ")
-        for (c = 1; c <= 5; c++)
+        for (c = 1; c <= 10; c++)
           row("live frames, " verdict " on peer: " cases[c] " vs bare redirect (Mpps)", "Live/" peer "/" cases[c], "pps", "Live/" peer "/floor-redirect", "pps", 1e6)
       }
+      for (c = 1; c <= 10; c++)
+        row("program run time (bpf_stats), XDP_DROP on peer: " cases[c] " vs bare redirect (ns)", "Live/peer-drop/" cases[c], "run-ns", "Live/peer-drop/floor-redirect", "run-ns", 1)
       row("live frames, XDP_DROP on peer: xconnect vs a Linux bridge of the same veths (Mpps)", "Xconnect/xconnect", "pps", "Xconnect/bridge", "pps", 1e6)
       row("TCP w1 to w2: tunmux vxlan TC hook vs kernel vxlan, both with offloads (Gbit/s)", "Iperf/tunmux-vxlan-tc/tcp", "Gbit/s", "Iperf/kernel-vxlan-offload/tcp", "Gbit/s", 1)
       row("UDP 64 B w1 to w2: tunmux vxlan TC hook vs kernel vxlan, both with offloads (rx kpps)", "Iperf/tunmux-vxlan-tc/udp64", "rx-pps", "Iperf/kernel-vxlan-offload/udp64", "rx-pps", 1e3)
@@ -102,7 +105,7 @@ go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux|Route|ControlPlane' -benc
       row("tunnel update vs bpftool map update pinned (ms, median of 30)", "ControlPlane/update", "tunmux-ms", "ControlPlane/update", "bpftool-ms", 1)
       row("tunnel add + del vs bpftool map update + delete (ms, median of 30)", "ControlPlane/add-del", "tunmux-ms", "ControlPlane/add-del", "bpftool-ms", 1)
       row("status vs bpftool map lookup pinned (ms, median of 30)", "ControlPlane/status", "tunmux-ms", "ControlPlane/status", "bpftool-ms", 1)
-      row("floor: a program linking only tunmux's libraries vs bpftool map lookup pinned (ms, median of 30)", "ControlPlane/import-floor", "tunmux-ms", "ControlPlane/import-floor", "bpftool-ms", 1)
+      row("floor: a program linking only the libraries tunmux is built on vs bpftool map lookup pinned (ms, median of 30)", "ControlPlane/import-floor", "tunmux-ms", "ControlPlane/import-floor", "bpftool-ms", 1)
     }' "$raw"
 } >"$out.table"
 cat "$raw" "$out.table" >"$out"

@@ -110,7 +110,7 @@ struct tunnel_key {
 	__u8 pad[3];
 	__u8 inner_src[16];
 	__u8 inner_dst[16];
-};
+} __attribute__((aligned(4))); /* the addresses are written a word at a time */
 
 /* A tunnel: how to encapsulate (src, dst) and how to recognise (dst, src). */
 struct tunnel {
@@ -243,12 +243,18 @@ static __always_inline __u32 outer_len(const struct tunnel *t)
 
 /*
  * parse_inner reads the pair of an IPv4, IPv6 or ARP payload of ethertype
- * proto at l3, and a hash of its flow (addresses, protocol, ports). An IPv6
- * neighbour solicitation is keyed by its target, as ARP is.
+ * proto at l3 into key, and a hash of its flow (addresses, protocol,
+ * ports). An IPv6 neighbour solicitation is keyed by its target, as ARP is.
+ * With reverse, the pair goes into key the other way round: the key of the
+ * tunnel a received frame travels (the frame's source is the tunnel's
+ * inner destination). key is zeroed by the caller.
  */
 static __always_inline int parse_inner(__be16 proto, void *l3, void *end,
-				       struct tunnel_key *key, __u32 *hash)
+				       struct tunnel_key *key, __u32 *hash, int reverse)
 {
+	__u8 *src = reverse ? key->inner_dst : key->inner_src;
+	__u8 *dst = reverse ? key->inner_src : key->inner_dst;
+
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *iph = l3;
 		__u32 h;
@@ -258,8 +264,8 @@ static __always_inline int parse_inner(__be16 proto, void *l3, void *end,
 		if (iph->version != 4 || iph->ihl < 5)
 			return PARSE_MALFORMED;
 		key->family = FAMILY_V4;
-		__builtin_memcpy(key->inner_src, &iph->saddr, 4);
-		__builtin_memcpy(key->inner_dst, &iph->daddr, 4);
+		copy_u32s(src, &iph->saddr, 4);
+		copy_u32s(dst, &iph->daddr, 4);
 		h = iph->saddr ^ mix32(iph->daddr ^ iph->protocol);
 		if ((iph->frag_off & bpf_htons(0x3fff)) == 0 &&
 		    (iph->protocol == IPPROTO_TCP || iph->protocol == IPPROTO_UDP ||
@@ -281,8 +287,8 @@ static __always_inline int parse_inner(__be16 proto, void *l3, void *end,
 		if (ip6->version != 6)
 			return PARSE_MALFORMED;
 		key->family = FAMILY_V6;
-		__builtin_memcpy(key->inner_src, &ip6->saddr, 16);
-		__builtin_memcpy(key->inner_dst, &ip6->daddr, 16);
+		copy_u32s(src, &ip6->saddr, 16);
+		copy_u32s(dst, &ip6->daddr, 16);
 		s = (__u32 *)&ip6->saddr;
 		d = (__u32 *)&ip6->daddr;
 		h = mix32(s[0] ^ s[1] ^ s[2] ^ s[3]) ^ (d[0] ^ d[1] ^ d[2] ^ d[3]) ^ ip6->nexthdr;
@@ -296,7 +302,7 @@ static __always_inline int parse_inner(__be16 proto, void *l3, void *end,
 			__u8 *icmp = (void *)(ip6 + 1);
 
 			if ((void *)(icmp + 24) <= end && icmp[0] == 135)
-				__builtin_memcpy(key->inner_dst, icmp + 8, 16);
+				copy_u32s(dst, icmp + 8, 16);
 		}
 		*hash = mix32(h);
 		return PARSE_OK;
@@ -311,23 +317,14 @@ static __always_inline int parse_inner(__be16 proto, void *l3, void *end,
 		    arp->hln != 6 || arp->pln != 4)
 			return PARSE_MALFORMED;
 		key->family = FAMILY_V4;
-		__builtin_memcpy(key->inner_src, arp->spa, 4);
-		__builtin_memcpy(key->inner_dst, arp->tpa, 4);
+		__builtin_memcpy(src, arp->spa, 4);
+		__builtin_memcpy(dst, arp->tpa, 4);
 		__builtin_memcpy(&spa, arp->spa, 4);
 		__builtin_memcpy(&tpa, arp->tpa, 4);
 		*hash = mix32(spa ^ mix32(tpa));
 		return PARSE_OK;
 	}
 	return PARSE_NOT_IP;
-}
-
-/* swap gives the key a frame travelling the other way has. */
-static __always_inline void swap(struct tunnel_key *out, const struct tunnel_key *in)
-{
-	__builtin_memset(out, 0, sizeof(*out));
-	out->family = in->family;
-	__builtin_memcpy(out->inner_src, in->inner_dst, 16);
-	__builtin_memcpy(out->inner_dst, in->inner_src, 16);
 }
 
 /* Everything between the outer Ethernet header and the inner frame. */
@@ -337,7 +334,7 @@ struct outer {
 		struct ipv6hdr ip6;
 	};
 	__u8 rest[sizeof(struct udphdr) + 8]; /* UDP, then VXLAN or GENEVE */
-};
+} __attribute__((aligned(8))); /* copied into the frame 8 bytes at a time */
 
 /* The outer headers up to the GENEVE options: an IPv6 header is 20 bytes
  * longer than an IPv4 one, and the union covers both. */
@@ -360,8 +357,8 @@ static __always_inline __u32 build_outer(struct outer *o, const struct tunnel *t
 		o->ip6.payload_len = bpf_htons(udp_len);
 		o->ip6.nexthdr = IPPROTO_UDP;
 		o->ip6.hop_limit = 64;
-		__builtin_memcpy(&o->ip6.saddr, t->outer_src, 16);
-		__builtin_memcpy(&o->ip6.daddr, t->outer_dst, 16);
+		copy_words(&o->ip6.saddr, t->outer_src, 16);
+		copy_words(&o->ip6.daddr, t->outer_dst, 16);
 		udp = (void *)o + sizeof(struct ipv6hdr);
 	} else {
 		o->ip4.version = 4;
@@ -370,8 +367,8 @@ static __always_inline __u32 build_outer(struct outer *o, const struct tunnel *t
 		o->ip4.frag_off = bpf_htons(0x4000); /* DF, an atomic datagram (RFC 6864) */
 		o->ip4.ttl = 64;
 		o->ip4.protocol = IPPROTO_UDP;
-		__builtin_memcpy(&o->ip4.saddr, t->outer_src, 4);
-		__builtin_memcpy(&o->ip4.daddr, t->outer_dst, 4);
+		copy_u32s(&o->ip4.saddr, t->outer_src, 4);
+		copy_u32s(&o->ip4.daddr, t->outer_dst, 4);
 		o->ip4.check = ipv4_csum(&o->ip4);
 		udp = (void *)o + sizeof(struct iphdr);
 	}
@@ -403,20 +400,20 @@ static __always_inline __u32 build_outer(struct outer *o, const struct tunnel *t
 
 static __always_inline int push_vlan(struct xdp_md *ctx, __u16 vlan_id)
 {
-	__u8 macs[ETH_MACS_LEN];
+	__u8 macs[ETH_MACS_LEN] __attribute__((aligned(8)));
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 
 	if (data + ETH_MACS_LEN > end)
 		return -1;
-	__builtin_memcpy(macs, data, ETH_MACS_LEN);
+	copy_words(macs, data, ETH_MACS_LEN);
 	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct vlan_hdr)))
 		return -1;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	if (data + ETH_MACS_LEN + sizeof(struct vlan_hdr) > end)
 		return -1;
-	__builtin_memcpy(data, macs, ETH_MACS_LEN);
+	copy_words(data, macs, ETH_MACS_LEN);
 	/* TPID 0x8100, then TCI (PCP 0, DEI 0, VID); the original ethertype
 	 * now follows the tag. */
 	__be16 *tag = data + ETH_MACS_LEN;
@@ -445,13 +442,13 @@ static __always_inline int push_udp(struct xdp_md *ctx, const struct tunnel *t,
 
 	struct ethhdr *eth = data;
 
-	__builtin_memcpy(eth->h_dest, t->dst_mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, t->src_mac, ETH_ALEN);
+	copy_words(eth->h_dest, t->dst_mac, ETH_ALEN);
+	copy_words(eth->h_source, t->src_mac, ETH_ALEN);
 	eth->h_proto = bpf_htons(v6 ? ETH_P_IPV6 : ETH_P_IP);
 	if (v6)
-		__builtin_memcpy(data + ETH_HLEN, &o, BASE_LEN(1));
+		copy_words(data + ETH_HLEN, &o, BASE_LEN(1));
 	else
-		__builtin_memcpy(data + ETH_HLEN, &o, BASE_LEN(0));
+		copy_words(data + ETH_HLEN, &o, BASE_LEN(0));
 	/* GENEVE options, a word at a time. */
 	__u8 *dst = data + ETH_HLEN + (v6 ? BASE_LEN(1) : BASE_LEN(0));
 
@@ -460,7 +457,7 @@ static __always_inline int push_udp(struct xdp_md *ctx, const struct tunnel *t,
 			break;
 		if ((void *)(dst + i * 4 + 4) > end)
 			return -1;
-		__builtin_memcpy(dst + i * 4, t->opts + i * 4, 4);
+		copy_words(dst + i * 4, t->opts + i * 4, 4);
 	}
 	if (v6) {
 		__u32 udp_off = ETH_HLEN + sizeof(struct ipv6hdr);
@@ -486,7 +483,7 @@ int encap(struct xdp_md *ctx)
 
 	if ((void *)(eth + 1) > end)
 		return verdict(S_ENCAP__PASS_MALFORMED, len, XDP_PASS);
-	ret = parse_inner(eth->h_proto, eth + 1, end, &key, &hash);
+	ret = parse_inner(eth->h_proto, eth + 1, end, &key, &hash, 0);
 	if (ret == PARSE_NOT_IP)
 		return verdict(S_ENCAP__PASS_NOT_IP, len, XDP_PASS);
 	if (ret != PARSE_OK)
@@ -509,7 +506,7 @@ int encap(struct xdp_md *ctx)
 		return verdict(S_ENCAP__PASS_NO_SLOT, len, XDP_PASS);
 
 	if ((t->flags & TUNNEL_F_INNER_DMAC) && !(eth->h_dest[0] & 1))
-		__builtin_memcpy(eth->h_dest, t->inner_dst_mac, ETH_ALEN);
+		copy_words(eth->h_dest, t->inner_dst_mac, ETH_ALEN);
 
 	if (t->proto == PROTO_VLAN) {
 		if (push_vlan(ctx, t->vlan_id))
@@ -533,14 +530,14 @@ int encap(struct xdp_md *ctx)
 static __always_inline struct tunnel *lookup_for_decap(__be16 proto, void *l3, void *end,
 						       struct tunnel_key *key, int *why_not_ip)
 {
-	struct tunnel_key inner = {};
 	__u32 hash;
-	int ret = parse_inner(proto, l3, end, &inner, &hash);
+	int ret;
 
+	__builtin_memset(key, 0, sizeof(*key));
+	ret = parse_inner(proto, l3, end, key, &hash, 1);
 	*why_not_ip = ret;
 	if (ret != PARSE_OK)
 		return NULL;
-	swap(key, &inner);
 	return bpf_map_lookup_elem(&tunnels, key);
 }
 
@@ -549,7 +546,7 @@ static __always_inline int decap_vlan(struct xdp_md *ctx, struct vlan_hdr *vh, v
 {
 	struct tunnel_key key;
 	struct tunnel *t;
-	__u8 macs[ETH_MACS_LEN];
+	__u8 macs[ETH_MACS_LEN] __attribute__((aligned(8)));
 	void *data;
 	int why;
 
@@ -573,14 +570,14 @@ static __always_inline int decap_vlan(struct xdp_md *ctx, struct vlan_hdr *vh, v
 	data = (void *)(long)ctx->data;
 	if (data + ETH_MACS_LEN > end)
 		return verdict(S_DECAP__DROP_ERROR, len, XDP_DROP);
-	__builtin_memcpy(macs, data, ETH_MACS_LEN);
+	copy_words(macs, data, ETH_MACS_LEN);
 	if (bpf_xdp_adjust_head(ctx, (int)sizeof(struct vlan_hdr)))
 		return verdict(S_DECAP__DROP_ERROR, len, XDP_DROP);
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	if (data + ETH_MACS_LEN > end)
 		return verdict(S_DECAP__DROP_ERROR, len, XDP_DROP);
-	__builtin_memcpy(data, macs, ETH_MACS_LEN);
+	copy_words(data, macs, ETH_MACS_LEN);
 	count_tunnel(t, len - sizeof(struct vlan_hdr), COUNT_RX);
 	return verdict(S_DECAP__VLAN, len - sizeof(struct vlan_hdr), XDP_REDIRECT);
 }
@@ -816,7 +813,7 @@ static __always_inline int encap_tc_body(struct __sk_buff *skb, int pulled)
 		MALFORMED_OR_RETRY(S_ENCAP_TC__PASS_MALFORMED);
 	if (skb->vlan_present)
 		return verdict(S_ENCAP_TC__PASS_NOT_IP, len, TCX_NEXT);
-	ret = parse_inner(eth->h_proto, eth + 1, end, &key, &hash);
+	ret = parse_inner(eth->h_proto, eth + 1, end, &key, &hash, 0);
 	if (ret == PARSE_NOT_IP)
 		return verdict(S_ENCAP_TC__PASS_NOT_IP, len, TCX_NEXT);
 	if (ret != PARSE_OK)
