@@ -20,18 +20,17 @@ type node struct {
 	Value   string
 	Line    int
 	Content []*node
-	// lazy: a JSON list of a section (encap.tunnels, ...), checked but not
-	// kept as nodes: each walks its items one at a time, so that a file of
+	// lazy: a list of a section (encap.tunnels, ...), checked but not kept
+	// as nodes: each walks its items one at a time, so that a file of
 	// 100,000 entries never holds 2,000,000 nodes at once.
 	lazy *lazyList
 }
 
-// lazyList is where a list's text starts, and how many items it has.
+// lazyList is a list read again an item at a time: how many items it has,
+// and how to walk them (each item made in an arena reused for the next).
 type lazyList struct {
-	data  []byte
-	pos   int
-	line  int
 	count int
+	walk  func(fn func(i int, item *node))
 }
 
 // length is the number of items of a sequence (or entries of a mapping,
@@ -52,17 +51,26 @@ func (n *node) each(fn func(i int, item *node)) {
 		}
 		return
 	}
-	arena := &nodes{}
-	s := &jsonScanner{data: n.lazy.data, pos: n.lazy.pos + 1, line: n.lazy.line, alloc: arena}
-	for i := 0; i < n.lazy.count; i++ {
-		arena.reset()
-		item, err := s.value()
-		if err != nil {
-			// The text was checked when the list was first read.
-			panic(fmt.Sprintf("apply: a JSON list checked once fails again: %v", err))
+	if n.lazy.count > 0 {
+		n.lazy.walk(fn)
+	}
+}
+
+// walkJSON walks the items of the JSON list whose '[' is at pos.
+func walkJSON(data []byte, pos, line, count int) func(fn func(i int, item *node)) {
+	return func(fn func(i int, item *node)) {
+		arena := &nodes{}
+		s := &jsonScanner{data: data, pos: pos + 1, line: line, alloc: arena}
+		for i := 0; i < count; i++ {
+			arena.reset()
+			item, err := s.value()
+			if err != nil {
+				// The text was checked when the list was first read.
+				panic(fmt.Sprintf("apply: a JSON list checked once fails again: %v", err))
+			}
+			fn(i, item)
+			s.next(']')
 		}
-		fn(i, item)
-		s.next(']')
 	}
 }
 
@@ -120,8 +128,9 @@ func fromYAML(a *nodes, y *yaml.Node) *node {
 }
 
 // parseTree reads data as JSON when it is a JSON object (the fast path),
-// else as YAML; errors are yaml.v3's (a file that is not valid JSON is
-// read as YAML, which JSON is a subset of).
+// else as YAML: the subset yamlFast reads, or yaml.v3 for the rest; errors
+// are yaml.v3's (a file that is not valid JSON is read as YAML, which JSON
+// is a subset of).
 func parseTree(data []byte) (top *node, empty bool, err error) {
 	a := &nodes{}
 	if s := (&jsonScanner{data: data, line: 1, alloc: a}); s.looksLikeJSON() {
@@ -130,6 +139,9 @@ func parseTree(data []byte) (top *node, empty bool, err error) {
 		if top, err := s.document(); err == nil {
 			return top, false, nil
 		}
+	}
+	if top, err := yamlFast(data, a); err == nil {
+		return top, false, nil
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
@@ -294,7 +306,7 @@ func (s *jsonScanner) object(line, mark int) (*node, error) {
 // array reads a sequence from its '['; lazy keeps only where it starts and
 // how many items it has (the items were read with s.check on).
 func (s *jsonScanner) array(line, mark int, lazy bool) (*node, error) {
-	list := &lazyList{data: s.data, pos: s.pos, line: line}
+	list, start := &lazyList{}, s.pos
 	s.pos++
 	var n *node
 	if lazy {
@@ -319,6 +331,9 @@ func (s *jsonScanner) array(line, mark int, lazy bool) (*node, error) {
 		if done, err := s.next(']'); err != nil || done {
 			if err == nil && !s.check {
 				n.Content = s.alloc.list(s.stack[mark:])
+			}
+			if err == nil && lazy {
+				list.walk = walkJSON(s.data, start, line, list.count)
 			}
 			return n, err
 		}
