@@ -73,22 +73,28 @@ func dump(n *node) string {
 	return b.String()
 }
 
-// A section's list is kept as text and walked an item at a time.
+// A section's list is kept as text and walked an item at a time, in JSON
+// and in YAML; a top-level list is kept as nodes.
 func TestSectionListsAreLazy(t *testing.T) {
-	top, _, err := parseTree([]byte(`{"encap": {"tunnels": [{"vni": 1}, {"vni": 2}, {"vni": 3}]}, "attach": [{"iface": "x"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tunnels, attach := top.Content[1].Content[1], top.Content[3]
-	if tunnels.lazy == nil || tunnels.length() != 3 || len(tunnels.Content) != 0 {
-		t.Fatalf("encap.tunnels: lazy %v, %d items, %d nodes kept", tunnels.lazy != nil, tunnels.length(), len(tunnels.Content))
-	}
-	if attach.lazy != nil || len(attach.Content) != 1 {
-		t.Errorf("attach (a top-level list) is kept as nodes: lazy %v", attach.lazy != nil)
-	}
-	var vnis []string
-	tunnels.each(func(i int, item *node) { vnis = append(vnis, item.Content[1].Value) })
-	if strings.Join(vnis, ",") != "1,2,3" {
-		t.Errorf("items walked: %v", vnis)
+	for _, text := range []string{
+		`{"encap": {"tunnels": [{"vni": 1}, {"vni": 2}, {"vni": 3}]}, "attach": [{"iface": "x"}]}`,
+		"encap:\n  tunnels:\n    - vni: 1\n    - {vni: 2}\n    -\n      vni: 3\nattach:\n  - iface: x\n",
+	} {
+		top, _, err := parseTree([]byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tunnels, attach := top.Content[1].Content[1], top.Content[3]
+		if tunnels.lazy == nil || tunnels.length() != 3 || len(tunnels.Content) != 0 {
+			t.Fatalf("%q: encap.tunnels: lazy %v, %d items, %d nodes kept", text, tunnels.lazy != nil, tunnels.length(), len(tunnels.Content))
+		}
+		if attach.lazy != nil || len(attach.Content) != 1 {
+			t.Errorf("%q: attach (a top-level list) is kept as nodes: lazy %v", text, attach.lazy != nil)
+		}
+		var vnis []string
+		tunnels.each(func(i int, item *node) { vnis = append(vnis, item.Content[1].Value) })
+		if strings.Join(vnis, ",") != "1,2,3" {
+			t.Errorf("%q: items walked: %v", text, vnis)
+		}
 	}
 }

@@ -63,26 +63,6 @@ func TestYAMLFastPathIsYAMLsTree(t *testing.T) {
 	}
 }
 
-// A section's list is kept as lines and walked an item at a time.
-func TestYAMLSectionListsAreLazy(t *testing.T) {
-	top, err := yamlFast([]byte("encap:\n  tunnels:\n    - vni: 1\n    - {vni: 2}\n    -\n      vni: 3\nattach:\n  - iface: x\n"), &nodes{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tunnels, attach := top.Content[1].Content[1], top.Content[3]
-	if tunnels.lazy == nil || tunnels.length() != 3 || len(tunnels.Content) != 0 {
-		t.Fatalf("encap.tunnels: lazy %v, %d items, %d nodes kept", tunnels.lazy != nil, tunnels.length(), len(tunnels.Content))
-	}
-	if attach.lazy != nil || len(attach.Content) != 1 {
-		t.Errorf("attach (a top-level list) is kept as nodes: lazy %v", attach.lazy != nil)
-	}
-	var vnis []string
-	tunnels.each(func(i int, item *node) { vnis = append(vnis, item.Content[1].Value) })
-	if strings.Join(vnis, ",") != "1,2,3" {
-		t.Errorf("items walked: %v", vnis)
-	}
-}
-
 func TestYAMLFastPathGivesUpOutsideItsSubset(t *testing.T) {
 	for _, text := range []string{
 		"a: &x 1\nb: *x\n",     // anchors and aliases
