@@ -5,30 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 )
-
-// shape is what Parse reads of a tree: kinds, values, lines, and whether a
-// scalar is null.
-func shape(n *node) string {
-	var b strings.Builder
-	var walk func(*node, int)
-	walk = func(n *node, depth int) {
-		fmt.Fprintf(&b, "%s%d %q line %d null %v\n", strings.Repeat(" ", depth), n.Kind, n.Value, n.Line, n.Tag == "!!null")
-		if n.Kind == yaml.SequenceNode {
-			n.each(func(_ int, c *node) { walk(c, depth+1) })
-			return
-		}
-		for _, c := range n.Content {
-			walk(c, depth+1)
-		}
-	}
-	walk(n, 0)
-	return b.String()
-}
 
 // checkAgainstYAML requires the fast path's tree of text, when it takes
 // text, to be yaml.v3's; it reports whether the fast path took it.
@@ -43,7 +23,7 @@ func checkAgainstYAML(t *testing.T, name, text string) bool {
 		t.Errorf("%s: the fast path took a file yaml.v3 refuses (%v):\n%s", name, err, text)
 		return true
 	}
-	if got, want := shape(fast), shape(fromYAML(&nodes{}, root.Content[0])); got != want {
+	if got, want := dump(fast, false), dump(fromYAML(&nodes{}, root.Content[0]), false); got != want {
 		t.Errorf("%s:\n%s\nfast path:\n%s\nyaml.v3:\n%s", name, text, got, want)
 	}
 	return true

@@ -46,13 +46,7 @@ func run(b *testing.B, name string, args ...string) (time.Duration, float64) {
 // `tunmux tunnel add` process per entry (timed over 1,000 and
 // extrapolated).
 func BenchmarkApply(b *testing.B) {
-	testnet.RequireRoot(b)
-	if _, err := exec.LookPath("bpftool"); err != nil {
-		b.Skip("bpftool is not installed (scripts/deps.sh installs it)")
-	}
-	ns := testnet.NewNetns(b, "apb")
-	testnet.Veth(b, ns, "ul0", ns, "ul1")
-	testnet.Veth(b, ns, "wl0", ns, "wl1")
+	ns := bpftoolBed(b, "apb")
 	const n = 100000
 	line := func(i int) []string {
 		return []string{"--inner-src", fmt.Sprintf("10.%d.%d.%d", 1+i/62500, (i/250)%250, 1+i%250), "--inner-dst", "10.200.0.1",

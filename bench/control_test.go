@@ -34,6 +34,19 @@ func median(ds []time.Duration) time.Duration {
 	return ds[len(ds)/2]
 }
 
+// bpftoolBed is where tunmux is set beside bpftool: a namespace with two
+// veth pairs, ul0-ul1 and wl0-wl1 (root and bpftool required).
+func bpftoolBed(b *testing.B, prefix string) *testnet.Netns {
+	testnet.RequireRoot(b)
+	if _, err := exec.LookPath("bpftool"); err != nil {
+		b.Skip("bpftool is not installed (scripts/deps.sh installs it)")
+	}
+	ns := testnet.NewNetns(b, prefix)
+	testnet.Veth(b, ns, "ul0", ns, "ul1")
+	testnet.Veth(b, ns, "wl0", ns, "wl1")
+	return ns
+}
+
 // BenchmarkControlPlane times tunmux commands as whole processes beside
 // bpftool doing the same to the same pinned map, alternating, 30 runs each:
 // tunnel get vs map lookup, tunnel update vs map update, tunnel add + del vs
@@ -42,13 +55,7 @@ func median(ds []time.Duration) time.Duration {
 // libraries (bench/importfloor) vs map lookup. It reports each median and
 // each ratio (tunmux / bpftool).
 func BenchmarkControlPlane(b *testing.B) {
-	testnet.RequireRoot(b)
-	if _, err := exec.LookPath("bpftool"); err != nil {
-		b.Skip("bpftool is not installed (scripts/deps.sh installs it)")
-	}
-	ns := testnet.NewNetns(b, "cpb")
-	testnet.Veth(b, ns, "ul0", ns, "ul1")
-	testnet.Veth(b, ns, "wl0", ns, "wl1")
+	ns := bpftoolBed(b, "cpb")
 	root := testnet.BPFRoot(b, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "encap") })
 	tm := []string{"--bpffs", root, "--netns", ns.Name}
 	testnet.MustTunmux(b, bin, append(tm, "load", "encap")...)

@@ -12,20 +12,27 @@ import (
 	"github.com/tunmux/tunmux/progs/encap"
 )
 
-// What a state keeps of the tunnels it wrote (which interfaces they use)
-// agrees with the map, read afresh, after every kind of write.
-func TestInterfaceInUseFollowsWrites(t *testing.T) {
+// encapMaps loads the encap objects (closed when the test ends) and wraps
+// their maps in a state.
+func encapMaps(t *testing.T) (*encap.EncapObjects, map[string]*ebpf.Map, *maps.EncapState) {
 	testnet.RequireRoot(t)
-	var objs encap.EncapObjects
-	if err := encap.LoadEncapObjects(&objs, nil); err != nil {
+	objs := &encap.EncapObjects{}
+	if err := encap.LoadEncapObjects(objs, nil); err != nil {
 		t.Fatal(err)
 	}
-	defer objs.Close()
+	t.Cleanup(func() { objs.Close() })
 	ms := map[string]*ebpf.Map{"tunnels": objs.Tunnels, "tunnel_stats": objs.TunnelStats, "devmap": objs.Devmap, "slots": objs.Slots}
 	st, err := maps.NewEncapState(ms)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return objs, ms, st
+}
+
+// What a state keeps of the tunnels it wrote (which interfaces they use)
+// agrees with the map, read afresh, after every kind of write.
+func TestInterfaceInUseFollowsWrites(t *testing.T) {
+	_, ms, st := encapMaps(t)
 	lock := testnet.Lock(t)
 	tunnel := func(i int, underlay, overlay uint32) maps.Tunnel {
 		return maps.Tunnel{
@@ -75,16 +82,7 @@ func TestInterfaceInUseFollowsWrites(t *testing.T) {
 // A new tunnel that takes the counter index of a deleted one counts from
 // zero, whether written alone or in a batch.
 func TestNewTunnelsCountFromZero(t *testing.T) {
-	testnet.RequireRoot(t)
-	var objs encap.EncapObjects
-	if err := encap.LoadEncapObjects(&objs, nil); err != nil {
-		t.Fatal(err)
-	}
-	defer objs.Close()
-	st, err := maps.NewEncapState(map[string]*ebpf.Map{"tunnels": objs.Tunnels, "tunnel_stats": objs.TunnelStats, "devmap": objs.Devmap, "slots": objs.Slots})
-	if err != nil {
-		t.Fatal(err)
-	}
+	objs, _, st := encapMaps(t)
 	lock := testnet.Lock(t)
 	tunnel := func(i int) maps.Tunnel {
 		return maps.Tunnel{
