@@ -2,9 +2,11 @@ package apply
 
 import (
 	"fmt"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -90,4 +92,100 @@ func TestYAMLFastPathOnTheDocs(t *testing.T) {
 		t.Errorf("the fast path took none of the docs' YAML examples")
 	}
 	t.Logf("the fast path took %d of the docs' YAML examples", took)
+}
+
+// Random documents of the forms files take (block mappings and lists,
+// one-line flow mappings and lists, plain and quoted scalars, nulls,
+// comments, blank lines), a few thousand of them from a fixed seed: where
+// the fast path takes one, its tree is yaml.v3's.
+func TestYAMLFastPathOnRandomDocuments(t *testing.T) {
+	rng := rand.New(rand.NewSource(12))
+	scalars := []string{"10.0.0.1", "fd00::1", "02:00:00:00:00:02", "vxlan", "7", "0x10", "-3", "~", "null", "", "'quoted'", "\"double\"", "a b", "x#y", "yes", "1.5", "'a # b'", "\"c: d\"", "''", "NULL", "true"}
+	keys := []string{"a", "inner-src", "vni", "b_2", "geneve-opt", "nexthops"}
+	pick := func(list []string) string { return list[rng.Intn(len(list))] }
+	var block func(b *strings.Builder, indent, depth int)
+	flowValue := func() string {
+		if rng.Intn(4) == 0 {
+			var items []string
+			for i := rng.Intn(3); i >= 0; i-- {
+				items = append(items, pick(scalars[:8]))
+			}
+			return "[" + strings.Join(items, ", ") + "]"
+		}
+		return pick(scalars)
+	}
+	value := func() string {
+		switch rng.Intn(6) {
+		case 0:
+			var items []string
+			for i := rng.Intn(4); i >= 0; i-- {
+				items = append(items, pick(keys)+": "+flowValue())
+			}
+			return "{" + strings.Join(items, ", ") + "}"
+		case 1:
+			return flowValue()
+		}
+		return pick(scalars)
+	}
+	comment := func() string {
+		if rng.Intn(5) == 0 {
+			return " # note"
+		}
+		return ""
+	}
+	block = func(b *strings.Builder, indent, depth int) {
+		pad := strings.Repeat(" ", indent)
+		if depth > 0 && rng.Intn(2) == 0 {
+			for i := rng.Intn(4); i >= 0; i-- {
+				switch rng.Intn(4) {
+				case 0:
+					fmt.Fprintf(b, "%s- %s%s\n", pad, value(), comment())
+				case 1:
+					fmt.Fprintf(b, "%s- %s: %s\n", pad, pick(keys), value())
+					fmt.Fprintf(b, "%s  %s: %s\n", pad, pick(keys), value())
+				case 2:
+					fmt.Fprintf(b, "%s-\n", pad)
+					block(b, indent+2, depth-1)
+				default:
+					fmt.Fprintf(b, "%s- %s\n", pad, value())
+				}
+				if rng.Intn(6) == 0 {
+					b.WriteString("\n")
+				}
+			}
+			return
+		}
+		for i := rng.Intn(4); i >= 0; i-- {
+			if depth > 0 && rng.Intn(3) == 0 {
+				fmt.Fprintf(b, "%s%s:%s\n", pad, pick(keys), comment())
+				step := 2
+				if rng.Intn(4) == 0 {
+					step = 0 // a list at the key's own indentation
+					fmt.Fprintf(b, "%s- %s\n", pad, value())
+					continue
+				}
+				block(b, indent+step, depth-1)
+				continue
+			}
+			fmt.Fprintf(b, "%s%s: %s%s\n", pad, pick(keys), value(), comment())
+		}
+	}
+	took := 0
+	for i := 0; i < 3000; i++ {
+		var b strings.Builder
+		if rng.Intn(4) == 0 {
+			b.WriteString("# a file\n")
+		}
+		block(&b, 0, 3)
+		if checkAgainstYAML(t, fmt.Sprintf("random document %d", i), b.String()) {
+			took++
+		}
+		if t.Failed() {
+			return
+		}
+	}
+	t.Logf("the fast path took %d of 3000 random documents", took)
+	if took < 300 {
+		t.Errorf("the fast path took only %d of 3000 random documents", took)
+	}
 }
