@@ -81,6 +81,9 @@ func yamlLines(text string) ([]yamlLine, error) {
 // stripComment takes off a comment (# at the start or after a space,
 // outside quotes) and trailing spaces.
 func stripComment(s string) (string, error) {
+	if strings.IndexAny(s, "#'\"\t") < 0 {
+		return strings.TrimRight(s, " "), nil // most lines: nothing to look at
+	}
 	var quote byte
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -110,6 +113,15 @@ type yamlParser struct {
 	lines []yamlLine
 	i     int
 	alloc *nodes
+	// children of the collections being read, innermost last (each gets a
+	// list of its own size from the arena when it is done)
+	stack []*node
+}
+
+// done gives n the children pushed since mark.
+func (p *yamlParser) done(n *node, mark int) {
+	n.Content = p.alloc.list(p.stack[mark:])
+	p.stack = p.stack[:mark]
 }
 
 // The depth of a section's lists (document, section, list): they are read
@@ -137,7 +149,7 @@ func (p *yamlParser) sequence(indent, depth int) (*node, error) {
 		p.alloc = &nodes{}
 		defer func() { p.alloc = keep }()
 	}
-	count := 0
+	count, mark := 0, len(p.stack)
 	for p.i < len(p.lines) && p.lines[p.i].indent == indent && isItem(p.lines[p.i].text) {
 		if lazy {
 			p.alloc.reset()
@@ -148,9 +160,10 @@ func (p *yamlParser) sequence(indent, depth int) (*node, error) {
 		}
 		count++
 		if !lazy {
-			n.Content = append(n.Content, item)
+			p.stack = append(p.stack, item)
 		}
 	}
+	p.done(n, mark)
 	if p.i < len(p.lines) && p.lines[p.i].indent > indent {
 		return nil, errNotSimple
 	}
@@ -203,7 +216,8 @@ func (p *yamlParser) item(indent, depth int) (*node, error) {
 // p.i, or the rest of an item's line).
 func (p *yamlParser) mapping(first yamlLine, indent, depth int) (*node, error) {
 	n := p.alloc.new(node{Kind: yaml.MappingNode, Tag: "!!map", Line: first.num})
-	l := first
+	l, mark := first, len(p.stack)
+	defer p.done(n, mark)
 	for {
 		key, rest, ok := splitKey(l.text)
 		if !ok {
@@ -221,7 +235,7 @@ func (p *yamlParser) mapping(first yamlLine, indent, depth int) (*node, error) {
 		if err != nil {
 			return nil, err
 		}
-		n.Content = append(n.Content, k, v)
+		p.stack = append(p.stack, k, v)
 		if p.i >= len(p.lines) || p.lines[p.i].indent != indent || isItem(p.lines[p.i].text) {
 			break
 		}
@@ -303,6 +317,8 @@ func (p *yamlParser) value(text string, line int) (*node, error) {
 // scalars), the whole of text.
 func (p *yamlParser) flowMapping(text string, line int) (*node, error) {
 	n := p.alloc.new(node{Kind: yaml.MappingNode, Tag: "!!map", Line: line})
+	mark := len(p.stack)
+	defer p.done(n, mark)
 	rest := strings.TrimLeft(text[1:], " ")
 	if strings.HasPrefix(rest, "}") {
 		if strings.TrimLeft(rest[1:], " ") != "" {
@@ -331,7 +347,7 @@ func (p *yamlParser) flowMapping(text string, line int) (*node, error) {
 		if err != nil {
 			return nil, err
 		}
-		n.Content = append(n.Content, k, v)
+		p.stack = append(p.stack, k, v)
 		rest = strings.TrimLeft(rest, " ")
 		switch {
 		case strings.HasPrefix(rest, ","):
@@ -351,6 +367,8 @@ func (p *yamlParser) flowMapping(text string, line int) (*node, error) {
 // returns what follows it.
 func (p *yamlParser) flowSequence(text string, line int) (*node, string, error) {
 	n := p.alloc.new(node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: line})
+	mark := len(p.stack)
+	defer p.done(n, mark)
 	rest := strings.TrimLeft(text[1:], " ")
 	if strings.HasPrefix(rest, "]") {
 		return n, rest[1:], nil
@@ -360,7 +378,7 @@ func (p *yamlParser) flowSequence(text string, line int) (*node, string, error) 
 		if err != nil {
 			return nil, "", err
 		}
-		n.Content = append(n.Content, v)
+		p.stack = append(p.stack, v)
 		rest = strings.TrimLeft(after, " ")
 		switch {
 		case strings.HasPrefix(rest, ","):
