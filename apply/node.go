@@ -223,16 +223,10 @@ func (s *jsonScanner) value() (*node, error) {
 		s.depth, s.stack = s.depth-1, s.stack[:mark]
 		return n, err
 	case c == '[':
-		// A section's list (document, section, list) is read lazily.
-		lazy := s.depth == 2 && !s.check
 		s.depth++
-		s.check = s.check || lazy
 		mark := len(s.stack)
-		n, err := s.array(line, mark, lazy)
+		n, err := s.array(line, mark)
 		s.depth, s.stack = s.depth-1, s.stack[:mark]
-		if lazy {
-			s.check = false
-		}
 		return n, err
 	case c == '"':
 		str, err := s.str()
@@ -303,39 +297,45 @@ func (s *jsonScanner) object(line, mark int) (*node, error) {
 	}
 }
 
-// array reads a sequence from its '['; lazy keeps only where it starts and
-// how many items it has (the items were read with s.check on).
-func (s *jsonScanner) array(line, mark int, lazy bool) (*node, error) {
-	list, start := &lazyList{}, s.pos
-	s.pos++
-	var n *node
-	if lazy {
-		n = s.alloc.new(node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: line, lazy: list})
-	} else {
-		n = s.node(node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: line})
+// array reads a sequence from its '['. A section's list (document,
+// section, list: depth 2 once inside it) is lazy: its items are checked and
+// counted, and only where it starts is kept.
+func (s *jsonScanner) array(line, mark int) (*node, error) {
+	n := s.node(node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: line})
+	start, lazy := s.pos, s.depth == 3 && !s.check
+	s.check = s.check || lazy
+	count, err := s.items(mark)
+	switch {
+	case lazy:
+		s.check = false
+		if err == nil {
+			n.lazy = &lazyList{count: count, walk: walkJSON(s.data, start, line, count)}
+		}
+	case err == nil && !s.check:
+		n.Content = s.alloc.list(s.stack[mark:])
 	}
+	return n, err
+}
+
+// items reads a sequence's items, '[' to ']', onto the stack (unless
+// checking), and counts them.
+func (s *jsonScanner) items(mark int) (int, error) {
+	s.pos++
 	s.space()
 	if s.pos < len(s.data) && s.data[s.pos] == ']' {
 		s.pos++
-		return n, nil
+		return 0, nil
 	}
-	for {
+	for count := 1; ; count++ {
 		v, err := s.value()
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
-		list.count++
 		if !s.check {
 			s.stack = append(s.stack, v)
 		}
 		if done, err := s.next(']'); err != nil || done {
-			if err == nil && !s.check {
-				n.Content = s.alloc.list(s.stack[mark:])
-			}
-			if err == nil && lazy {
-				list.walk = walkJSON(s.data, start, line, list.count)
-			}
-			return n, err
+			return count, err
 		}
 	}
 }

@@ -20,7 +20,7 @@ var memo struct {
 	byName  map[memoKey]Iface
 	byIndex map[memoKey]Iface
 	gro     map[memoKey]bool
-	nsName  map[uint64]string
+	nsName  map[memoKey]string
 	peerNS  map[memoKey]memoNS
 	// The thread that opened the outermost scope (locked to its goroutine
 	// for the scope) and its namespace: asked from that thread, the
@@ -76,7 +76,7 @@ func Forget() {
 
 func clearMemo() {
 	memo.byName, memo.byIndex, memo.gro = map[memoKey]Iface{}, map[memoKey]Iface{}, map[memoKey]bool{}
-	memo.nsName, memo.peerNS = map[uint64]string{}, map[memoKey]memoNS{}
+	memo.nsName, memo.peerNS = map[memoKey]string{}, map[memoKey]memoNS{}
 }
 
 // memoized answers from table under key, or computes, keeps (on success,

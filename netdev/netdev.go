@@ -274,22 +274,8 @@ func InPeer(ifc Iface, here string, fn func(peer Iface) error) (string, error) {
 
 // NameOfCurrent returns the `ip netns` name of the current namespace, or "".
 func NameOfCurrent() string {
-	if here, ok := memoScope(); ok {
-		memo.Lock()
-		name, hit := memo.nsName[here]
-		memo.Unlock()
-		if hit {
-			return name
-		}
-		name = nameOfCurrent()
-		memo.Lock()
-		if memo.depth > 0 {
-			memo.nsName[here] = name
-		}
-		memo.Unlock()
-		return name
-	}
-	return nameOfCurrent()
+	name, _ := memoized(func() map[memoKey]string { return memo.nsName }, memoKey{}, func() (string, error) { return nameOfCurrent(), nil })
+	return name
 }
 
 func nameOfCurrent() string {
