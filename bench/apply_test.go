@@ -105,7 +105,7 @@ func BenchmarkApply(b *testing.B) {
 	}
 	b.Run("bpftool-batch-100000", func(b *testing.B) {
 		// The same 100,000 entries, as raw map updates into a fresh map.
-		out, err := exec.Command("bpftool", "-j", "map", "dump", "pinned", filepath.Join(applied, "encap", "map_tunnels")).Output()
+		out, err := exec.Command("bpftool", "-j", "map", "dump", "pinned", filepath.Join(applied, "encap", "map_tunnels4")).Output()
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -115,7 +115,7 @@ func BenchmarkApply(b *testing.B) {
 		}
 		root := newRoot(b)
 		testnet.MustTunmux(b, bin, "--bpffs", root, "load", "encap", "--max-entries", fmt.Sprint(n))
-		pin := filepath.Join(root, "encap", "map_tunnels")
+		pin := filepath.Join(root, "encap", "map_tunnels4")
 		var batch strings.Builder
 		hex := func(words []string) string { return strings.ReplaceAll(strings.Join(words, " "), "0x", "") }
 		for _, e := range entries {

@@ -66,8 +66,9 @@ func BenchmarkControlPlane(b *testing.B) {
 	for i := 2; i < 102; i++ {
 		testnet.MustTunmux(b, bin, append(append(tm, "tunnel", "add"), tunnel(fmt.Sprintf("10.0.1.%d", i), i)...)...)
 	}
-	// The raw key and value of one tunnel, for bpftool.
-	pin := filepath.Join(root, "encap", "map_tunnels")
+	// The raw key and value of one tunnel (IPv4 inner pairs live in
+	// map_tunnels4), for bpftool.
+	pin := filepath.Join(root, "encap", "map_tunnels4")
 	out, err := exec.Command("bpftool", "-j", "map", "dump", "pinned", pin).Output()
 	if err != nil {
 		b.Fatal(err)

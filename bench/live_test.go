@@ -19,6 +19,7 @@ import (
 	"github.com/tunmux/tunmux/internal/testnet"
 	"github.com/tunmux/tunmux/maps"
 	"github.com/tunmux/tunmux/progs/encap"
+	"github.com/tunmux/tunmux/progs/limits"
 )
 
 // liveEnv: frames "arrive" on in0 and are redirected to out0, whose peer
@@ -36,7 +37,7 @@ func newLiveEnv(b *testing.B, peerVerdict int32) *liveEnv {
 	}
 	b.Cleanup(func() { e.objs.Close() })
 	var err error
-	if e.state, err = maps.NewEncapState(map[string]*ebpf.Map{"tunnels": e.objs.Tunnels, "tunnel_stats": e.objs.TunnelStats, "devmap": e.objs.Devmap, "slots": e.objs.Slots}); err != nil {
+	if e.state, err = maps.NewEncapState(map[string]*ebpf.Map{"tunnels": e.objs.Tunnels, "tunnels4": e.objs.Tunnels4, "tunnel_stats": e.objs.TunnelStats, "devmap": e.objs.Devmap, "slots": e.objs.Slots}); err != nil {
 		b.Fatal(err)
 	}
 	lock := testnet.Lock(b)
@@ -155,11 +156,17 @@ func encapsulated(b *testing.B, inner []byte, proto maps.Proto, v6 bool) []byte 
 // have counted every run: live frames recycle pages, and a program that
 // rewrote its own input in place would see its earlier output.
 func (e *liveEnv) runLive(b *testing.B, prog *ebpf.Program, frame []byte, hit encap.EncapStat) {
-	before := testnet.Counters(b, e.objs.Stats)[hit]
+	e.runCounted(b, prog, frame, e.objs.Stats, uint32(hit), fmt.Sprint(hit))
+}
+
+// runCounted is runLive for a program counting its outcomes in stats, the
+// hit counter at index hit (named name).
+func (e *liveEnv) runCounted(b *testing.B, prog *ebpf.Program, frame []byte, stats *ebpf.Map, hit uint32, name string) {
+	before := testnet.Counters(b, stats)[hit]
 	elapsed, _ := e.run(b, prog, frame)
-	hits := testnet.Counters(b, e.objs.Stats)[hit] - before
+	hits := testnet.Counters(b, stats)[hit] - before
 	if hits < uint64(b.N)+uint64(b.N/10) {
-		b.Fatalf("%v counted %d of %d runs: the measurement is not of the path it names", hit, hits, b.N+b.N/10)
+		b.Fatalf("%s counted %d of %d runs: the measurement is not of the path it names", name, hits, b.N+b.N/10)
 	}
 	disable := enableStats(b)
 	_, runNs := e.run(b, prog, frame)
@@ -184,6 +191,22 @@ func BenchmarkLive(b *testing.B) {
 			b.Run("floor-redirect", func(b *testing.B) {
 				e.runLive(b, e.objs.Redirect, frame64(b, 9, 1, 2), encap.EncapStatS_REDIRECT__OUT)
 			})
+			// The limits: the floor plus one 8-byte-key lookup, plus a
+			// 50-byte header push, plus both (a featureless VXLAN encap).
+			l := newLimitsEnv(b, e)
+			for _, c := range []struct {
+				name string
+				prog *ebpf.Program
+				hit  limits.LimitsStat
+			}{
+				{"limit-lookup", l.objs.Lookup, limits.LimitsStatS_LOOKUP__OUT},
+				{"limit-push", l.objs.Push, limits.LimitsStatS_PUSH__OUT},
+				{"limit-encap", l.objs.Encap, limits.LimitsStatS_ENCAP__OUT},
+			} {
+				b.Run(c.name, func(b *testing.B) {
+					e.runCounted(b, c.prog, frame64(b, 0, 1, 2), l.objs.Stats, uint32(c.hit), c.name)
+				})
+			}
 			for _, v6 := range []bool{false, true} {
 				family := map[bool]string{false: "", true: "6"}[v6]
 				for i, c := range []struct {

@@ -46,6 +46,27 @@ func (p Program) object() string {
 	return p.Name
 }
 
+// Migration moves a dataplane's pinned state from schema From to the
+// current one, in place, in two steps around the replacement of its
+// programs: Before fills the new layout while the old programs still read
+// the old one, After removes what only the old programs read. Each step is
+// safe to run again (a load cut short is finished by the next).
+type Migration struct {
+	From   uint32
+	Before func(ms map[string]*ebpf.Map) error
+	After  func(ms map[string]*ebpf.Map) error
+}
+
+// migrationFrom returns the migration from schema from, if there is one.
+func (d *Dataplane) migrationFrom(from uint32) (Migration, bool) {
+	for _, m := range d.Migrations {
+		if m.From == from {
+			return m, true
+		}
+	}
+	return Migration{}, false
+}
+
 // Dataplane describes one dataplane: its programs, its maps and its schema.
 type Dataplane struct {
 	Name    string
@@ -60,7 +81,9 @@ type Dataplane struct {
 	// FixedSize: the capacity is part of the design (--max-entries is refused).
 	FixedSize bool
 	Programs  []Program
-	loadSpec  func() (*ebpf.CollectionSpec, error)
+	// Migrations move pinned state of an older schema to this one.
+	Migrations []Migration
+	loadSpec   func() (*ebpf.CollectionSpec, error)
 	// mapShapes and counterNames are generated from the object (shapegen)
 	// so that opening pins and naming counters parse nothing.
 	mapShapes    func() map[string]*ebpf.MapSpec
@@ -105,11 +128,14 @@ func (d *Dataplane) Program(name string) (Program, bool) {
 // EncapDataplane is the encap dataplane: per-flow GENEVE, VXLAN and VLAN
 // push and pop at XDP with devmap redirect.
 var EncapDataplane = &Dataplane{
-	Name:              "encap",
-	Summary:           "per-flow GENEVE, VXLAN and 802.1Q push/pop at XDP (devmap redirect) or TC (GSO kept), IPv4 and IPv6",
-	Schema:            maps.EncapSchema,
-	MainMap:           "tunnels",
-	SizedMaps:         []string{"tunnel_stats"},
+	Name:      "encap",
+	Summary:   "per-flow GENEVE, VXLAN and 802.1Q push/pop at XDP (devmap redirect) or TC (GSO kept), IPv4 and IPv6",
+	Schema:    maps.EncapSchema,
+	MainMap:   "tunnels",
+	SizedMaps: []string{"tunnels4", "tunnel_stats"},
+	Migrations: []Migration{
+		{From: 2, Before: maps.CopyIPv4Tunnels, After: maps.DropIPv4FromTunnels},
+	},
 	DefaultMaxEntries: 1024,
 	Programs: []Program{
 		{Name: "encap", Hook: maps.HookXDP, Attachable: true, RedirectsIngress: true, TCVariant: "encap-tc", Role: "frames from workloads arrive here and are encapsulated"},

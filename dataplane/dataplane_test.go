@@ -96,7 +96,7 @@ func TestLoadOpenUnload(t *testing.T) {
 	}
 	defer lock.Release()
 	res, err := Load(lock, EncapDataplane, LoadOptions{MaxEntries: 64, Version: "test"})
-	if err != nil || len(res.Created) != 14 || res.MaxEntries != 64 {
+	if err != nil || len(res.Created) != 15 || res.MaxEntries != 64 {
 		t.Fatalf("Load: %+v, %v", res, err)
 	}
 	l, err := Open(root, EncapDataplane)
@@ -126,7 +126,7 @@ func TestLoadOpenUnload(t *testing.T) {
 		t.Errorf("completing load: %+v, %v", res, err)
 	}
 	un, err := Unload(lock, EncapDataplane, UnloadOptions{})
-	if err != nil || len(un.Removed) != 14 {
+	if err != nil || len(un.Removed) != 15 {
 		t.Errorf("Unload: %+v, %v", un, err)
 	}
 	if un, err = Unload(lock, EncapDataplane, UnloadOptions{}); err != nil || len(un.Removed) != 0 {
@@ -193,8 +193,8 @@ func TestLoadUpgradesProgramsInPlace(t *testing.T) {
 	if pid == oid || linfo.Program != pid {
 		t.Errorf("after the upgrade the link runs program %d, the pin holds %d (the replaced one was %d)", linfo.Program, pid, oid)
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 15 {
-		t.Errorf("%d pins after the upgrade, want 8 maps, 6 programs and 1 link", len(entries))
+	if entries, _ := os.ReadDir(dir); len(entries) != 16 {
+		t.Errorf("%d pins after the upgrade, want 9 maps, 6 programs and 1 link", len(entries))
 	}
 }
 

@@ -37,11 +37,14 @@ type LoadResult struct {
 	Repaired   []Repair `json:"repaired"` // pins that disagreed with the datapath, mended
 	MaxEntries uint32   `json:"max_entries"`
 	Schema     uint32   `json:"schema"`
+	// MigratedFrom is the schema this load migrated the pinned state
+	// from, in place (0: none).
+	MigratedFrom uint32 `json:"migrated_from,omitempty"`
 }
 
 // Changed reports whether the load created, replaced or repaired anything.
 func (r LoadResult) Changed() bool {
-	return len(r.Created) > 0 || len(r.Upgraded) > 0 || len(r.Repaired) > 0
+	return len(r.Created) > 0 || len(r.Upgraded) > 0 || len(r.Repaired) > 0 || r.MigratedFrom != 0
 }
 
 // Load loads dp under the locked root, idempotently: compatible pins are
@@ -104,14 +107,19 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 			dp.Name, err, dp.Name, capacityHint(err, dp))
 	}
 	defer closeAll(existing)
+	var migration *Migration
 	if m, ok := existing["meta"]; ok {
 		meta, err := maps.ReadMeta(m)
 		if err != nil {
 			return res, err
 		}
 		if meta.Schema != 0 && meta.Schema != dp.Schema {
-			return res, fmt.Errorf("load %s: pinned state has schema %d, this tunmux uses schema %d: %w; run 'tunmux unload %s' with the tunmux that loaded it, then load again",
-				dp.Name, meta.Schema, dp.Schema, maps.ErrIncompatible, dp.Name)
+			mig, ok := dp.migrationFrom(meta.Schema)
+			if !ok {
+				return res, fmt.Errorf("load %s: pinned state has schema %d, this tunmux uses schema %d: %w; run 'tunmux unload %s' with the tunmux that loaded it, then load again",
+					dp.Name, meta.Schema, dp.Schema, maps.ErrIncompatible, dp.Name)
+			}
+			migration = &mig
 		}
 	}
 
@@ -141,6 +149,13 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 	}
 	if err := checkKept(dp, root.Path, split, coll, ids); err != nil {
 		return res, err
+	}
+	if migration != nil {
+		// The old programs keep reading the old layout until theirs are
+		// replaced below; the new layout is filled first.
+		if err := migration.Before(all); err != nil {
+			return res, fmt.Errorf("load %s: migrate from schema %d: %w", dp.Name, migration.From, err)
+		}
 	}
 
 	// Pin: maps first, then programs, then the meta record (last, so that a
@@ -193,7 +208,13 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 	if err != nil {
 		return res, err
 	}
-	if meta.Schema == 0 {
+	if migration != nil {
+		if err := migration.After(all); err != nil {
+			return res, fmt.Errorf("load %s: migrate from schema %d: %w", dp.Name, migration.From, err)
+		}
+		res.MigratedFrom = migration.From
+	}
+	if meta.Schema != dp.Schema {
 		meta = maps.Meta{Schema: dp.Schema, MaxEntries: res.MaxEntries, LoadedAt: time.Now(), Version: opts.Version}
 		if err := maps.WriteMeta(lock, all["meta"], meta); err != nil {
 			return res, err
@@ -468,6 +489,19 @@ func openLoaded(root *maps.Root, dp *Dataplane, check bool) (*Loaded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dp.Name, err)
 	}
+	var meta maps.Meta
+	if m := open["meta"]; m != nil {
+		if meta, err = maps.ReadMeta(m); err != nil {
+			closeAll(open)
+			return nil, err
+		}
+	}
+	// An older schema's layout may lack maps of this one: say so first.
+	if _, ok := dp.migrationFrom(meta.Schema); ok {
+		closeAll(open)
+		return nil, fmt.Errorf("%s under %s has schema %d, this tunmux uses %d: %w (run 'tunmux load %s' to migrate it in place, entries and links kept)",
+			dp.Name, root.Path, meta.Schema, dp.Schema, maps.ErrIncompatible, dp.Name)
+	}
 	if check {
 		pinned, err := describeMaps(open)
 		var split pinReport
@@ -486,11 +520,6 @@ func openLoaded(root *maps.Root, dp *Dataplane, check bool) (*Loaded, error) {
 		closeAll(open)
 		return nil, fmt.Errorf("%s under %s is missing %s: %w (run 'tunmux load %s' to complete it)",
 			dp.Name, root.Path, strings.Join(missing, ", "), maps.ErrNotLoaded, dp.Name)
-	}
-	meta, err := maps.ReadMeta(open["meta"])
-	if err != nil {
-		closeAll(open)
-		return nil, err
 	}
 	if meta.Schema != dp.Schema {
 		closeAll(open)

@@ -18,7 +18,9 @@ const L2TPSchema = 1
 // EncapSchema is the layout version of the encap dataplane's maps. Raise it
 // when a map's meaning changes in a way the sizes do not show.
 // 2: IPv6 inner pairs and underlays, GENEVE options, per-tunnel counters.
-const EncapSchema = 2
+// 3: tunnels of IPv4 inner pairs move to tunnels4 (8-byte keys); tunnels
+// keeps the IPv6 ones. `load` migrates a schema 2 root in place.
+const EncapSchema = 3
 
 // PutMode says whether a write may create, replace, or both.
 type PutMode int
@@ -43,10 +45,11 @@ func (m PutMode) flags() ebpf.MapUpdateFlags {
 // EncapState is the pinned state of the encap dataplane: its tunnels and its
 // redirect slots (the devmap, and what userspace knows about each slot).
 type EncapState struct {
-	tunnels *ebpf.Map
-	stats   *ebpf.Map
-	devmap  *ebpf.Map
-	slots   *ebpf.Map
+	tunnels  *ebpf.Map // tunnels of IPv6 inner pairs
+	tunnels4 *ebpf.Map // tunnels of IPv4 inner pairs
+	stats    *ebpf.Map
+	devmap   *ebpf.Map
+	slots    *ebpf.Map
 	// held is the counter index of every stored tunnel, by key, once read:
 	// kept up to date by this state's own writes (the lock keeps others
 	// out) and dropped when a write fails, so that many one-entry writes
@@ -79,11 +82,34 @@ func (s *EncapState) hold(k encap.EncapTunnelKey, idx, underlay, overlay uint32)
 
 // NewEncapState wraps the encap dataplane's open maps, by name.
 func NewEncapState(ms map[string]*ebpf.Map) (*EncapState, error) {
-	s := &EncapState{tunnels: ms["tunnels"], stats: ms["tunnel_stats"], devmap: ms["devmap"], slots: ms["slots"]}
-	if s.tunnels == nil || s.stats == nil || s.devmap == nil || s.slots == nil {
-		return nil, fmt.Errorf("encap state: tunnels, tunnel_stats, devmap and slots maps are required: %w", ErrNotLoaded)
+	s := &EncapState{tunnels: ms["tunnels"], tunnels4: ms["tunnels4"], stats: ms["tunnel_stats"], devmap: ms["devmap"], slots: ms["slots"]}
+	if s.tunnels == nil || s.tunnels4 == nil || s.stats == nil || s.devmap == nil || s.slots == nil {
+		return nil, fmt.Errorf("encap state: tunnels, tunnels4, tunnel_stats, devmap and slots maps are required: %w", ErrNotLoaded)
 	}
 	return s, nil
+}
+
+// key4 returns the tunnels4 key of an IPv4 tunnel key.
+func key4(k encap.EncapTunnelKey) encap.EncapTunnelKey4 {
+	return encap.EncapTunnelKey4{InnerSrc: [4]uint8(k.InnerSrc[:4]), InnerDst: [4]uint8(k.InnerDst[:4])}
+}
+
+// keyFrom4 returns the tunnel key of a tunnels4 key.
+func keyFrom4(k encap.EncapTunnelKey4) encap.EncapTunnelKey {
+	kk := encap.EncapTunnelKey{Family: 4}
+	copy(kk.InnerSrc[:], k.InnerSrc[:])
+	copy(kk.InnerDst[:], k.InnerDst[:])
+	return kk
+}
+
+// mapOf returns the map holding the tunnel of key k, and the key as that
+// map takes it.
+func (s *EncapState) mapOf(k encap.EncapTunnelKey) (*ebpf.Map, any) {
+	if k.Family == 4 {
+		k4 := key4(k)
+		return s.tunnels4, &k4
+	}
+	return s.tunnels, &k
 }
 
 // FillCounters reads the counters of each tunnel.
@@ -134,14 +160,22 @@ func (s *EncapState) InterfaceInUse(ifindex uint32) (bool, error) {
 	return s.users[ifindex] > 0, nil
 }
 
-// eachTunnel calls fn with every stored tunnel, read in batches: 100,000
-// tunnels take a few dozen system calls instead of two per entry.
+// eachTunnel calls fn with every stored tunnel, IPv6 inner pairs first.
 func (s *EncapState) eachTunnel(fn func(encap.EncapTunnelKey, encap.EncapTunnel)) error {
-	keys := make([]encap.EncapTunnelKey, 4096)
-	vals := make([]encap.EncapTunnel, 4096)
+	if err := eachEntry(s.tunnels, fn); err != nil {
+		return err
+	}
+	return eachEntry(s.tunnels4, func(k encap.EncapTunnelKey4, v encap.EncapTunnel) { fn(keyFrom4(k), v) })
+}
+
+// eachEntry calls fn with every entry of m, read in batches: 100,000
+// entries take a few dozen system calls instead of two per entry.
+func eachEntry[K, V any](m *ebpf.Map, fn func(K, V)) error {
+	keys := make([]K, 4096)
+	vals := make([]V, 4096)
 	var cursor ebpf.MapBatchCursor
 	for {
-		n, err := s.tunnels.BatchLookup(&cursor, keys, vals, nil)
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
 		for i := 0; i < n; i++ {
 			fn(keys[i], vals[i])
 		}
@@ -217,7 +251,8 @@ func (s *EncapState) TunnelCapacity() uint32 { return s.tunnels.MaxEntries() }
 func (s *EncapState) GetTunnel(k TunnelKey) (Tunnel, error) {
 	var v encap.EncapTunnel
 	kk := k.kernelKey()
-	if err := lookupFound(s.tunnels, &kk, &v, fmt.Errorf("tunnel %s: %w", k, ErrNotFound), "tunnel "+k.String()); err != nil {
+	m, mk := s.mapOf(kk)
+	if err := lookupFound(m, mk, &v, fmt.Errorf("tunnel %s: %w", k, ErrNotFound), "tunnel "+k.String()); err != nil {
 		return Tunnel{}, err
 	}
 	t := tunnelFromKernel(kk, v)
@@ -280,8 +315,9 @@ func (s *EncapState) PutTunnel(_ *Lock, t Tunnel, mode PutMode) error {
 		return err
 	}
 	t.CounterIndex = idx[0]
-	k, v := t.kernelKey(), t.kernelValue()
-	if err := s.tunnels.Update(&k, &v, mode.flags()); err != nil {
+	m, k := s.mapOf(t.kernelKey())
+	v := t.kernelValue()
+	if err := m.Update(k, &v, mode.flags()); err != nil {
 		s.held = nil
 		switch {
 		case errors.Is(err, ebpf.ErrKeyExist):
@@ -289,7 +325,7 @@ func (s *EncapState) PutTunnel(_ *Lock, t Tunnel, mode PutMode) error {
 		case errors.Is(err, ebpf.ErrKeyNotExist):
 			return fmt.Errorf("tunnel %s: %w", t.TunnelKey, ErrNotFound)
 		case errors.Is(err, unix.E2BIG):
-			return fmt.Errorf("tunnel %s: the tunnel map is full (%d entries); load encap with a larger --max-entries: %w", t.TunnelKey, s.tunnels.MaxEntries(), err)
+			return fmt.Errorf("tunnel %s: the tunnel map is full (%d entries); load encap with a larger --max-entries: %w", t.TunnelKey, m.MaxEntries(), err)
 		}
 		return fmt.Errorf("write tunnel %s: %w", t.TunnelKey, err)
 	}
@@ -300,7 +336,8 @@ func (s *EncapState) PutTunnel(_ *Lock, t Tunnel, mode PutMode) error {
 func (s *EncapState) DeleteTunnel(_ *Lock, k TunnelKey) error {
 	kk := k.kernelKey()
 	s.forget(kk)
-	if err := s.tunnels.Delete(&kk); err != nil {
+	m, mk := s.mapOf(kk)
+	if err := m.Delete(mk); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("tunnel %s: %w", k, ErrNotFound)
 		}
@@ -552,18 +589,26 @@ func (s *EncapState) PutTunnels(_ *Lock, ts []Tunnel, chunk int) error {
 	if err != nil {
 		return err
 	}
-	keys := make([]encap.EncapTunnelKey, 0, min(chunk, len(ts)))
-	vals := make([]encap.EncapTunnel, 0, min(chunk, len(ts)))
+	var b6 tunnelBatch[encap.EncapTunnelKey]
+	var b4 tunnelBatch[encap.EncapTunnelKey4]
 	for start := 0; start < len(ts); start += chunk {
 		end := min(start+chunk, len(ts))
-		keys, vals = keys[:0], vals[:0]
+		b6.reset()
+		b4.reset()
 		for i := start; i < end; i++ {
-			keys = append(keys, ts[i].kernelKey())
-			v := ts[i].kernelValue()
+			k, v := ts[i].kernelKey(), ts[i].kernelValue()
 			v.Counters = idx[i]
-			vals = append(vals, v)
+			if k.Family == 4 {
+				b4.add(key4(k), v)
+			} else {
+				b6.add(k, v)
+			}
 		}
-		if _, err := s.tunnels.BatchUpdate(keys, vals, nil); err != nil {
+		err := b4.put(s.tunnels4)
+		if err == nil {
+			err = b6.put(s.tunnels)
+		}
+		if err != nil {
 			s.held = nil // some were written, some not: read again (used and free with it)
 			if errors.Is(err, unix.E2BIG) {
 				return fmt.Errorf("write tunnels: the tunnel map is full (%d entries); load encap with a larger --max-entries: %w", s.tunnels.MaxEntries(), err)
@@ -574,6 +619,28 @@ func (s *EncapState) PutTunnels(_ *Lock, ts []Tunnel, chunk int) error {
 	return nil
 }
 
+// tunnelBatch gathers the keys and values of one map's batch update.
+type tunnelBatch[K any] struct {
+	keys []K
+	vals []encap.EncapTunnel
+}
+
+func (b *tunnelBatch[K]) reset() { b.keys, b.vals = b.keys[:0], b.vals[:0] }
+
+func (b *tunnelBatch[K]) add(k K, v encap.EncapTunnel) {
+	b.keys = append(b.keys, k)
+	b.vals = append(b.vals, v)
+}
+
+// put writes the batch into m, if it holds anything.
+func (b *tunnelBatch[K]) put(m *ebpf.Map) error {
+	if len(b.keys) == 0 {
+		return nil
+	}
+	_, err := m.BatchUpdate(b.keys, b.vals, nil)
+	return err
+}
+
 // DeleteTunnels removes many tunnels with batch map deletes; absent ones
 // are not an error.
 func (s *EncapState) DeleteTunnels(lock *Lock, keys []TunnelKey, chunk int) error {
@@ -582,14 +649,18 @@ func (s *EncapState) DeleteTunnels(lock *Lock, keys []TunnelKey, chunk int) erro
 	}
 	for start := 0; start < len(keys); start += chunk {
 		end := min(start+chunk, len(keys))
-		kk := make([]encap.EncapTunnelKey, 0, end-start)
+		var k6 []encap.EncapTunnelKey
+		var k4 []encap.EncapTunnelKey4
 		for _, k := range keys[start:end] {
-			kk = append(kk, k.kernelKey())
+			kk := k.kernelKey()
+			s.forget(kk)
+			if kk.Family == 4 {
+				k4 = append(k4, key4(kk))
+			} else {
+				k6 = append(k6, kk)
+			}
 		}
-		for _, k := range kk {
-			s.forget(k)
-		}
-		if _, err := s.tunnels.BatchDelete(kk, nil); err != nil {
+		if batchDelete(s.tunnels4, k4) != nil || batchDelete(s.tunnels, k6) != nil {
 			// A batch stops at the first absent key: finish one by one.
 			for _, k := range keys[start:end] {
 				if err := s.DeleteTunnel(lock, k); err != nil && !errors.Is(err, ErrNotFound) {
@@ -599,4 +670,13 @@ func (s *EncapState) DeleteTunnels(lock *Lock, keys []TunnelKey, chunk int) erro
 		}
 	}
 	return nil
+}
+
+// batchDelete deletes keys from m in one call, if there are any.
+func batchDelete[K any](m *ebpf.Map, keys []K) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := m.BatchDelete(keys, nil)
+	return err
 }

@@ -21,7 +21,7 @@ func encapMaps(t *testing.T) (*encap.EncapObjects, map[string]*ebpf.Map, *maps.E
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { objs.Close() })
-	ms := map[string]*ebpf.Map{"tunnels": objs.Tunnels, "tunnel_stats": objs.TunnelStats, "devmap": objs.Devmap, "slots": objs.Slots}
+	ms := map[string]*ebpf.Map{"tunnels": objs.Tunnels, "tunnels4": objs.Tunnels4, "tunnel_stats": objs.TunnelStats, "devmap": objs.Devmap, "slots": objs.Slots}
 	st, err := maps.NewEncapState(ms)
 	if err != nil {
 		t.Fatal(err)

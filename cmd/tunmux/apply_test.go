@@ -299,7 +299,7 @@ func TestApplyKilledHalfwayConverges(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	pin := filepath.Join(c.root, "encap", "map_tunnels")
+	pin := filepath.Join(c.root, "encap", "map_tunnels4")
 	testnet.WaitFor(t, 60*time.Second, "apply to write its first tunnel", func() bool {
 		m, err := ebpf.LoadPinnedMap(pin, nil)
 		if err != nil {

@@ -213,7 +213,7 @@ func TestLoadIsIdempotentAndUnloadCleansUp(t *testing.T) {
 		MaxEntries uint32   `json:"max_entries"`
 	}
 	c.jsonOut(&first, "load", "encap")
-	if len(first.Created) != 14 || first.MaxEntries != 1024 {
+	if len(first.Created) != 15 || first.MaxEntries != 1024 {
 		t.Errorf("first load created %v with capacity %d, want 8 maps and 6 programs, 1024", first.Created, first.MaxEntries)
 	}
 	c.ok(append([]string{"tunnel", "add"}, tunnelArgs...)...)

@@ -69,6 +69,9 @@ type loadView dataplane.LoadResult
 
 func (v loadView) Text() string {
 	var did []string
+	if v.MigratedFrom != 0 {
+		did = append(did, fmt.Sprintf("migrated its maps from schema %d", v.MigratedFrom))
+	}
 	if len(v.Upgraded) > 0 {
 		did = append(did, "replaced program code of "+strings.Join(v.Upgraded, " "))
 	}

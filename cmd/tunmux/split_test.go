@@ -8,6 +8,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/tunmux/tunmux/internal/testnet"
 )
 
 // usedMap returns the map called name that the program pinned at pin uses,
@@ -74,22 +76,6 @@ func progID(t *testing.T, pin string) ebpf.ProgramID {
 	t.Helper()
 	id, _ := progInfo(t, pin).ID()
 	return id
-}
-
-// entries counts the entries of a hash map.
-func entries(t *testing.T, m *ebpf.Map) int {
-	t.Helper()
-	n := 0
-	key := make([]byte, m.KeySize())
-	val := make([]byte, m.ValueSize())
-	it := m.Iterate()
-	for it.Next(&key, &val) {
-		n++
-	}
-	if err := it.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 type splitStatus struct {
@@ -160,14 +146,15 @@ func TestSplitMapPinIsRefusedAndLoadRepairsIt(t *testing.T) {
 			c.ok("attach", "encap", "wl0")
 			c.ok(append([]string{"tunnel", "add"}, tunnelArgs...)...)
 			dir := filepath.Join(c.root, "encap")
-			pin := filepath.Join(dir, "map_tunnels")
-			used := usedMap(t, filepath.Join(dir, "prog_encap"), "tunnels")
+			// The tunnel is IPv4: map_tunnels4 is where the datapath reads it.
+			pin := filepath.Join(dir, "map_tunnels4")
+			used := usedMap(t, filepath.Join(dir, "prog_encap"), "tunnels4")
 			if err := os.Remove(pin); err != nil {
 				t.Fatal(err)
 			}
 			if how == "replaced" {
 				// A map of the same shape and name, pinned over it.
-				m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "tunnels", Type: used.Type(), KeySize: used.KeySize(),
+				m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "tunnels4", Type: used.Type(), KeySize: used.KeySize(),
 					ValueSize: used.ValueSize(), MaxEntries: used.MaxEntries(), Flags: used.Flags()})
 				if err != nil {
 					t.Fatal(err)
@@ -179,22 +166,22 @@ func TestSplitMapPinIsRefusedAndLoadRepairsIt(t *testing.T) {
 				}
 			}
 			second := withFlag(tunnelArgs, "--inner-dst", "10.0.0.3")
-			c.requireSplit("encap", "map_tunnels", append([]string{"tunnel", "add"}, second...))
-			c.expect(exitFailed, []string{"tunnel", "list"}, "map_tunnels")
+			c.requireSplit("encap", "map_tunnels4", append([]string{"tunnel", "add"}, second...))
+			c.expect(exitFailed, []string{"tunnel", "list"}, "map_tunnels4")
 
-			c.requireRepair("encap", "map_tunnels")
+			c.requireRepair("encap", "map_tunnels4")
 			pinned, err := ebpf.LoadPinnedMap(pin, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer pinned.Close()
 			if mapID(t, pinned) != mapID(t, used) {
-				t.Errorf("map_tunnels is id %d after the repair, the programs use id %d", mapID(t, pinned), mapID(t, used))
+				t.Errorf("map_tunnels4 is id %d after the repair, the programs use id %d", mapID(t, pinned), mapID(t, used))
 			}
 			// Tunnels added now reach the map the program reads, beside the
 			// one added before the split.
 			c.ok(append([]string{"tunnel", "add"}, second...)...)
-			if n := entries(t, used); n != 2 {
+			if n := testnet.MapEntries(t, used); n != 2 {
 				t.Errorf("the map the program uses holds %d tunnels, want 2", n)
 			}
 			var res loadJSON

@@ -201,3 +201,19 @@ func OneCounterMoved(t testing.TB, before, after []uint64, want int, name func(i
 		}
 	}
 }
+
+// MapEntries counts the entries of m.
+func MapEntries(t testing.TB, m *ebpf.Map) int {
+	t.Helper()
+	n := 0
+	key := make([]byte, m.KeySize())
+	val := make([]byte, m.ValueSize())
+	it := m.Iterate()
+	for it.Next(&key, &val) {
+		n++
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

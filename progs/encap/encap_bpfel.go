@@ -155,6 +155,12 @@ type EncapTunnelKey struct {
 	InnerDst [16]uint8
 }
 
+type EncapTunnelKey4 struct {
+	_        structs.HostLayout
+	InnerSrc [4]uint8
+	InnerDst [4]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -167,6 +173,7 @@ const (
 	EncapMapStats       = "stats"
 	EncapMapTunnelStats = "tunnel_stats"
 	EncapMapTunnels     = "tunnels"
+	EncapMapTunnels4    = "tunnels4"
 	EncapProgDecap      = "decap"
 	EncapProgDecapTc    = "decap_tc"
 	EncapProgEncap      = "encap"
@@ -237,6 +244,7 @@ type EncapMapSpecs struct {
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
 	TunnelStats *ebpf.MapSpec `ebpf:"tunnel_stats"`
 	Tunnels     *ebpf.MapSpec `ebpf:"tunnels"`
+	Tunnels4    *ebpf.MapSpec `ebpf:"tunnels4"`
 }
 
 // EncapVariableSpecs contains global variables before they are loaded into the kernel.
@@ -273,6 +281,7 @@ type EncapMaps struct {
 	Stats       *ebpf.Map `ebpf:"stats"`
 	TunnelStats *ebpf.Map `ebpf:"tunnel_stats"`
 	Tunnels     *ebpf.Map `ebpf:"tunnels"`
+	Tunnels4    *ebpf.Map `ebpf:"tunnels4"`
 }
 
 func (m *EncapMaps) Close() error {
@@ -285,6 +294,7 @@ func (m *EncapMaps) Close() error {
 		m.Stats,
 		m.TunnelStats,
 		m.Tunnels,
+		m.Tunnels4,
 	)
 }
 

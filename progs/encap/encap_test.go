@@ -47,7 +47,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { e.objs.Close() })
 	var err error
-	e.state, err = maps.NewEncapState(map[string]*ebpf.Map{"tunnels": e.objs.Tunnels, "tunnel_stats": e.objs.TunnelStats, "devmap": e.objs.Devmap, "slots": e.objs.Slots})
+	e.state, err = maps.NewEncapState(map[string]*ebpf.Map{"tunnels": e.objs.Tunnels, "tunnels4": e.objs.Tunnels4, "tunnel_stats": e.objs.TunnelStats, "devmap": e.objs.Devmap, "slots": e.objs.Slots})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ func EncapMapShapes() map[string]*ebpf.MapSpec {
 		"stats":        {Name: "stats", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 46, Flags: 0},
 		"tunnel_stats": {Name: "tunnel_stats", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 40, MaxEntries: 1024, Flags: 0},
 		"tunnels":      {Name: "tunnels", Type: ebpf.Hash, KeySize: 36, ValueSize: 140, MaxEntries: 1024, Flags: 0},
+		"tunnels4":     {Name: "tunnels4", Type: ebpf.Hash, KeySize: 8, ValueSize: 140, MaxEntries: 1024, Flags: 0},
 	}
 }
 
