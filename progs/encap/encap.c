@@ -453,6 +453,69 @@ static __always_inline int push_vlan(struct xdp_md *ctx, __u16 vlan_id)
 	return 0;
 }
 
+/*
+ * push_udp4 puts the outer headers of t, an IPv4 underlay, in front of an
+ * inner frame of inner_len bytes: written straight into the frame a word at
+ * a time, the IPv4 checksum summed from the words as they are written (no
+ * header built on the stack and copied: that cost a frame ~4 ns).
+ */
+static __always_inline int push_udp4(struct xdp_md *ctx, const struct tunnel *t,
+				     __be16 sport, __u32 inner_len)
+{
+	__u32 opts = opt_len(t), udp_len = inner_len + UDP_TUN_LEN + opts;
+	__u32 tot = sizeof(struct iphdr) + udp_len, head = ETH_HLEN + tot - inner_len;
+	void *data, *end;
+
+	if (bpf_xdp_adjust_head(ctx, -(int)head))
+		return -1;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (data + ETH_HLEN + BASE_LEN(0) > end)
+		return -1;
+
+	struct ethhdr *eth = data;
+	__u32 *w = data + ETH_HLEN; /* the IPv4 header, then UDP and the tunnel header */
+	__u32 src, dst, sum;
+
+	copy_words(eth->h_dest, t->dst_mac, ETH_ALEN);
+	copy_words(eth->h_source, t->src_mac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	src = *(const __u32 *)t->outer_src;
+	dst = *(const __u32 *)t->outer_dst;
+	/* Version 4, IHL 5; id 0, DF (RFC 6864); TTL 64, UDP. The sum is of
+	 * 16-bit words as they lie in memory, the order they are stored in. */
+	sum = bpf_htons(0x4500) + bpf_htons(tot) + bpf_htons(0x4000) + bpf_htons(0x4011) +
+	      (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff);
+	w[0] = bpf_htonl(0x45000000 | tot);
+	w[1] = bpf_htonl(0x00004000);
+	w[2] = bpf_htonl(0x40110000) | ((__u32)csum_fold(sum) << 16);
+	w[3] = src;
+	w[4] = dst;
+	/* UDP: checksum 0 over IPv4 (RFC 768), as the kernel's vxlan sends. */
+	if (t->proto == PROTO_GENEVE) {
+		w[5] = sport | ((__u32)bpf_htons(GENEVE_PORT) << 16);
+		w[6] = bpf_htons(udp_len);
+		w[7] = bpf_htonl(((opts >> 2) << 24) | ((__u32)(t->geneve_flags & GENEVE_F_CRITICAL) << 16) | ETH_P_TEB);
+		w[8] = bpf_htonl(t->vni << 8);
+	} else {
+		w[5] = sport | ((__u32)bpf_htons(VXLAN_PORT) << 16);
+		w[6] = bpf_htons(udp_len);
+		w[7] = bpf_htonl(VXLAN_F_VNI);
+		w[8] = bpf_htonl(t->vni << 8);
+	}
+	/* GENEVE options, a word at a time. */
+	__u8 *o = data + ETH_HLEN + BASE_LEN(0);
+
+	for (int i = 0; i < MAX_OPT_LEN / 4; i++) {
+		if (i * 4 >= opts)
+			break;
+		if ((void *)(o + i * 4 + 4) > end)
+			return -1;
+		copy_words(o + i * 4, t->opts + i * 4, 4);
+	}
+	return 0;
+}
+
 /* push_udp puts the outer headers of t in front of an inner frame of
  * inner_len bytes. */
 static __always_inline int push_udp(struct xdp_md *ctx, const struct tunnel *t,
@@ -549,7 +612,7 @@ int encap(struct xdp_md *ctx)
 	__u32 grown = ETH_HLEN + outer_len(t);
 	enum stat done = t->proto == PROTO_GENEVE ? S_ENCAP__GENEVE : S_ENCAP__VXLAN;
 
-	if (push_udp(ctx, t, sport, len))
+	if ((t->flags & TUNNEL_F_OUTER_V6) ? push_udp(ctx, t, sport, len) : push_udp4(ctx, t, sport, len))
 		return verdict(S_ENCAP__DROP_ERROR, len, XDP_DROP);
 	count_tunnel(t, len, COUNT_TX);
 	return verdict(done, len + grown, XDP_REDIRECT);
