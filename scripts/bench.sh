@@ -4,7 +4,8 @@
 #   - XDP live frames (BPF_F_TEST_XDP_LIVE_FRAMES), on one CPU: encap and
 #     decap packet rates and program run times (bpf_stats), IPv4 and IPv6,
 #     beside a bare devmap-redirect floor, with XDP_DROP on the receiving
-#     peer (the program's cost) and with XDP_PASS (the whole path);
+#     peer (the program's cost) and with XDP_PASS (the whole path), and the
+#     limit programs (progs/limits: one 8-byte lookup, a header push, both);
 #   - iperf3 TCP and 64-byte UDP over tunmux VXLAN (XDP hook, and TC hook with
 #     offloads on) and over the kernel's vxlan (offloads off, and on);
 #   - iperf3 TCP and 64-byte UDP over a tunmux L2TPv3 pseudowire and over the
@@ -70,6 +71,12 @@ go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux|Route|ControlPlane' -benc
       }
       for (c = 1; c <= 10; c++)
         row("program run time (bpf_stats), XDP_DROP on peer: " cases[c] " vs bare redirect (ns)", "Live/peer-drop/" cases[c], "run-ns", "Live/peer-drop/floor-redirect", "run-ns", 1)
+      split("limit-lookup limit-push limit-encap", limit, " ")
+      for (c = 1; c <= 3; c++) {
+        row("limits (progs/limits), XDP_DROP on peer: " limit[c] " vs bare redirect (Mpps)", "Live/peer-drop/" limit[c], "pps", "Live/peer-drop/floor-redirect", "pps", 1e6)
+        row("limits (progs/limits), XDP_DROP on peer: " limit[c] " run time vs bare redirect (ns)", "Live/peer-drop/" limit[c], "run-ns", "Live/peer-drop/floor-redirect", "run-ns", 1)
+      }
+      row("encap-vxlan vs limit-encap, a VXLAN encap with no feature, XDP_DROP on peer (run time, ns)", "Live/peer-drop/encap-vxlan", "run-ns", "Live/peer-drop/limit-encap", "run-ns", 1)
       row("live frames, XDP_DROP on peer: xconnect vs a Linux bridge of the same veths (Mpps)", "Xconnect/xconnect", "pps", "Xconnect/bridge", "pps", 1e6)
       row("TCP w1 to w2: tunmux vxlan TC hook vs kernel vxlan, both with offloads (Gbit/s)", "Iperf/tunmux-vxlan-tc/tcp", "Gbit/s", "Iperf/kernel-vxlan-offload/tcp", "Gbit/s", 1)
       row("UDP 64 B w1 to w2: tunmux vxlan TC hook vs kernel vxlan, both with offloads (rx kpps)", "Iperf/tunmux-vxlan-tc/udp64", "rx-pps", "Iperf/kernel-vxlan-offload/udp64", "rx-pps", 1e3)
