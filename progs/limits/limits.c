@@ -104,40 +104,35 @@ static __always_inline int push_tmpl(struct xdp_md *ctx, const struct tmpl *t, _
 	return 0;
 }
 
-SEC("xdp")
-int lookup(struct xdp_md *ctx)
+/* finish redirects through t's slot, after pushing its headers if push,
+ * and counts done: each program's common end. */
+static __always_inline int finish(struct xdp_md *ctx, const struct tmpl *t, int push, enum stat done)
 {
 	__u64 len = ctx->data_end - ctx->data;
-	struct tmpl *t = find(ctx);
 
 	if (!t || bpf_redirect_map(&devmap, t->slot, XDP_PASS) != XDP_REDIRECT)
 		return verdict(S_LIMITS__PASS, len, XDP_PASS);
-	return verdict(S_LOOKUP__OUT, len, XDP_REDIRECT);
+	if (push && push_tmpl(ctx, t, len))
+		return verdict(S_LIMITS__PASS, len, XDP_DROP);
+	return verdict(done, push ? len + HDR_LEN : len, XDP_REDIRECT);
+}
+
+SEC("xdp")
+int lookup(struct xdp_md *ctx)
+{
+	return finish(ctx, find(ctx), 0, S_LOOKUP__OUT);
 }
 
 SEC("xdp")
 int push(struct xdp_md *ctx)
 {
-	__u64 len = ctx->data_end - ctx->data;
 	__u32 zero = 0;
-	struct tmpl *t = bpf_map_lookup_elem(&fixed, &zero);
 
-	if (!t || bpf_redirect_map(&devmap, t->slot, XDP_PASS) != XDP_REDIRECT)
-		return verdict(S_LIMITS__PASS, len, XDP_PASS);
-	if (push_tmpl(ctx, t, len))
-		return verdict(S_LIMITS__PASS, len, XDP_DROP);
-	return verdict(S_PUSH__OUT, len + HDR_LEN, XDP_REDIRECT);
+	return finish(ctx, bpf_map_lookup_elem(&fixed, &zero), 1, S_PUSH__OUT);
 }
 
 SEC("xdp")
 int encap(struct xdp_md *ctx)
 {
-	__u64 len = ctx->data_end - ctx->data;
-	struct tmpl *t = find(ctx);
-
-	if (!t || bpf_redirect_map(&devmap, t->slot, XDP_PASS) != XDP_REDIRECT)
-		return verdict(S_LIMITS__PASS, len, XDP_PASS);
-	if (push_tmpl(ctx, t, len))
-		return verdict(S_LIMITS__PASS, len, XDP_DROP);
-	return verdict(S_ENCAP__OUT, len + HDR_LEN, XDP_REDIRECT);
+	return finish(ctx, find(ctx), 1, S_ENCAP__OUT);
 }
