@@ -48,7 +48,9 @@ func yamlFast(data []byte, a *nodes) (*node, error) {
 
 // yamlLines splits text into lines with content.
 func yamlLines(text string) ([]yamlLine, error) {
-	var out []yamlLine
+	// One line each at most: sized once (counting is a fast scan), not
+	// grown a doubling at a time.
+	out := make([]yamlLine, 0, strings.Count(text, "\n")+1)
 	num := 0
 	for len(text) > 0 {
 		num++

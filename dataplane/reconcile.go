@@ -246,7 +246,7 @@ func (e *Encap) currentTunnels(desired []DesiredTunnel, removed []maps.TunnelKey
 	// Past a few keys one batched walk is cheaper than a lookup each.
 	const fewKeys = 64
 	if prune || len(desired)+len(removed) > fewKeys {
-		all, err := e.State.ListTunnels()
+		all, err := e.State.ListTunnelsExpecting(len(desired))
 		return all, len(all), err
 	}
 	var out []maps.Tunnel

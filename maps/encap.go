@@ -262,13 +262,22 @@ func (s *EncapState) GetTunnel(k TunnelKey) (Tunnel, error) {
 }
 
 // ListTunnels returns every tunnel, sorted by inner source then destination.
-func (s *EncapState) ListTunnels() ([]Tunnel, error) {
+func (s *EncapState) ListTunnels() ([]Tunnel, error) { return s.ListTunnelsExpecting(0) }
+
+// ListTunnelsExpecting is ListTunnels for a caller that expects about n
+// tunnels (such as the number it is about to compare them with): room for
+// n is made once the first tunnel is read, instead of growing the list a
+// doubling at a time (a fifth of the time re-applying 100,000 tunnels).
+func (s *EncapState) ListTunnelsExpecting(n int) ([]Tunnel, error) {
 	var out []Tunnel
 	if s.held != nil {
-		out = make([]Tunnel, 0, len(s.held)) // the count is known
+		n = len(s.held) // the count is known
 	}
 	slab := &macSlab{}
 	err := s.eachTunnel(func(k encap.EncapTunnelKey, v encap.EncapTunnel) {
+		if out == nil && n > 0 {
+			out = make([]Tunnel, 0, n)
+		}
 		if len(out) == cap(out) {
 			// Double: append grows a large list by a quarter, copying
 			// 100,000 tunnels some twenty times over.
