@@ -9,6 +9,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/tunmux/tunmux/internal/testnet"
 	"github.com/tunmux/tunmux/progs/limits"
 )
 
@@ -28,14 +29,7 @@ func vxlanTemplate() [56]byte {
 	ip := h[14:34]
 	ip[0], ip[6], ip[8], ip[9] = 0x45, 0x40, 64, 17
 	copy(ip[12:], []byte{192, 168, 1, 1, 192, 168, 1, 2})
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(ip[10:], testnet.Checksum(ip))
 	binary.BigEndian.PutUint16(h[34:], 49152)
 	binary.BigEndian.PutUint16(h[36:], 4789)
 	h[42] = 0x08
@@ -79,7 +73,7 @@ func newLimitsEnv(b *testing.B, e *liveEnv) *limitsEnv {
 		b.Fatalf("the limit encap built a frame without VXLAN VNI 100 (% x)", got)
 	case ip == nil || udp == nil || int(ip.Length) != len(got)-14 || int(udp.Length) != len(got)-34:
 		b.Fatalf("the limit encap built wrong lengths (% x)", got)
-	case !bytes.Equal(got[50:], frame) || ipv4Sum(got[14:34]) != 0xffff:
+	case !bytes.Equal(got[50:], frame) || testnet.Checksum(got[14:34]) != 0:
 		b.Fatalf("the limit encap built a wrong frame or IPv4 checksum (% x)", got)
 	}
 	return l
@@ -94,17 +88,4 @@ func runOnce(prog *ebpf.Program, frame []byte) ([]byte, error) {
 		return nil, err
 	}
 	return opts.DataOut, nil
-}
-
-// ipv4Sum is the one's complement sum of an IPv4 header: 0xffff when its
-// checksum is right.
-func ipv4Sum(h []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(h); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(h[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	return uint16(sum)
 }

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"errors"
+	"net"
 	"os"
 	"reflect"
 	"strings"
@@ -142,7 +143,7 @@ func TestLoadMigratesEncapSchema2(t *testing.T) {
 	}
 }
 
-// runEncap runs the pinned encap program once on a UDP frame 10.0.0.1 ->
+// runEncap runs the pinned encap program once on an ICMP frame 10.0.0.1 ->
 // 10.0.0.2 and returns its verdict.
 func runEncap(t *testing.T, dir string) uint32 {
 	t.Helper()
@@ -151,13 +152,8 @@ func runEncap(t *testing.T, dir string) uint32 {
 		t.Fatal(err)
 	}
 	defer prog.Close()
-	frame := make([]byte, 14+20+8+22)
-	copy(frame, []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00})
-	ip := frame[14:]
-	ip[0], ip[3], ip[8], ip[9] = 0x45, byte(len(ip)), 64, 17
-	copy(ip[12:], []byte{10, 0, 0, 1, 10, 0, 0, 2})
-	udp := ip[20:]
-	udp[1], udp[3], udp[5] = 1, 2, byte(len(udp))
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	frame := testnet.ICMPFrame(t, mac, mac, "10.0.0.1", "10.0.0.2", 18)
 	ret, err := prog.Run(&ebpf.RunOptions{Data: frame})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package maps
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/cilium/ebpf"
@@ -49,10 +48,8 @@ func DropIPv4FromTunnels(ms map[string]*ebpf.Map) error {
 	if err != nil {
 		return fmt.Errorf("read tunnels: %w", err)
 	}
-	for _, k := range keys {
-		if err := old.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("delete an IPv4 tunnel from tunnels: %w", err)
-		}
+	if err := batchDelete(old, keys); err != nil {
+		return fmt.Errorf("delete %d IPv4 tunnels from tunnels: %w", len(keys), err)
 	}
 	return nil
 }
