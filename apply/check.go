@@ -587,8 +587,9 @@ func (c *checker) checkEncap(sec *EncapSection, d *desired) error {
 	ifaces := map[int]*netdev.Iface{}
 	shared := func(ifc netdev.Iface) *netdev.Iface {
 		p, ok := ifaces[ifc.Index]
-		if !ok {
-			p = &ifc
+		if !ok { // a copy made only here, once per interface
+			p = new(netdev.Iface)
+			*p = ifc
 			ifaces[ifc.Index] = p
 		}
 		return p

@@ -155,7 +155,8 @@ func (a SessionArgs) Parse(base *Session) (Session, error) {
 		s.L2Spec = true // as ip-l2tp: l2spec_type default
 	}
 	parseChoice(bad, "--l2spec", a.L2Spec, "unknown L2-specific sublayer", &s.L2Spec, choice[bool]{"none", false}, choice[bool]{"default", true})
-	parseIfaceFlags(bad, ifaceFlag{"--eth-iface", a.EthIface, &s.EthIface}, ifaceFlag{"--tunnel-iface", a.TunnelIface, &s.TunnelIface})
+	s.EthIface = ifaceName(bad, "--eth-iface", a.EthIface, s.EthIface)
+	s.TunnelIface = ifaceName(bad, "--tunnel-iface", a.TunnelIface, s.TunnelIface)
 	if a.PeerMAC != "" {
 		if a.PeerMAC == "auto" {
 			s.PeerMAC = nil

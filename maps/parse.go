@@ -55,30 +55,23 @@ func parseChoice[T any](bad func(error), flag, given, reason string, dst *T, cho
 	bad(Invalid(flag, given, reason, strings.Join(names, "|")))
 }
 
-// ifaceFlag is an interface-name flag: its value as given ("": not given)
-// and where the name goes.
-type ifaceFlag struct {
-	flag, value string
-	dst         *string
-}
-
-// parseIfaceFlags checks the interface names given to flags and stores each
-// in its dst. A flag not given keeps the name its dst holds (an update),
-// and is required when that is none. Every problem goes to bad.
-func parseIfaceFlags(bad func(error), flags ...ifaceFlag) {
-	for _, f := range flags {
-		if f.value == "" {
-			if *f.dst == "" {
-				bad(Invalid(f.flag, "", "is required", "an interface name"))
-			}
-			continue
+// ifaceName checks the interface name given to flag and returns the name
+// to keep: the one given, or, when none is ("" given), the current one,
+// which is then required. A problem goes to bad and keeps current. (It
+// returns the name rather than storing it through a pointer, so that the
+// entry being parsed stays on the caller's stack.)
+func ifaceName(bad func(error), flag, given, current string) string {
+	if given == "" {
+		if current == "" {
+			bad(Invalid(flag, "", "is required", "an interface name"))
 		}
-		if err := ValidateIfaceName(f.flag, f.value); err != nil {
-			bad(err)
-			continue
-		}
-		*f.dst = f.value
+		return current
 	}
+	if err := ValidateIfaceName(flag, given); err != nil {
+		bad(err)
+		return current
+	}
+	return given
 }
 
 func parseIPv4(flag, s string, unicast bool) (netip.Addr, error) {
@@ -106,6 +99,21 @@ func ParseUint(flag, s string, lo, hi uint64) (uint64, *InvalidError) {
 		return 0, Invalid(flag, s, "is out of range", accepted)
 	}
 	return n, nil
+}
+
+// macFlag parses the MAC address given to flag and returns the one to keep:
+// the one given, or current when none is ("" given) or it is malformed
+// (the problem goes to bad). Only --dst-mac may be a multicast address.
+func macFlag(bad func(error), flag, given string, current net.HardwareAddr) net.HardwareAddr {
+	if given == "" {
+		return current
+	}
+	mac, err := parseMAC(flag, given, flag != "--dst-mac")
+	if err != nil {
+		bad(err)
+		return current
+	}
+	return mac
 }
 
 func parseMAC(flag, s string, unicast bool) (net.HardwareAddr, error) {

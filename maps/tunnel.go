@@ -301,20 +301,9 @@ func (a TunnelArgs) Parse(base *Tunnel) (Tunnel, error) {
 				fmt.Sprintf("up to %d bytes in all, 4 of header per option", MaxGeneveOptBytes)))
 		}
 	}
-	for _, m := range []struct {
-		flag, value string
-		dst         *net.HardwareAddr
-	}{{"--src-mac", a.SrcMAC, &t.SrcMAC}, {"--dst-mac", a.DstMAC, &t.DstMAC}, {"--inner-dst-mac", a.InnerDstMAC, &t.InnerDstMAC}} {
-		if m.value == "" {
-			continue
-		}
-		mac, err := parseMAC(m.flag, m.value, m.flag != "--dst-mac")
-		if err != nil {
-			bad(err)
-			continue
-		}
-		*m.dst = mac
-	}
+	t.SrcMAC = macFlag(bad, "--src-mac", a.SrcMAC, t.SrcMAC)
+	t.DstMAC = macFlag(bad, "--dst-mac", a.DstMAC, t.DstMAC)
+	t.InnerDstMAC = macFlag(bad, "--inner-dst-mac", a.InnerDstMAC, t.InnerDstMAC)
 	if a.SrcPort != "" {
 		if a.SrcPort == "flow" {
 			t.SrcPort = 0
@@ -325,7 +314,8 @@ func (a TunnelArgs) Parse(base *Tunnel) (Tunnel, error) {
 			t.SrcPort = uint16(n)
 		}
 	}
-	parseIfaceFlags(bad, ifaceFlag{"--underlay", a.Underlay, &t.Underlay}, ifaceFlag{"--overlay", a.Overlay, &t.Overlay})
+	t.Underlay = ifaceName(bad, "--underlay", a.Underlay, t.Underlay)
+	t.Overlay = ifaceName(bad, "--overlay", a.Overlay, t.Overlay)
 
 	if protoKnown {
 		errs = append(errs, t.checkProtoFields(a, base != nil && base.Proto.UsesUDP())...)
