@@ -84,6 +84,9 @@ type Dataplane struct {
 	// Migrations move pinned state of an older schema to this one.
 	Migrations []Migration
 	loadSpec   func() (*ebpf.CollectionSpec, error)
+	// loadObserved reads the observed build of the same source: the
+	// programs capture and monitor swap in (progs/include/observe.h).
+	loadObserved func() (*ebpf.CollectionSpec, error)
 	// mapShapes and counterNames are generated from the object (shapegen)
 	// so that opening pins and naming counters parse nothing.
 	mapShapes    func() map[string]*ebpf.MapSpec
@@ -113,6 +116,17 @@ func (d *Dataplane) Spec() (*ebpf.CollectionSpec, error) {
 	// The object is parsed once a process; each caller gets its own copy
 	// to size.
 	return d.parsed.Copy(), nil
+}
+
+// ObservedSpec returns the collection spec of the dataplane's observed
+// build: the same programs, with the maps observe_config, observe_events
+// and observe_scratch, reporting frames and outcomes as observe.h says.
+func (d *Dataplane) ObservedSpec() (*ebpf.CollectionSpec, error) {
+	spec, err := d.loadObserved()
+	if err != nil {
+		return nil, fmt.Errorf("%s: read embedded observed BPF object: %w", d.Name, err)
+	}
+	return spec, nil
 }
 
 // Program returns the program called name.
@@ -147,6 +161,7 @@ var EncapDataplane = &Dataplane{
 		{Name: "pass", Hook: maps.HookXDP, Attachable: true, Role: "passes every frame: readies a veth peer for redirected frames with XDP instead of GRO"},
 	},
 	loadSpec:     encap.LoadEncap,
+	loadObserved: encap.LoadEncapObserve,
 	mapShapes:    encap.EncapMapShapes,
 	counterNames: encap.EncapCounterNames,
 }
@@ -165,6 +180,7 @@ var L2TPDataplane = &Dataplane{
 		{Name: "l2tp-decap", Func: "l2tp_decap", Hook: maps.HookTCIngress, Attachable: true, Role: "the tunnel side: L2TPv3 data messages are decapsulated to the Ethernet side"},
 	},
 	loadSpec:     l2tp.LoadL2tp,
+	loadObserved: l2tp.LoadL2tpObserve,
 	mapShapes:    l2tp.L2tpMapShapes,
 	counterNames: l2tp.L2tpCounterNames,
 }
@@ -183,6 +199,7 @@ var XconnectDataplane = &Dataplane{
 		{Name: "xconnect", Hook: maps.HookXDP, Attachable: false, RedirectsIngress: true, Role: "frames arriving here leave on the other end of its pair"},
 	},
 	loadSpec:     xconnect.LoadXconnect,
+	loadObserved: xconnect.LoadXconnectObserve,
 	mapShapes:    xconnect.XconnectMapShapes,
 	counterNames: xconnect.XconnectCounterNames,
 }
@@ -202,6 +219,7 @@ var MuxDataplane = &Dataplane{
 		{Name: "mux-ingress", Func: "mux_ingress", Hook: maps.HookTCIngress, Role: "the carrier: labelled packets are delivered to their member"},
 	},
 	loadSpec:     mux.LoadMux,
+	loadObserved: mux.LoadMuxObserve,
 	mapShapes:    mux.MuxMapShapes,
 	counterNames: mux.MuxCounterNames,
 }
@@ -221,6 +239,7 @@ var RouteDataplane = &Dataplane{
 		{Name: "route-l3", Func: "route_egress_l3", Hook: maps.HookTCEgress},
 	},
 	loadSpec:     route.LoadRoute,
+	loadObserved: route.LoadRouteObserve,
 	mapShapes:    route.RouteMapShapes,
 	counterNames: route.RouteCounterNames,
 }

@@ -301,7 +301,9 @@ func checkPins(dir string, dp *Dataplane, shapes map[string]*ebpf.MapSpec, pinne
 				s.Want = append(s.Want, pinnedProgram{Name: n, ID: pi.ID})
 			}
 		}
-		if !slices.ContainsFunc(s.Want, func(w pinnedProgram) bool { return w.ID == s.Runs }) {
+		// A link running the observed build of its program is a capture or
+		// monitor at work (or left by one that died): not a split.
+		if !slices.ContainsFunc(s.Want, func(w pinnedProgram) bool { return w.ID == s.Runs }) && !isObserved(s.Runs) {
 			rep.Links = append(rep.Links, s)
 		}
 	}

@@ -553,8 +553,7 @@ static __always_inline int push_udp6(struct xdp_md *ctx, const struct tunnel *t,
 	return bpf_xdp_store_bytes(ctx, udp_off + 6, &csum, 2) ? -1 : 0;
 }
 
-SEC("xdp")
-int encap(struct xdp_md *ctx)
+XDP_PROGRAM(encap, ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -790,8 +789,7 @@ static __always_inline int matches(const struct tunnel *t, const struct outer_in
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
 }
 
-SEC("xdp")
-int decap(struct xdp_md *ctx)
+XDP_PROGRAM(decap, ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -1015,8 +1013,7 @@ error:
 	return verdict(S_ENCAP_TC__DROP_ERROR, len, TC_ACT_SHOT);
 }
 
-SEC("tc")
-int encap_tc(struct __sk_buff *skb)
+TC_PROGRAM(encap_tc, skb)
 {
 	return TC_RUN(encap_tc_body, skb);
 }
@@ -1154,8 +1151,7 @@ error:
 	return verdict(S_DECAP_TC__DROP_ERROR, len, TC_ACT_SHOT);
 }
 
-SEC("tc")
-int decap_tc(struct __sk_buff *skb)
+TC_PROGRAM(decap_tc, skb)
 {
 	return TC_RUN(decap_tc_body, skb);
 }
@@ -1163,8 +1159,7 @@ int decap_tc(struct __sk_buff *skb)
 /* ------------------------------------------------------- plain redirect */
 
 /* redirect: MPTM's plain redirect, through the slot keyed by the ingress interface. */
-SEC("xdp")
-int redirect(struct xdp_md *ctx)
+XDP_PROGRAM(redirect, ctx)
 {
 	__u64 len = ctx->data_end - ctx->data;
 
@@ -1175,8 +1170,7 @@ int redirect(struct xdp_md *ctx)
 
 /* pass: attached to the veth peer of a redirect target, so that redirected
  * frames are received (a veth drops XDP frames whose peer runs no XDP). */
-SEC("xdp")
-int pass(struct xdp_md *ctx)
+XDP_PROGRAM(pass, ctx)
 {
 	return verdict(S_PASS__PASS, ctx->data_end - ctx->data, XDP_PASS);
 }

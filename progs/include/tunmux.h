@@ -91,10 +91,13 @@ struct {
 	__uint(max_entries, 1024);
 } attachments SEC(".maps");
 
+#include "observe.h"
+
 static __always_inline void count(enum stat id, __u64 bytes)
 {
 	struct counter *c = bpf_map_lookup_elem(&stats, &id);
 
+	observe_outcome(id);
 	if (c) {
 		c->packets++;
 		c->bytes += bytes;

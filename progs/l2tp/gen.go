@@ -6,3 +6,4 @@ package l2tp
 
 //go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I../include -I/usr/include/x86_64-linux-gnu" -type session -type session_names -type session_counters -type neigh_cache -type counter L2tp l2tp.c
 //go:generate go run ../internal/shapegen -obj l2tp_bpfel.o -ident L2tp -out shape_bpfel.go
+//go:generate go tool bpf2go -tags linux -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I../include -I/usr/include/x86_64-linux-gnu -DTUNMUX_OBSERVE" L2tpObserve l2tp.c

@@ -306,8 +306,7 @@ static __always_inline int next_hop(struct __sk_buff *skb, __u32 sid, const stru
 	return 0;
 }
 
-SEC("tc")
-int l2tp_encap(struct __sk_buff *skb)
+TC_PROGRAM(l2tp_encap, skb)
 {
 	__u32 ifindex = skb->ingress_ifindex, len = skb->len, sid;
 	__u32 *sidp = bpf_map_lookup_elem(&by_eth, &ifindex);
@@ -465,8 +464,7 @@ drop_error:
  * UDP, L2TP, cookie, sublayer, inner Ethernet. */
 #define DECAP_PULL 128
 
-SEC("tc")
-int l2tp_decap(struct __sk_buff *skb)
+TC_PROGRAM(l2tp_decap, skb)
 {
 	__u32 len = skb->len, pull = len < DECAP_PULL ? len : DECAP_PULL;
 

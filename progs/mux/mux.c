@@ -181,8 +181,7 @@ static __always_inline void count_label(__u32 label, __u64 bytes, int rx)
 	}
 }
 
-SEC("tc")
-int mux_egress(struct __sk_buff *skb)
+TC_PROGRAM(mux_egress, skb)
 {
 	__u32 ifindex = skb->ifindex, zero = 0, len = skb->len;
 	struct member *m = bpf_map_lookup_elem(&members, &ifindex);
@@ -220,8 +219,7 @@ int mux_egress(struct __sk_buff *skb)
 	return bpf_redirect(c->ifindex, 0);
 }
 
-SEC("tc")
-int mux_ingress(struct __sk_buff *skb)
+TC_PROGRAM(mux_ingress, skb)
 {
 	__u32 zero = 0, len = skb->len;
 	struct carrier *c = bpf_map_lookup_elem(&carriers, &zero);

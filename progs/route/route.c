@@ -413,14 +413,12 @@ static __always_inline int route(struct __sk_buff *skb, int l2)
 	return bpf_redirect(nh->ifindex, 0);
 }
 
-SEC("tc")
-int route_egress(struct __sk_buff *skb)
+TC_PROGRAM(route_egress, skb)
 {
 	return route(skb, 1);
 }
 
-SEC("tc")
-int route_egress_l3(struct __sk_buff *skb)
+TC_PROGRAM(route_egress_l3, skb)
 {
 	return route(skb, 0);
 }

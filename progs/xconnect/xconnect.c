@@ -51,8 +51,7 @@ struct {
 	__uint(max_entries, 1024);
 } port_names SEC(".maps");
 
-SEC("xdp")
-int xconnect(struct xdp_md *ctx)
+XDP_PROGRAM(xconnect, ctx)
 {
 	__u32 in = ctx->ingress_ifindex;
 	__u64 len = ctx->data_end - ctx->data;
