@@ -282,3 +282,41 @@ func TestUpgradeKeepsL3Variants(t *testing.T) {
 		t.Errorf("u0's link runs %d after the upgrade, want the new route %d", got, want)
 	}
 }
+
+// Every dataplane's observed build passes the verifier, holds the same
+// programs as the plain build, and the same maps of the same shapes plus
+// its own three: what capture and monitor load over the pinned maps.
+func TestObservedBuildsLoad(t *testing.T) {
+	testnet.RequireRoot(t)
+	for _, dp := range All() {
+		plain, err := dp.Spec()
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, err := dp.ObservedSpec()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name := range plain.Programs {
+			if spec.Programs[name] == nil {
+				t.Errorf("%s: program %s is not in the observed build", dp.Name, name)
+			}
+		}
+		for name, ms := range plain.Maps {
+			o := spec.Maps[name]
+			if o == nil || o.Type != ms.Type || o.KeySize != ms.KeySize || o.ValueSize != ms.ValueSize {
+				t.Errorf("%s: map %s differs in the observed build: %v, plain %v", dp.Name, name, o, ms)
+			}
+		}
+		for _, name := range []string{"observe_config", "observe_events", "observe_scratch"} {
+			if spec.Maps[name] == nil {
+				t.Errorf("%s: the observed build has no map %s", dp.Name, name)
+			}
+		}
+		coll, err := ebpf.NewCollection(spec)
+		if err != nil {
+			t.Fatalf("%s: load the observed build: %v", dp.Name, err)
+		}
+		coll.Close()
+	}
+}

@@ -69,7 +69,9 @@ type LinkStatus struct {
 	Mode       string `json:"mode"`
 	LinkID     uint32 `json:"link_id"`
 	ProgID     uint32 `json:"prog_id"`
-	// State is "attached", or "defunct" when its interface went away.
+	// State is "attached", "observed" while a capture or monitor runs the
+	// observed build of its program, or "defunct" when its interface went
+	// away.
 	State string `json:"state"`
 	Pin   string `json:"pin"`
 }
@@ -151,6 +153,16 @@ func readDataplaneStatus(root *maps.Root, name string) DataplaneStatus {
 		ds.Maps = append(ds.Maps, ms)
 	}
 	ds.Links = readLinks(root, name)
+	pinned := map[uint32]bool{}
+	for _, p := range ds.Programs {
+		pinned[p.ID] = true
+	}
+	for i, ls := range ds.Links {
+		// A link running no pinned program: a capture's or monitor's.
+		if ls.State == "attached" && !pinned[ls.ProgID] && isObserved(ebpf.ProgramID(ls.ProgID)) {
+			ds.Links[i].State = "observed"
+		}
+	}
 	return ds
 }
 

@@ -214,6 +214,22 @@ func (s *Session) Links() map[string][]*dataplane.ObservedLink {
 	return out
 }
 
+// Observed describes the observed links: "encap on h1/wl0 (xdp)".
+func (s *Session) Observed() []string {
+	var out []string
+	for _, src := range s.obs {
+		for _, ol := range src.o.Links {
+			netnsName, name := s.names.iface(src.loaded, ol.Netns, ol.Ifindex, ol.Hook)
+			where := name
+			if netnsName != "" {
+				where = netnsName + "/" + name
+			}
+			out = append(out, fmt.Sprintf("%s on %s (%s)", dataplane.PinnedProgramName(ol.Program), where, ol.Hook))
+		}
+	}
+	return out
+}
+
 // Start moves the links to their observed programs and starts reading.
 func (s *Session) Start() error {
 	for _, src := range s.obs {

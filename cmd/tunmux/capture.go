@@ -203,6 +203,7 @@ func (a *app) capture(args []string, o captureOptions) error {
 		sess.Close()
 		return err
 	}
+	fmt.Fprintf(a.errw, "tunmux: capturing %s at %s; Ctrl-C stops\n", strings.Join(sess.Observed(), ", "), o.where)
 	var timeout <-chan time.Time
 	if o.timeout > 0 {
 		timeout = time.After(o.timeout)

@@ -551,6 +551,17 @@ func TestBadInputExitsTwoAndChangesNothing(t *testing.T) {
 			{[]string{"tunnel", "frobnicate"}, "frobnicate"},
 			{[]string{"tunnel"}, "subcommand"},
 			{[]string{"frobnicate"}, "frobnicate"},
+			{[]string{"capture", "-w", "-"}, "IFACE"},
+			{[]string{"capture", "wl0"}, "-w"},
+			{[]string{"capture", "wl0", "--program", "encap", "-w", "-"}, "--program"},
+			{[]string{"capture", "nosuchif", "-w", "-"}, "IFACE"},
+			{[]string{"capture", "wl0", "--where", "middle", "-w", "-"}, "--where"},
+			{[]string{"capture", "wl0", "--snaplen", "0", "-w", "-"}, "--snaplen"},
+			{[]string{"capture", "wl0", "--snaplen", "70000", "-w", "-"}, "--snaplen"},
+			{[]string{"capture", "wl0", "-c", "-1", "-w", "-"}, "-c"},
+			{[]string{"capture", "wl0", "--tunnel", "10.0.0.1", "-w", "-"}, "--tunnel"},
+			{[]string{"capture", "wl0", "--tunnel", "a-b", "-w", "-"}, "--tunnel"},
+			{[]string{"capture", "wl0", "--inner-src", "10.0.0.1", "-w", "-"}, "--inner-src"},
 		},
 	))
 	r := testnet.Tunmux(bin, "--bpffs", c.root, "--netns", "no-such-netns", "tunnel", "list")

@@ -65,7 +65,8 @@ func (s statusView) Text() string {
 			for _, l := range d.Links {
 				// By the program the link runs (an L3 variant runs under
 				// its program's name); a defunct link by its name.
-				if (l.ProgID != 0 && l.ProgID == p.ID) || (l.ProgID == 0 && l.Program == p.Name) {
+				// An observed link runs a capture's build: by its name too.
+				if (l.ProgID != 0 && l.ProgID == p.ID) || ((l.ProgID == 0 || l.State == "observed") && l.Program == p.Name) {
 					how := strings.TrimSpace(l.Hook + " " + l.Mode)
 					if l.State != "attached" {
 						how += ", " + l.State // as the links table says
