@@ -191,6 +191,9 @@ func BenchmarkLive(b *testing.B) {
 			b.Run("floor-redirect", func(b *testing.B) {
 				e.runLive(b, e.objs.Redirect, frame64(b, 9, 1, 2), encap.EncapStatS_REDIRECT__OUT)
 			})
+			if peer.verdict == testnet.XDPDrop {
+				benchObserve(b, e) // capture: off (encap-vxlan), observed idle, on
+			}
 			// The limits: the floor plus one 8-byte-key lookup, plus a
 			// 50-byte header push, plus both (a featureless VXLAN encap).
 			l := newLimitsEnv(b, e)

@@ -6,6 +6,9 @@
 #     beside a bare devmap-redirect floor, with XDP_DROP on the receiving
 #     peer (the program's cost) and with XDP_PASS (the whole path), and the
 #     limit programs (progs/limits: one 8-byte lookup, a header push, both);
+#     and VXLAN encap in its observed build (tunmux capture), idle and
+#     capturing every frame, beside the plain build that runs when no
+#     capture does;
 #   - iperf3 TCP and 64-byte UDP over tunmux VXLAN (XDP hook, and TC hook with
 #     offloads on) and over the kernel's vxlan (offloads off, and on);
 #   - iperf3 TCP and 64-byte UDP over a tunmux L2TPv3 pseudowire and over the
@@ -77,6 +80,11 @@ go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux|Route|ControlPlane' -benc
         row("limits (progs/limits), XDP_DROP on peer: " limit[c] " run time vs bare redirect (ns)", "Live/peer-drop/" limit[c], "run-ns", "Live/peer-drop/floor-redirect", "run-ns", 1)
       }
       row("encap-vxlan vs limit-encap, a VXLAN encap with no feature, XDP_DROP on peer (run time, ns)", "Live/peer-drop/encap-vxlan", "run-ns", "Live/peer-drop/limit-encap", "run-ns", 1)
+      row("capture off is the plain build (no capture code); the observed build with nothing asked vs it: encap-vxlan run time (ns)", "Live/peer-drop/encap-vxlan-observed-idle", "run-ns", "Live/peer-drop/encap-vxlan", "run-ns", 1)
+      row("capturing every frame at entry and exit (128 B each) vs capture off: encap-vxlan, XDP_DROP on peer (Mpps)", "Live/peer-drop/encap-vxlan-capturing", "pps", "Live/peer-drop/encap-vxlan", "pps", 1e6)
+      row("capturing every frame at entry and exit vs capture off: encap-vxlan run time (ns)", "Live/peer-drop/encap-vxlan-capturing", "run-ns", "Live/peer-drop/encap-vxlan", "run-ns", 1)
+      x = median("Live/peer-drop/encap-vxlan-capturing|lost-share")
+      if (x >= 0) printf "| capturing at full rate: share of records lost (perf buffer full; frames never held) | %.3g | - | - | - |\n", x
       row("live frames, XDP_DROP on peer: xconnect vs a Linux bridge of the same veths (Mpps)", "Xconnect/xconnect", "pps", "Xconnect/bridge", "pps", 1e6)
       row("TCP w1 to w2: tunmux vxlan TC hook vs kernel vxlan, both with offloads (Gbit/s)", "Iperf/tunmux-vxlan-tc/tcp", "Gbit/s", "Iperf/kernel-vxlan-offload/tcp", "Gbit/s", 1)
       row("UDP 64 B w1 to w2: tunmux vxlan TC hook vs kernel vxlan, both with offloads (rx kpps)", "Iperf/tunmux-vxlan-tc/udp64", "rx-pps", "Iperf/kernel-vxlan-offload/udp64", "rx-pps", 1e3)
