@@ -207,6 +207,17 @@ func PinnedProgramName(fn string) string {
 	return fn
 }
 
+// IsL3Variant reports whether fn (a program's function) is the build of a
+// program for devices without an Ethernet header (route's route_egress_l3).
+func (d *Dataplane) IsL3Variant(fn string) bool {
+	for _, p := range d.Programs {
+		if q, ok := d.Program(p.L3Variant); ok && p.L3Variant != "" && q.object() == fn {
+			return true
+		}
+	}
+	return false
+}
+
 // pinnedNameOf returns the pin name of the program whose function is fn.
 func pinnedNameOf(dp *Dataplane, fn string) string {
 	for _, p := range dp.Programs {

@@ -96,6 +96,10 @@ type Record struct {
 	Aux        uint32 // the dataplane's own detail: an l2tp session id, a route nexthop id
 	Suppressed uint32 // Event: events this CPU left out before this one (rate limit)
 	L3         bool   // the frame starts with its IP header (no Ethernet header)
+	// Key names the entry the frame belongs to, for exits and events: a
+	// tunnel's inner pair "10.0.0.1->10.0.0.2", "session 101", a route
+	// "10.200.0.0/16 via …", a pair "in0->out0".
+	Key string
 }
 
 // Comment describes the record in one line: "encap exit redirect->ul0 vxlan".
@@ -151,6 +155,7 @@ type source struct {
 	links   map[string]*dataplane.ObservedLink // by program
 	stats   [][2]string                        // counter names by stat value
 	devmaps string                             // the dataplane's devmap, for redirect targets
+	routes  *maps.RouteState                   // route: the routes, for events' keys (made on first use)
 }
 
 // devmapOf names the devmap each dataplane redirects through (its key is
@@ -350,25 +355,18 @@ func (s *Session) decode(src *source, raw []byte) (Record, error) {
 		r.Hook, ns = ol.Hook, ol.Netns
 	}
 	r.Netns, r.Iface = s.names.iface(src.loaded, ns, h.Ifindex, r.Hook)
-	r.L3 = isL3Variant(src.o.DP, prog)
+	r.L3 = src.o.DP.IsL3Variant(prog)
 	if r.Where != Entry {
 		r.Action = actionName(r.Hook, int32(h.Action))
+		// An L3 build pushes an Ethernet header on what it redirects.
+		r.L3 = r.L3 && r.Action != "redirect"
 		if h.Stat != noStat && int(h.Stat) < len(src.stats) {
 			r.Outcome = src.stats[h.Stat][1]
 		}
 		r.Target = s.names.target(src, ns, h)
+		r.Key = s.key(src, r)
 	}
 	return r, nil
-}
-
-// isL3Variant: the program runs on a device without an Ethernet header.
-func isL3Variant(dp *dataplane.Dataplane, fn string) bool {
-	for _, p := range dp.Programs {
-		if p.L3Variant != "" && p.L3Variant == fn {
-			return true
-		}
-	}
-	return false
 }
 
 // actionName names a program's return value at its hook.

@@ -170,6 +170,8 @@ func (a *app) capture(args []string, o captureOptions) error {
 		return err
 	}
 	defer closeAll()
+	stop := stopSignals() // before any link is observed: a signal must end it cleanly
+	defer signal.Stop(stop)
 	sess, err := observe.Open(loaded, choose, observe.Options{Where: where, Snaplen: uint32(o.snaplen)})
 	if err != nil {
 		if errors.Is(err, maps.ErrNotFound) {
@@ -196,45 +198,27 @@ func (a *app) capture(args []string, o captureOptions) error {
 		sess.Close()
 		return fmt.Errorf("write %s: %w", o.write, err)
 	}
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
-	defer signal.Stop(stop)
 	if err := sess.Start(); err != nil {
 		sess.Close()
 		return err
 	}
 	fmt.Fprintf(a.errw, "tunmux: capturing %s at %s; Ctrl-C stops\n", strings.Join(sess.Observed(), ", "), o.where)
-	var timeout <-chan time.Time
-	if o.timeout > 0 {
-		timeout = time.After(o.timeout)
-	}
 	written := map[observe.Where]int{}
 	total := 0
-	var werr error
-loop:
-	for o.count == 0 || total < o.count {
-		select {
-		case r := <-sess.Records():
-			if r.Where == observe.Event || (pair != nil && !pair.Matches(r.Data, r.L3)) {
-				continue
-			}
-			if werr = w.Write(r); werr == nil {
-				werr = w.Flush()
-			}
-			if werr != nil {
-				break loop
-			}
-			written[r.Where]++
-			total++
-		case err := <-sess.Err():
-			werr = err
-			break loop
-		case <-stop:
-			break loop
-		case <-timeout:
-			break loop
+	werr := readRecords(sess, stop, o.count, o.timeout, func(r observe.Record) (bool, error) {
+		if r.Where == observe.Event || (pair != nil && !pair.Matches(r.Data, r.L3)) {
+			return false, nil
 		}
-	}
+		if err := w.Write(r); err != nil {
+			return false, err
+		}
+		if err := w.Flush(); err != nil {
+			return false, err
+		}
+		written[r.Where]++
+		total++
+		return true, nil
+	})
 	cerr := sess.Close()
 	summary := captureSummary{Frames: total, Entry: written[observe.Entry], Exit: written[observe.Exit], Lost: sess.Lost(), File: o.write}
 	a.printSummary(summary)
@@ -242,6 +226,43 @@ loop:
 		return fmt.Errorf("capture: %w", werr)
 	}
 	return cerr
+}
+
+// readRecords hands the session's records to handle until count of them
+// were taken (handle returns true for those; 0: no limit), timeout passes
+// (0: none), a signal comes on stop, or handle or a reader fails.
+func readRecords(sess *observe.Session, stop <-chan os.Signal, count int, timeout time.Duration, handle func(observe.Record) (bool, error)) error {
+	var expire <-chan time.Time
+	if timeout > 0 {
+		expire = time.After(timeout)
+	}
+	for taken := 0; count == 0 || taken < count; {
+		select {
+		case r := <-sess.Records():
+			took, err := handle(r)
+			if err != nil {
+				return err
+			}
+			if took {
+				taken++
+			}
+		case err := <-sess.Err():
+			return err
+		case <-stop:
+			return nil
+		case <-expire:
+			return nil
+		}
+	}
+	return nil
+}
+
+// stopSignals are the signals that end a capture or monitor cleanly: its
+// links run their plain programs again.
+func stopSignals() chan os.Signal {
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE, syscall.SIGHUP)
+	return stop
 }
 
 // captureSummary is what capture says when it ends (on standard error).

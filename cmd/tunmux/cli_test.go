@@ -562,6 +562,10 @@ func TestBadInputExitsTwoAndChangesNothing(t *testing.T) {
 			{[]string{"capture", "wl0", "--tunnel", "10.0.0.1", "-w", "-"}, "--tunnel"},
 			{[]string{"capture", "wl0", "--tunnel", "a-b", "-w", "-"}, "--tunnel"},
 			{[]string{"capture", "wl0", "--inner-src", "10.0.0.1", "-w", "-"}, "--inner-src"},
+			{[]string{"monitor", "--rate", "0"}, "--rate"},
+			{[]string{"monitor", "--dataplane", "gre"}, "--dataplane"},
+			{[]string{"monitor", "-c", "-2"}, "-c"},
+			{[]string{"monitor", "wl0"}, "usage"},
 		},
 	))
 	r := testnet.Tunmux(bin, "--bpffs", c.root, "--netns", "no-such-netns", "tunnel", "list")

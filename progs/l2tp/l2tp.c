@@ -315,6 +315,7 @@ TC_PROGRAM(l2tp_encap, skb)
 	if (!sidp)
 		return verdict(S_L2TP_ENCAP__PASS_NO_SESSION, len, TCX_NEXT);
 	sid = *sidp;
+	observe_aux(sid); /* the session, for tunmux monitor */
 	s = bpf_map_lookup_elem(&sessions, &sid);
 	if (!s)
 		return verdict(S_L2TP_ENCAP__PASS_NO_SESSION, len, TCX_NEXT);
@@ -554,6 +555,8 @@ TC_PROGRAM(l2tp_decap, skb)
 
 	__u32 sid = bpf_ntohl(*(__be32 *)l2tp);
 	struct session *s = bpf_map_lookup_elem(&sessions, &sid);
+
+	observe_aux(sid);
 
 	if (!s)
 		return verdict(S_L2TP_DECAP__PASS_NO_SESSION, len, TCX_NEXT);

@@ -366,6 +366,7 @@ static __always_inline int route(struct __sk_buff *skb, int l2)
 
 	if (i < 0 || i >= MAX_NEXTHOPS)
 		return verdict_pass(S_ROUTE__PASS_NO_HEALTHY, len);
+	observe_aux(i + 1); /* the nexthop chosen, for tunmux monitor */
 	const struct nexthop *nh = &r->nh[i];
 	struct ethhdr eth;
 
