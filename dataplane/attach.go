@@ -256,8 +256,20 @@ func linkIfindex(info *link.Info) uint32 {
 // transmit checksums: its TCP and UDP frames would leave an XDP redirect
 // with their checksums never filled in.
 func checksumWarning(ifc netdev.Iface, netnsName string) []string {
-	if !ifc.IsVeth() {
+	peer := ChecksumOffloadPeer(ifc, netnsName)
+	if peer == "" {
 		return nil
+	}
+	return []string{fmt.Sprintf("%s, which sends into %s, offloads tx checksums: its TCP and UDP frames lose them across the XDP redirect and are dropped by the receiver; run '%s'",
+		peer, ifc.Name, InNetns(peer, "ethtool -K %s tx off"))}
+}
+
+// ChecksumOffloadPeer returns the veth peer ("netns/ifname") sending into
+// ifc when it offloads transmit checksums, "" when it does not (or ifc is
+// no veth).
+func ChecksumOffloadPeer(ifc netdev.Iface, netnsName string) string {
+	if !ifc.IsVeth() {
+		return ""
 	}
 	on := false
 	peer, err := netdev.InPeer(ifc, nsDisplayName(netnsName), func(p netdev.Iface) error {
@@ -266,14 +278,20 @@ func checksumWarning(ifc netdev.Iface, netnsName string) []string {
 		return err
 	})
 	if err != nil || !on {
-		return nil
+		return ""
 	}
-	ns, name, found := strings.Cut(peer, "/")
-	fix := fmt.Sprintf("ethtool -K %s tx off", peer)
-	if found {
-		fix = fmt.Sprintf("ip netns exec %s ethtool -K %s tx off", ns, name)
+	return peer
+}
+
+// InNetns makes a command line for the interface desc ("netns/ifname" or
+// "ifname"): format, with the interface's name for %s, run in its
+// namespace with ip netns exec when it has one.
+func InNetns(desc, format string) string {
+	ns, name, found := strings.Cut(desc, "/")
+	if !found {
+		return fmt.Sprintf(format, desc)
 	}
-	return []string{fmt.Sprintf("%s, which sends into %s, offloads tx checksums: its TCP and UDP frames lose them across the XDP redirect and are dropped by the receiver; run '%s'", peer, ifc.Name, fix)}
+	return "ip netns exec " + ns + " " + fmt.Sprintf(format, name)
 }
 
 func attachError(err error, prog, iface string, mode uint32) error {

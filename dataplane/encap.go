@@ -151,21 +151,29 @@ func (e *Encap) slotIndex(in, netnsName string) (uint32, error) {
 // the overlay itself) lets the workload send packets the tunnel cannot carry
 // over the underlay: those are dropped and counted as too big.
 func mtuWarning(t maps.Tunnel, under, over netdev.Iface, here string) string {
-	limit := under.MTU - t.Overhead()
-	sender, mtu := netdev.Describe(here, over.Name), over.MTU
+	sender, mtu, limit, exceeds := MTUExcess(t, under, over, here)
+	if !exceeds {
+		return ""
+	}
+	return fmt.Sprintf("%s has MTU %d, but this tunnel carries at most %d bytes of IP over %s (MTU %d, %d bytes of headers): larger packets will be dropped and counted as too big; set that MTU to %d (docs/encap.md, MTU)",
+		sender, mtu, limit, under.Name, under.MTU, t.Overhead(), limit)
+}
+
+// MTUExcess finds the interface that sends into tunnel t's overlay (its
+// veth peer, "netns/ifname", or the overlay itself) and reports whether its
+// MTU exceeds the IP the tunnel carries over its underlay (limit).
+func MTUExcess(t maps.Tunnel, under, over netdev.Iface, here string) (sender string, mtu, limit int, exceeds bool) {
+	limit = under.MTU - t.Overhead()
+	sender, mtu = netdev.Describe(here, over.Name), over.MTU
 	if over.IsVeth() {
 		desc, err := netdev.InPeer(over, here, func(p netdev.Iface) error {
 			mtu = p.MTU
 			return nil
 		})
 		if err != nil {
-			return ""
+			return "", 0, limit, false
 		}
 		sender = desc
 	}
-	if mtu <= limit {
-		return ""
-	}
-	return fmt.Sprintf("%s has MTU %d, but this tunnel carries at most %d bytes of IP over %s (MTU %d, %d bytes of headers): larger packets will be dropped and counted as too big; set that MTU to %d (docs/encap.md, MTU)",
-		sender, mtu, limit, under.Name, under.MTU, t.Overhead(), limit)
+	return sender, mtu, limit, mtu > limit
 }

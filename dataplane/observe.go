@@ -320,3 +320,14 @@ func (o *Observation) Close() error {
 	}
 	return err
 }
+
+// PinnedMeta reads a dataplane's meta record from its pin alone, whatever
+// its schema: what doctor and an upgrade look at before opening the rest.
+func PinnedMeta(root *maps.Root, dp *Dataplane) (maps.Meta, error) {
+	m, err := ebpf.LoadPinnedMap(maps.MapPin(root.Dir(dp.Name), "meta"), nil)
+	if err != nil {
+		return maps.Meta{}, fmt.Errorf("open the meta pin of %s: %w", dp.Name, err)
+	}
+	defer m.Close()
+	return maps.ReadMeta(m)
+}

@@ -111,18 +111,8 @@ func privateMountNS() bool {
 
 // ensureBPFFS makes sure that path is (or will be created) on a bpffs.
 func ensureBPFFS(path string) error {
-	existing := path
-	for {
-		if _, err := os.Stat(existing); err == nil {
-			break
-		}
-		parent := filepath.Dir(existing)
-		if parent == existing {
-			break
-		}
-		existing = parent
-	}
-	if isBPFFS(existing) {
+	existing, ok := OnBPFFS(path)
+	if ok {
 		return nil
 	}
 	if path != bpffsMount && !strings.HasPrefix(path, bpffsMount+"/") {
@@ -141,6 +131,23 @@ func ensureBPFFS(path string) error {
 		return fmt.Errorf("mount bpffs at %s (needed for %s): %w; mount it yourself with 'mount -t bpf bpf %s'", bpffsMount, path, err, bpffsMount)
 	}
 	return nil
+}
+
+// OnBPFFS reports whether path is on a bpffs; when path does not exist
+// yet, its nearest existing parent is asked (and returned as existing).
+func OnBPFFS(path string) (existing string, ok bool) {
+	existing = path
+	for {
+		if _, err := os.Stat(existing); err == nil {
+			break
+		}
+		parent := filepath.Dir(existing)
+		if parent == existing {
+			break
+		}
+		existing = parent
+	}
+	return existing, isBPFFS(existing)
 }
 
 func isBPFFS(path string) bool {

@@ -30,6 +30,20 @@ func NeighbourMAC(ifindex int, ip netip.Addr) (net.HardwareAddr, bool) {
 	return nil, false
 }
 
+// NextHop returns the address whose link-layer address frames to ip go to
+// (ip itself when on-link, else the gateway of the route to it) and the
+// interface they leave by, as the kernel routes them now.
+func NextHop(ip netip.Addr) (netip.Addr, int, error) {
+	routes, err := netlink.RouteGet(ip.AsSlice())
+	if err != nil || len(routes) == 0 {
+		return netip.Addr{}, 0, fmt.Errorf("no route to %s: %v", ip, err)
+	}
+	if gw, ok := netip.AddrFromSlice(routes[0].Gw); ok && gw.IsValid() && !gw.IsUnspecified() {
+		return gw.Unmap(), routes[0].LinkIndex, nil
+	}
+	return ip, routes[0].LinkIndex, nil
+}
+
 // NeighbourKnown reports whether the kernel has a usable neighbour entry
 // (link-layer address) for ip on interface ifindex.
 func NeighbourKnown(ifindex int, ip netip.Addr) bool {

@@ -129,7 +129,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not f
 		{"tunnel", a.tunnelCommand}, {"devmap", a.devmapCommand}, {"l2tp", a.l2tpCommand}, {"xconnect", a.xconnectCommand},
 		{"mux", a.muxCommand}, {"route", a.routeCommand}, {"peer", a.peerCommand}, {"apply", a.applyCommand},
 		{"export", a.exportCommand}, {"batch", a.batchCommand}, {"stats", a.statsCommand}, {"status", a.statusCommand},
-		{"capture", a.captureCommand}, {"monitor", a.monitorCommand},
+		{"capture", a.captureCommand}, {"monitor", a.monitorCommand}, {"doctor", a.doctorCommand},
 	}
 	word := commandWord(pf, args)
 	built := false
