@@ -99,4 +99,3 @@ func progName(id uint32) string {
 	}
 	return info.Name
 }
-
