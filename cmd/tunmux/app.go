@@ -130,6 +130,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not f
 		{"mux", a.muxCommand}, {"route", a.routeCommand}, {"peer", a.peerCommand}, {"apply", a.applyCommand},
 		{"export", a.exportCommand}, {"batch", a.batchCommand}, {"stats", a.statsCommand}, {"status", a.statusCommand},
 		{"capture", a.captureCommand}, {"monitor", a.monitorCommand}, {"doctor", a.doctorCommand},
+		{"metrics", a.metricsCommand}, {"serve", a.serveCommand},
 	}
 	word := commandWord(pf, args)
 	built := false

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os/signal"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tunmux/tunmux/maps"
+	"github.com/tunmux/tunmux/metrics"
+)
+
+func (a *app) metricsCommand() *cobra.Command {
+	var o metrics.Options
+	cmd := &cobra.Command{
+		Use:   "metrics",
+		Short: "Print every counter and gauge once, in the Prometheus text format",
+		Long: `Print tunmux's metrics once in the Prometheus text exposition format, for
+node_exporter's textfile collector (write to a temporary file, then rename it
+into the collector's directory):
+
+  tunmux metrics > /var/lib/node_exporter/tunmux.prom.$$ &&
+    mv /var/lib/node_exporter/tunmux.prom.$$ /var/lib/node_exporter/tunmux.prom
+
+Series: tunmux_program_packets_total and _bytes_total by dataplane, program and
+outcome (as 'tunmux stats'); per entry, labelled by its key: tunmux_tunnel_*,
+tunmux_l2tp_session_*, tunmux_xconnect_*, tunmux_mux_member_*,
+tunmux_route_nexthops, tunmux_route_peer_up; tunmux_map_entries and
+_capacity; tunmux_link_attached; tunmux_doctor_check_ok (doctor's checks,
+without the drop sample); tunmux_scrape_errors. docs/observability.md lists them.`,
+		Example: "  tunmux metrics\n  tunmux metrics --entries=false",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Root = a.root()
+			return metrics.Write(a.out, o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.Entries, "entries", true, "include the per-entry series (one set per tunnel, session, pair, member)")
+	cmd.Flags().BoolVar(&o.Doctor, "doctor", true, "include doctor's checks")
+	return cmd
+}
+
+func (a *app) serveCommand() *cobra.Command {
+	var addr string
+	var o metrics.Options
+	cmd := &cobra.Command{
+		Use:   "serve --metrics-addr ADDR",
+		Short: "Serve /metrics (Prometheus) and /healthz over HTTP until stopped",
+		Long: `Serve tunmux's metrics over HTTP: /metrics in the Prometheus text format (the
+series 'tunmux metrics' prints, read from the pins at each scrape) and /healthz,
+which answers 200 "ok" while the bpffs root can be read and 503 with the reason
+when it cannot. serve keeps no state: the dataplanes run from their pins
+whether it runs or not. SIGINT or SIGTERM stops it.`,
+		Example: "  tunmux serve --metrics-addr :9478\n  tunmux serve --metrics-addr 127.0.0.1:9478 --entries=false",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if addr == "" {
+				return maps.Invalid("--metrics-addr", "", "is required", "HOST:PORT or :PORT to listen on, like :9478")
+			}
+			if _, _, err := net.SplitHostPort(addr); err != nil {
+				return maps.Invalid("--metrics-addr", addr, "is not HOST:PORT", "HOST:PORT or :PORT, like :9478")
+			}
+			o.Root = a.root()
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("--metrics-addr %s: %w", addr, err)
+			}
+			stop := stopSignals()
+			defer signal.Stop(stop)
+			fmt.Fprintf(a.errw, "tunmux: serving /metrics and /healthz on %s\n", ln.Addr())
+			srv := &metrics.Server{Options: o}
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve(ln) }()
+			select {
+			case err := <-done:
+				return err
+			case <-stop:
+				ln.Close()
+				return <-done
+			}
+		},
+	}
+	cmd.Flags().StringVar(&addr, "metrics-addr", "", "address to listen on for /metrics and /healthz, HOST:PORT or :PORT")
+	cmd.Flags().BoolVar(&o.Entries, "entries", true, "include the per-entry series")
+	cmd.Flags().BoolVar(&o.Doctor, "doctor", true, "include doctor's checks")
+	return cmd
+}
