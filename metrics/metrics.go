@@ -116,7 +116,9 @@ func (s *set) add(name, value string, labels ...string) {
 	f.samples = append(f.samples, sample{values: labels, value: value})
 }
 
-func (s *set) uint(name string, v uint64, labels ...string) { s.add(name, strconv.FormatUint(v, 10), labels...) }
+func (s *set) uint(name string, v uint64, labels ...string) {
+	s.add(name, strconv.FormatUint(v, 10), labels...)
+}
 
 func (s *set) bool(name string, v bool, labels ...string) {
 	if v {
