@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -229,4 +230,56 @@ func TestCaptureL2TPAndXconnect(t *testing.T) {
 		}
 		requireRunsPinned(t, "--bpffs", root)
 	})
+}
+
+// TestKilledObserverIsTakenOver: a capture killed with SIGKILL cannot put
+// its links back; they keep running the observed build (traffic flows,
+// status says observed), and the next capture takes them over and puts
+// the plain programs back when it ends. A monitor rate-limits its events
+// and says how many it left out.
+func TestKilledObserverIsTakenOver(t *testing.T) {
+	b := newBed(t)
+	for n := 1; n <= 2; n++ {
+		b.TunmuxNode(n, "vxlan", "--vni", "6400")
+	}
+	b.ping(1, "10.0.0.2")
+	c := startCapture(t, append(b.Args(1), "capture", "wl0")...)
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-c.done
+	if st := b.Tunmux(1, "status"); !strings.Contains(st.Stdout, "observed") {
+		t.Errorf("status after the capture was killed:\n%s", st.Stdout)
+	}
+	b.ping(1, "10.0.0.2")
+	again := startCapture(t, append(b.Args(1), "capture", "wl0", "-c", "2")...)
+	b.ns("w1").Run(t, "ping", "-c", "2", "-i", "0.2", "10.0.0.2")
+	if rows := again.wait("frame.comment"); len(rows) < 2 {
+		t.Errorf("the second capture: %v", rows)
+	}
+	requireRunsPinned(t, b.Args(1)...)
+
+	// Rate limit: 5 events a second per CPU against ~200 frames a second.
+	m := startMonitor(t, b.Args(1), "--rate", "5")
+	flood := func() { _, _ = b.ns("w1").Try("ping", "-c", "100", "-i", "0.005", "10.0.0.2") }
+	deadline := time.Now().Add(30 * time.Second)
+	go flood()
+	for left := 0; left == 0; {
+		select {
+		case e, ok := <-m.events:
+			if !ok {
+				t.Fatalf("monitor ended:\n%s", m.stderr.String())
+			}
+			left = int(e.Suppressed)
+		case <-time.After(time.Second):
+			go flood()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no event said it followed left-out ones in 30 s")
+		}
+	}
+	m.stop()
+	if !regexp.MustCompile(`[1-9][0-9]* left out by the rate limit`).MatchString(m.stderr.String()) {
+		t.Errorf("monitor's summary: %s", m.stderr.String())
+	}
 }

@@ -17,7 +17,7 @@ import (
 // event is one line of tunmux monitor -o json.
 type event struct {
 	Dataplane, Program, Netns, Interface, Outcome, Action, Target, Key string
-	Length                                                             uint32
+	Length, Suppressed                                                 uint32
 }
 
 // monitoring is a `tunmux monitor -o json` running in the background.
