@@ -107,8 +107,11 @@ type routeSpec struct {
 	path   string
 }
 
-// ReadFile reads and parses a desired-state file.
+// ReadFile reads and parses a desired-state file; "-" reads standard input.
 func ReadFile(path string) (*Document, error) {
+	if path == "-" {
+		return ReadFrom("standard input", os.Stdin)
+	}
 	data, err := readWhole(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -117,6 +120,16 @@ func ReadFile(path string) (*Document, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return Parse(path, data)
+}
+
+// ReadFrom parses a desired-state document read from r to its end (name
+// names it in messages).
+func ReadFrom(name string, r io.Reader) (*Document, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return Parse(name, data)
 }
 
 // Apply makes the pinned state equal the document, under the lock: every
@@ -428,7 +441,7 @@ func reconcile(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts 
 			plan, err := l.PlanL2TP(d.sessions, d.removeSessions, opts.Prune)
 			return plan, changesOf(plan, err), err
 		}, func(l *dataplane.L2TP, plan *dataplane.L2TPPlan) ([]string, error) {
-			return l.ExecuteL2TP(lock, plan)
+			return l.ExecuteL2TP(lock, plan, opts.Netns)
 		}, warn))
 	}
 

@@ -32,3 +32,27 @@ func (l *L2TP) learnNextHop(lock *maps.Lock, s maps.Session, tun netdev.Iface) s
 	}
 	return ""
 }
+
+// sessionMTUWarning says so when the host sending into the session's
+// Ethernet side (its veth peer, or the interface itself) may send frames
+// larger than the session carries over its tunnel interface: those are
+// dropped, counted as drop_too_big (as mtuWarning does for encap).
+func sessionMTUWarning(s maps.Session, eth, tun netdev.Iface, here string) string {
+	limit := tun.MTU - 14 - s.Overhead() // IP bytes of an Ethernet frame that fits
+	sender, mtu := netdev.Describe(here, eth.Name), eth.MTU
+	if eth.IsVeth() {
+		desc, err := netdev.InPeer(eth, here, func(p netdev.Iface) error {
+			mtu = p.MTU
+			return nil
+		})
+		if err != nil {
+			return ""
+		}
+		sender = desc
+	}
+	if mtu <= limit {
+		return ""
+	}
+	return fmt.Sprintf("%s has MTU %d, but session %d carries at most %d bytes of IP in an Ethernet frame over %s (MTU %d, 14 bytes of Ethernet and %d of headers): larger frames are dropped and counted as too big; set that MTU to %d (docs/l2tp.md, MTU)",
+		sender, mtu, s.ID, limit, tun.Name, tun.MTU, s.Overhead(), limit)
+}

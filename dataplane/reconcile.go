@@ -438,7 +438,7 @@ func describeTunnel(t maps.Tunnel) string {
 	if t.Proto.UsesUDP() {
 		return fmt.Sprintf("%s %s %s -> %s via %s, overlay %s", t.Proto, t.ID(), t.OuterSrc, t.OuterDst, t.Underlay, t.Overlay)
 	}
-	return fmt.Sprintf("%s %s via %s, overlay %s", t.Proto, t.ID(), t.Underlay, t.Overlay)
+	return fmt.Sprintf("%s via %s, overlay %s", t.ID(), t.Underlay, t.Overlay) // "vlan 300", once
 }
 
 // tunnelDiff names what differs between two tunnels of one key.
@@ -661,8 +661,9 @@ func sameSession(a, b maps.Session) bool {
 }
 
 // ExecuteL2TP carries a plan out: removals, then sessions written (the next
-// hop learnt for each). Call it inside the namespace.
-func (l *L2TP) ExecuteL2TP(lock *maps.Lock, plan *L2TPPlan) ([]string, error) {
+// hop learnt for each, and the hosts' MTU checked). Call it inside the
+// namespace netnsName.
+func (l *L2TP) ExecuteL2TP(lock *maps.Lock, plan *L2TPPlan, netnsName string) ([]string, error) {
 	var warnings []string
 	for _, id := range plan.remove {
 		if _, err := l.State.DeleteSession(lock, id); err != nil {
@@ -675,6 +676,11 @@ func (l *L2TP) ExecuteL2TP(lock *maps.Lock, plan *L2TPPlan) ([]string, error) {
 		}
 		if d.Session.PeerMAC == nil {
 			if w := l.learnNextHop(lock, d.Session, d.Tunnel); w != "" {
+				warnings = append(warnings, w)
+			}
+		}
+		if eth, err := netdev.ByIndex(int(d.Session.EthIndex)); err == nil {
+			if w := sessionMTUWarning(d.Session, eth, d.Tunnel, netnsName); w != "" {
 				warnings = append(warnings, w)
 			}
 		}

@@ -43,8 +43,12 @@ func TestL2TPPseudowire(t *testing.T) {
 					"--encap", c.encap, "--local", under[n-1], "--peer", under[2-n],
 					"--cookie", fmt.Sprintf("c00c1e0%d", n), "--peer-cookie", fmt.Sprintf("c00c1e0%d", 3-n),
 					"--eth-iface", "eth1", "--tunnel-iface", "tun0")
-				if strings.Contains(r.Stderr, "warning") {
-					t.Errorf("session add warned: %s", r.Stderr)
+				// The hosts' MTU is set below, from the overhead this prints:
+				// until then, the MTU warning is right; nothing else may warn.
+				for _, w := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
+					if strings.Contains(w, "warning") && !strings.Contains(w, "set that MTU to") {
+						t.Errorf("session add warned: %s", w)
+					}
 				}
 				var s struct{ Overhead int }
 				if err := json.Unmarshal([]byte(r.Stdout), &s); err != nil {

@@ -39,7 +39,11 @@ func Do(name string, fn func() error) error {
 	if name == "" {
 		return fn()
 	}
-	h, err := netns.GetFromName(name)
+	open := netns.GetFromName
+	if filepath.IsAbs(name) {
+		open = netns.GetFromPath // /var/run/netns/X, /proc/PID/ns/net
+	}
+	h, err := open(name)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("--netns %q: %w (see ip netns list)", name, ErrNoNamespace)
@@ -76,10 +80,24 @@ func DoHandle(h netns.NsHandle, fn func() error) error {
 	return <-errc
 }
 
-// NamespaceExists reports whether a named namespace exists.
+// NamespaceExists reports whether a network namespace exists: a name (as
+// ip netns names them) or an absolute path to a namespace file
+// (/var/run/netns/X, /proc/PID/ns/net).
 func NamespaceExists(name string) bool {
-	_, err := os.Stat(filepath.Join(NetnsDir, name))
-	return err == nil
+	path := name
+	if !filepath.IsAbs(name) {
+		if strings.ContainsAny(name, "/\x00") || name == "." || name == ".." || name == "" {
+			return false
+		}
+		path = filepath.Join(NetnsDir, name)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false
+	}
+	// A named namespace is a bind mount of an nsfs file; /proc/PID/ns/net
+	// is one too.
+	return st.Type == unix.NSFS_MAGIC
 }
 
 // CurrentInode returns the inode of the calling thread's network namespace,

@@ -57,6 +57,7 @@ func (p Printer) Print(v any) error {
 	if p.Format == JSON {
 		enc := json.NewEncoder(p.W)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // "10.0.0.1->10.0.0.2", not "-\u003e"
 		return enc.Encode(v)
 	}
 	if t, ok := v.(Texter); ok {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,8 +57,131 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "tunmux: %s\n", indentJoined(err))
-	return exitCode(err)
+	code := exitCode(err)
+	if a.output == "json" || (a.output == "" && jsonAsked(args)) {
+		writeJSONError(stderr, code, err, a.withGlobals)
+		return code
+	}
+	fmt.Fprintf(stderr, "tunmux: %s\n", a.withGlobals(indentJoined(err)))
+	return code
+}
+
+// jsonAsked reports whether args ask for -o json (for errors met before
+// the flags were parsed).
+func jsonAsked(args []string) bool {
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return false
+		case a == "-ojson", a == "--output=json", a == "-o=json":
+			return true
+		case (a == "-o" || a == "--output") && i+1 < len(args) && args[i+1] == "json":
+			return true
+		}
+	}
+	return false
+}
+
+// jsonError is how an error is written under -o json (to standard error).
+type jsonError struct {
+	Code     int           `json:"code"`
+	Message  string        `json:"message"`
+	Flag     string        `json:"flag,omitempty"`
+	Value    string        `json:"value,omitempty"`
+	Accepted string        `json:"accepted,omitempty"`
+	Problems []jsonProblem `json:"problems,omitempty"`
+}
+
+// jsonProblem is one of several problems of one command line.
+type jsonProblem struct {
+	Message  string `json:"message"`
+	Flag     string `json:"flag,omitempty"`
+	Value    string `json:"value,omitempty"`
+	Accepted string `json:"accepted,omitempty"`
+}
+
+// writeJSONError writes {"error": {...}} on one line: the exit code, the
+// message, and for bad input the flag, the value and the accepted form
+// (each problem's, when there are several).
+func writeJSONError(w io.Writer, code int, err error, hints func(string) string) {
+	je := jsonError{Code: code, Message: hints(err.Error())}
+	var inv *maps.InvalidError
+	if errors.As(err, &inv) {
+		je.Flag, je.Value, je.Accepted = inv.Flag, inv.Value, inv.Accepted
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 1 {
+		je.Message = hints(indentJoined(err))
+		for _, e := range j.Unwrap() {
+			p := jsonProblem{Message: hints(e.Error())}
+			if errors.As(e, &inv) {
+				p.Flag, p.Value, p.Accepted = inv.Flag, inv.Value, inv.Accepted
+			}
+			je.Problems = append(je.Problems, p)
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(map[string]jsonError{"error": je})
+}
+
+// pflagInvalid is how pflag reports a value its type refuses.
+var pflagInvalid = regexp.MustCompile(`^invalid argument "(.*)" for "(?:-\w, )?(--[\w-]+)" flag: `)
+
+// flagValueError turns pflag's report of a value its type refuses
+// ('strconv.ParseUint: parsing "-1": invalid syntax') into one naming the
+// flag and the form it accepts; other flag errors stay as they are.
+func flagValueError(cmd *cobra.Command, err error) error {
+	m := pflagInvalid.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	value, name := m[1], m[2]
+	f := cmd.Flags().Lookup(strings.TrimPrefix(name, "--"))
+	if f == nil {
+		return err
+	}
+	accepted := map[string]string{
+		"uint": "a whole number, 0 or more", "uint8": "a whole number from 0 to 255", "uint16": "a whole number from 0 to 65535",
+		"uint32": "a whole number from 0 to 4294967295", "uint64": "a whole number, 0 or more",
+		"int": "a whole number", "int32": "a whole number", "int64": "a whole number",
+		"bool": "true or false", "duration": "a duration such as 500ms, 5s or 1m",
+	}[f.Value.Type()]
+	if a, ok := f.Annotations["accepted"]; ok && len(a) > 0 {
+		accepted = a[0]
+	}
+	if accepted == "" {
+		return err
+	}
+	return maps.Invalid(name, value, "is not a valid value", accepted)
+}
+
+// withGlobals makes the commands a message suggests ('tunmux load encap')
+// carry the global flags this command was given (--bpffs, --netns), so
+// that pasting one acts on the same root and namespace.
+func (a *app) withGlobals(msg string) string {
+	var g []string
+	if a.bpffs != "" {
+		g = append(g, "--bpffs", shellWord(a.bpffs))
+	}
+	if a.netns != "" {
+		g = append(g, "--netns", shellWord(a.netns))
+	}
+	if len(g) == 0 {
+		return msg
+	}
+	return strings.ReplaceAll(msg, "'tunmux ", "'tunmux "+strings.Join(g, " ")+" ")
+}
+
+// shellWord quotes s for a shell when it needs it (inside a message that
+// already quotes the command with '...', with double quotes).
+func shellWord(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '/' || r == '.' || r == '-' || r == '_' || r == ':' || r == '=' || r == ',' || r == '+' ||
+			(r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9'))
+	}) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 // exitCode maps an error to the documented exit codes.
@@ -114,11 +239,11 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not f
 			return a.setup(cmd)
 		},
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{flagValueError(cmd, err)} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.bpffs, "bpffs", "", "bpffs root of tunmux's pinned state (env "+maps.RootEnv+", default "+maps.DefaultRootPath+")")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table|json")
-	pf.StringVar(&a.netns, "netns", "", "resolve and attach interfaces inside this named network namespace (ip netns), keeping the host bpffs")
+	pf.StringVar(&a.netns, "netns", "", "resolve and attach interfaces inside this network namespace: a name (ip netns) or a path (/proc/PID/ns/net), keeping the host bpffs")
 	pf.DurationVar(&a.lockTimeout, "lock-timeout", maps.DefaultLockTimeout, "how long a mutating command waits for the lock on the bpffs root")
 
 	commands := []struct {
@@ -194,7 +319,12 @@ func wrapArgs(c *cobra.Command) {
 		// A group called without a subcommand (or with an unknown one).
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usageError{fmt.Errorf("unknown command %q for %s; see '%s --help'", args[0], cmd.CommandPath(), cmd.CommandPath())}
+				hint := ""
+				cmd.SuggestionsMinimumDistance = 2 // typos of up to two letters, and prefixes
+				if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+					hint = fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+				}
+				return usageError{fmt.Errorf("unknown command %q for %s%s; see '%s --help'", args[0], cmd.CommandPath(), hint, cmd.CommandPath())}
 			}
 			return nil
 		}
@@ -231,8 +361,8 @@ func (a *app) setup(cmd *cobra.Command) error {
 		return err
 	}
 	if a.netns != "" {
-		if strings.ContainsAny(a.netns, "/\x00") || a.netns == "." || a.netns == ".." || !netdev.NamespaceExists(a.netns) {
-			return maps.Invalid("--netns", a.netns, "no such network namespace", "a name listed by 'ip netns list'")
+		if !netdev.NamespaceExists(a.netns) {
+			return maps.Invalid("--netns", a.netns, "no such network namespace", "a name listed by 'ip netns list', or the path of a namespace file such as /var/run/netns/NAME or /proc/PID/ns/net")
 		}
 	}
 	return nil
@@ -283,6 +413,6 @@ func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }
 // warn prints a warning to standard error.
 func (a *app) warn(msgs ...string) {
 	for _, m := range msgs {
-		fmt.Fprintf(a.errw, "tunmux: warning: %s\n", m)
+		fmt.Fprintf(a.errw, "tunmux: warning: %s\n", a.withGlobals(m))
 	}
 }

@@ -29,8 +29,11 @@ func (a *app) applyCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
 		Short: "Make the pinned state equal a desired-state file (YAML or JSON)",
-		Long: `Apply a desired-state file: encap tunnels and devmap slots, xconnect pairs, l2tp
-sessions (docs/apply.md has the format and a full example of each section).
+		Long: `Apply a desired-state file, a section per dataplane: encap (tunnels and devmap
+slots), l2tp (sessions), xconnect (pairs), mux (carrier and members), route
+(tunnel devices, routes and peers), load (dataplanes and their capacity) and
+attach (programs on interfaces); docs/apply.md has the format and a full
+example of each section.
 
 The whole file is parsed and every value and interface checked before anything
 is written: a bad file changes nothing and exits 2 with every problem listed by
@@ -83,6 +86,9 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 			if err != nil {
 				return err
 			}
+			if watch && file == "-" {
+				return maps.Invalid("-f", file, "cannot be watched", "the path of a file with --watch (standard input is read once)")
+			}
 			if watch {
 				ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 				defer stop()
@@ -109,7 +115,7 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 			return a.printer.Print(applyView(res))
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "the desired-state file (YAML or JSON)")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the desired-state file (YAML or JSON), or - for standard input")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the changes, write nothing")
 	cmd.Flags().BoolVar(&prune, "prune", false, "remove the entries of the file's sections that the file does not have")
 	cmd.Flags().Var(&maxPrune, "max-prune", "refuse a --prune that removes more than this share of a kind's pinned entries (10 or more of them)")

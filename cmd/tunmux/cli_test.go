@@ -411,7 +411,7 @@ func TestRedirectSlotsAreReferenceCounted(t *testing.T) {
 
 func TestAttachDetach(t *testing.T) {
 	c := newCLI(t)
-	c.expect(exitFailed, []string{"attach", "encap", "wl0"}, "not loaded", "tunmux load encap")
+	c.expect(exitFailed, []string{"attach", "encap", "wl0"}, "not loaded", c.ns.Name+" load encap'")
 	c.ok("load", "encap")
 	var res struct {
 		Ifindex int    `json:"ifindex"`

@@ -37,7 +37,12 @@ func TestL2TPAttachAndSessions(t *testing.T) {
 	}
 
 	add := append([]string{"l2tp", "session", "add"}, sessionArgs...)
-	c.ok(add...)
+	// wl1 (the host side of wl0) has MTU 1500; the session carries 1442
+	// bytes of IP (1500 - 14 - 44 of UDP, IPv4, cookie, sublayer): as
+	// encap, l2tp says so.
+	if r := c.ok(add...); !strings.Contains(r.Stderr, "has MTU 1500, but session 100 carries at most 1442 bytes of IP") || !strings.Contains(r.Stderr, "set that MTU to 1442") {
+		t.Errorf("want the MTU warning:\n%s", r)
+	}
 	c.expect(exitFailed, add, "already exists")
 	var s maps.SessionJSON
 	c.jsonOut(&s, "l2tp", "session", "get", "--session-id", "100")

@@ -347,13 +347,15 @@ MAC is derived from it (02:a:b:c:d:ff from its last 4 bytes), which is the MAC
 its peers address inner frames to by default. MTU: that of the interface holding
 --local (or 1500) less 70, room for an IPv6 or IPv4 underlay.
 
-This kernel has vxlan but no geneve device type; --proto geneve says so.
+A kernel built without the geneve device type refuses --proto geneve; tunmux
+says so (exit 1).
 
-With --routes, create NAME as the device overlay routes point at (this kernel has
-no dummy devices): a persistent TUN device, up, with checksum and TSO offloads,
+With --routes, create NAME as the device overlay routes point at (a TUN device
+rather than a dummy one, which not every kernel builds): a persistent TUN device, up, with checksum and TSO offloads,
 sized to the tunnel device's MTU. Then attach the route program to it:
   tunmux attach route NAME
-  ip route add 10.200.0.0/16 dev NAME
+  ip addr add 10.100.0.1/32 dev vxlan0     # the src the routes name
+  ip route add 10.200.0.0/16 dev NAME src 10.100.0.1
 Packets routed to it that no route matches (or whose nexthops are all down) go
 on into the TUN device, which has no reader and drops them (counted).
 

@@ -98,7 +98,7 @@ type loadJSON struct {
 func (c *cli) requireSplit(dataplane, pin string, cmd []string) {
 	c.t.Helper()
 	before := c.snapshot()
-	c.expect(exitFailed, cmd, "the pins and the datapath disagree", pin, "tunmux load "+dataplane)
+	c.expect(exitFailed, cmd, "the pins and the datapath disagree", pin, " load "+dataplane+"'")
 	if c.snapshot() != before {
 		c.t.Errorf("%v changed pinned state of a split dataplane", cmd)
 	}

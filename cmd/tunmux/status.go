@@ -8,23 +8,41 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tunmux/tunmux/dataplane"
+	"github.com/tunmux/tunmux/maps"
 	"github.com/tunmux/tunmux/render"
 )
 
 func (a *app) statusCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "status",
+		Use:   "status [DATAPLANE]",
 		Short: "Show everything pinned: dataplanes, programs, maps, links, slots",
 		Long: `Show everything tunmux has pinned under the bpffs root: each dataplane with its
 schema and load parameters, its programs (id, tag), its maps (entries /
 capacity), its links (program, interface, hook, mode, attached or defunct) and,
 for encap, its redirect slots and how each target accepts redirected frames.`,
-		Example: "  tunmux status\n  tunmux status -o json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Example: "  tunmux status\n  tunmux status encap\n  tunmux status -o json",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if _, err := dataplane.Lookup(args[0]); err != nil {
+					return err
+				}
+			}
 			st, err := dataplane.ReadStatus(a.root())
 			if err != nil {
 				return err
+			}
+			if len(args) == 1 {
+				var only []dataplane.DataplaneStatus
+				for _, d := range st.Dataplanes {
+					if d.Name == args[0] {
+						only = append(only, d)
+					}
+				}
+				if len(only) == 0 {
+					return fmt.Errorf("%s under %s: %w (run 'tunmux load %s')", args[0], st.Root, maps.ErrNotLoaded, args[0])
+				}
+				st.Dataplanes = only
 			}
 			return a.printer.Print(statusView(st))
 		},

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tunmux/tunmux/internal/testnet"
+)
+
+// Defects an operator met (issue 14), each reproduced.
+
+// 1: a suggested command carries the --bpffs and --netns given, so that
+// pasting it acts on the same root and namespace.
+func TestHintsCarryTheGlobalFlags(t *testing.T) {
+	c := newCLI(t)
+	r := c.expect(exitFailed, []string{"xconnect", "add", "x0", "x1"}, "not loaded")
+	want := fmt.Sprintf("'tunmux --bpffs %s --netns %s load xconnect'", c.root, c.ns.Name)
+	if !strings.Contains(r.Stderr, want) {
+		t.Errorf("want the hint %s:\n%s", want, r)
+	}
+	// Pasted, it works.
+	c.ok("load", "xconnect")
+	c.ok("xconnect", "add", "x0", "x1")
+}
+
+// 3: typos get a suggestion; status takes a dataplane, as stats does.
+func TestTyposAndStatusOfOneDataplane(t *testing.T) {
+	c := newCLI(t)
+	c.expect(exitInvalid, []string{"tunel"}, `unknown command "tunel"`, "did you mean tunnel?")
+	c.expect(exitInvalid, []string{"tunnel", "ad"}, "did you mean add?")
+	c.expect(exitInvalid, []string{"status", "gre"}, "DATAPLANE", "encap|l2tp")
+	c.expect(exitFailed, []string{"status", "encap"}, "not loaded", "load encap")
+	c.ok("load", "encap")
+	c.ok("load", "xconnect")
+	var st struct{ Dataplanes []struct{ Name string } }
+	c.jsonOut(&st, "status", "xconnect")
+	if len(st.Dataplanes) != 1 || st.Dataplanes[0].Name != "xconnect" {
+		t.Errorf("status xconnect: %+v", st)
+	}
+	c.ok("unload", "xconnect")
+}
+
+// 5: under -o json an error is one JSON object on standard error, with the
+// exit code, the flag and the accepted form; JSON output does not escape
+// "->" as HTML.
+func TestJSONErrors(t *testing.T) {
+	c := newCLI(t)
+	c.ok("load", "encap")
+	c.ok(append([]string{"tunnel", "add"}, tunnelArgs...)...)
+	r := c.run("-o", "json", "tunnel", "add", "--inner-src", "10.0.0.1", "--inner-dst", "10.0.0.9", "--proto", "gre")
+	var e struct {
+		Error struct {
+			Code                    int
+			Message, Flag, Accepted string
+			Problems                []struct{ Flag string }
+		}
+	}
+	if r.Code != exitInvalid || json.Unmarshal([]byte(r.Stderr), &e) != nil {
+		t.Fatalf("want one JSON object on stderr, exit 2:\n%s", r)
+	}
+	if e.Error.Code != exitInvalid || !strings.Contains(e.Error.Message, "--proto") || len(e.Error.Problems) < 2 {
+		t.Errorf("error object: %+v", e.Error)
+	}
+	r = c.run("-o", "json", "load", "encap", "--max-entries", "-1")
+	if json.Unmarshal([]byte(r.Stderr), &e) != nil || e.Error.Flag != "--max-entries" || !strings.Contains(e.Error.Accepted, "whole number") {
+		t.Errorf("flag-parser error under -o json:\n%s", r)
+	}
+	cmd := exec.Command(bin, c.args([]string{"-o", "json", "apply", "-f", "-", "--dry-run"})...)
+	cmd.Stdin = strings.NewReader("encap:\n  tunnels:\n    - {inner-src: 10.0.0.1, inner-dst: 10.0.0.7, proto: vlan, vlan-id: 7, underlay: ul0, overlay: wl0}\n")
+	if out, err := cmd.Output(); err != nil || !strings.Contains(string(out), "10.0.0.1->10.0.0.7") || strings.Contains(string(out), `\u003e`) {
+		t.Errorf("HTML escaping in JSON output: %v\n%s", err, out)
+	}
+}
+
+// 18: values a flag's type refuses name the flag and the accepted form.
+func TestFlagParserErrorsNameTheAcceptedForm(t *testing.T) {
+	c := newCLI(t)
+	for _, tc := range []struct {
+		args      []string
+		flag, has string
+	}{
+		{[]string{"load", "encap", "--max-entries", "-1"}, "--max-entries", "whole number"},
+		{[]string{"load", "encap", "--max-entries", "lots"}, "--max-entries", ""},
+		{[]string{"--lock-timeout", "soon", "status"}, "--lock-timeout", "duration"},
+		{[]string{"capture", "wl0", "-c", "many", "-w", "-"}, "--count", "whole number"},
+		{[]string{"monitor", "--rate", "fast"}, "--rate", "whole number"},
+		{[]string{"doctor", "--sample", "x"}, "--sample", "duration"},
+	} {
+		r := c.run(tc.args...)
+		if r.Code != exitInvalid || !strings.Contains(r.Stderr, tc.flag) || !strings.Contains(r.Stderr, tc.has) || strings.Contains(r.Stderr, "strconv.") {
+			t.Errorf("%v: want exit 2 naming %s and the accepted form:\n%s", tc.args, tc.flag, r)
+		}
+	}
+}
+
+// 8: apply reads standard input with -f -; a VLAN tunnel's dry-run detail
+// says "vlan 300" once.
+func TestApplyFromStandardInput(t *testing.T) {
+	c := newCLI(t)
+	c.ok("load", "encap") // a loaded dataplane's plan describes each entry
+	file := "encap:\n  tunnels:\n    - {inner-src: 10.0.5.1, inner-dst: 10.0.5.2, proto: vlan, vlan-id: 300, underlay: ul0, overlay: wl0}\n"
+	cmd := exec.Command(bin, c.args([]string{"apply", "-f", "-", "--dry-run"})...)
+	cmd.Stdin = strings.NewReader(file)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "vlan 300 via ul0") || strings.Contains(string(out), "vlan vlan") {
+		t.Fatalf("apply -f - --dry-run: %v\n%s", err, out)
+	}
+	cmd = exec.Command(bin, c.args([]string{"apply", "-f", "-"})...)
+	cmd.Stdin = strings.NewReader(file)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("apply -f -: %v\n%s", err, out)
+	}
+	c.ok("tunnel", "get", "--inner-src", "10.0.5.1", "--inner-dst", "10.0.5.2")
+	c.expect(exitInvalid, []string{"apply", "-f", "-", "--watch"}, "-f", "cannot be watched")
+}
+
+// 10: --netns takes a path to a namespace file as well as a name.
+func TestNetnsTakesAPath(t *testing.T) {
+	c := newCLI(t)
+	path := filepath.Join("/var/run/netns", c.ns.Name)
+	r := testnet.MustTunmux(t, bin, "--bpffs", c.root, "--netns", path, "load", "xconnect")
+	_ = r
+	testnet.MustTunmux(t, bin, "--bpffs", c.root, "--netns", path, "xconnect", "add", "x0", "x1")
+	// A process's namespace file names the same namespace.
+	sleep := c.ns.Cmd("sleep", "30")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sleep.Process.Kill(); _ = sleep.Wait() })
+	proc := fmt.Sprintf("/proc/%d/ns/net", sleep.Process.Pid)
+	if out := testnet.MustTunmux(t, bin, "--bpffs", c.root, "--netns", proc, "xconnect", "list").Stdout; !strings.Contains(out, "x0") {
+		t.Errorf("xconnect list in %s:\n%s", proc, out)
+	}
+	for _, bad := range []string{"/proc/self/fd", "relative/path", filepath.Join(os.TempDir(), "no-such-ns")} {
+		if r := testnet.Tunmux(bin, "--bpffs", c.root, "--netns", bad, "status"); r.Code != exitInvalid || !strings.Contains(r.Stderr, "--netns") {
+			t.Errorf("--netns %s: want exit 2:\n%s", bad, r)
+		}
+	}
+	c.ok("unload", "xconnect")
+}
+
+// 7: the documentation stands alone: it does not point outside the
+// repository.
+func TestDocsStandAlone(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(testnet.TopDir(), "docs", "*.md"))
+	files = append(files, filepath.Join(testnet.TopDir(), "README.md"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"../shared", "DESIGN.md"} {
+			if strings.Contains(string(b), bad) {
+				t.Errorf("%s cites %s, which is not part of the repository", filepath.Base(f), bad)
+			}
+		}
+	}
+}
