@@ -176,7 +176,8 @@ func (l *Loaded) attach(lock *maps.Lock, p Program, iface string, opts AttachOpt
 		}
 		_ = os.Remove(pin) // a defunct link of an interface that had this index
 		if p.Hook == maps.HookXDP && ifc.XDPProgID != 0 {
-			return fmt.Errorf("the XDP slot of %s is owned by %s: %w; detach that first", iface, DescribeXDPOwner(l.Root, ifc.XDPProgID), maps.ErrInUse)
+			owner := DescribeXDPOwner(l.Root, ifc.XDPProgID)
+			return fmt.Errorf("the XDP slot of %s is owned by %s: %w; free it with '%s'", iface, owner, maps.ErrInUse, xdpOwnerFix(l.Root, owner, opts.Netns, ino, ifc))
 		}
 		pinned := prog
 		if p.L3Variant != "" && !ifc.L2 {
@@ -404,6 +405,40 @@ func (o Owner) String() string {
 		name = "?"
 	}
 	return fmt.Sprintf("program %q (id %d), not a tunmux program under this root", name, o.ProgID)
+}
+
+// xdpOwnerFix is the command that frees the XDP slot of ifc (in namespace
+// netnsName, inode ino) held by owner: tunmux detach when a tunmux link of
+// this root holds it, bpftool link detach for another bpf_link, and else
+// (attached through netlink, by ip link or bpftool net attach) ip link.
+func xdpOwnerFix(root *maps.Root, owner Owner, netnsName string, ino uint64, ifc netdev.Iface) string {
+	if owner.Dataplane != "" {
+		if _, err := os.Stat(filepath.Join(root.Dir(owner.Dataplane), LinkPinName(owner.Program, ino, ifc.Index))); err == nil {
+			return fmt.Sprintf("tunmux detach %s %s", owner.Program, ifc.Name)
+		}
+	}
+	var it link.Iterator
+	defer it.Close()
+	for it.Next() {
+		info, err := it.Link.Info()
+		if err != nil {
+			continue
+		}
+		if x := info.XDP(); x != nil && x.Ifindex == uint32(ifc.Index) && uint32(info.Program) == owner.ProgID {
+			return fmt.Sprintf("bpftool link detach id %d", it.ID)
+		}
+	}
+	mode := "xdp" // iproute2 detaches in the mode it is told
+	if ifc.XDPGeneric {
+		mode = "xdpgeneric"
+	}
+	if netnsName != "" && !filepath.IsAbs(netnsName) {
+		return fmt.Sprintf("ip -n %s link set dev %s %s off", netnsName, ifc.Name, mode)
+	}
+	if netnsName != "" {
+		return fmt.Sprintf("nsenter --net=%s ip link set dev %s %s off", netnsName, ifc.Name, mode)
+	}
+	return fmt.Sprintf("ip link set dev %s %s off", ifc.Name, mode)
 }
 
 // DescribeXDPOwner finds which pinned program under root has id progID.

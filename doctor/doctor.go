@@ -234,9 +234,17 @@ func (d *doc) links(dp *dataplane.Dataplane, ds dataplane.DataplaneStatus) {
 		})
 		if err == nil && holder.XDPProgID != 0 {
 			d.fail(CheckXDPSlot, where, fmt.Sprintf("the XDP slot of %s holds program %d (%s), not tunmux's %s", where, holder.XDPProgID, progName(holder.XDPProgID), ls.Program),
-				inNetnsCmd(ls.Netns, "ip link set dev "+ls.Interface+" xdp off")+" && "+d.tunmux(ls.Netns, fmt.Sprintf("attach %s %s", ls.Program, ls.Interface)))
+				inNetnsCmd(ls.Netns, "ip link set dev "+ls.Interface+" "+xdpMode(holder)+" off")+" && "+d.tunmux(ls.Netns, fmt.Sprintf("attach %s %s", ls.Program, ls.Interface)))
 		}
 	}
+}
+
+// xdpMode is the ip link keyword that detaches ifc's XDP program.
+func xdpMode(ifc netdev.Iface) string {
+	if ifc.XDPGeneric {
+		return "xdpgeneric"
+	}
+	return "xdp"
 }
 
 // inNetnsCmd runs cmd in namespace netnsName ("" here).

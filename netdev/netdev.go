@@ -122,8 +122,9 @@ type Iface struct {
 	// from this namespace (-1: the same namespace).
 	PeerIndex   int
 	PeerNetnsID int
-	// The XDP program attached, if any.
-	XDPProgID uint32
+	// The XDP program attached, if any, and whether in generic (skb) mode.
+	XDPProgID  uint32
+	XDPGeneric bool
 	// L2 is true for an Ethernet device (frames carry an Ethernet header);
 	// false for L3 devices such as tun or wireguard.
 	L2 bool
@@ -183,6 +184,7 @@ func fromLink(l netlink.Link) Iface {
 	}
 	if a.Xdp != nil && a.Xdp.Attached {
 		i.XDPProgID = a.Xdp.ProgId
+		i.XDPGeneric = a.Xdp.AttachMode == 2 // XDP_ATTACHED_SKB
 	}
 	return i
 }

@@ -432,7 +432,7 @@ func TestAttachDetach(t *testing.T) {
 	if !res.Already {
 		t.Errorf("second attach: %+v", res)
 	}
-	c.expect(exitFailed, []string{"attach", "decap", "wl0"}, "owned by tunmux encap (program encap")
+	c.expect(exitFailed, []string{"attach", "decap", "wl0"}, "owned by tunmux encap (program encap", "detach encap wl0'")
 	c.expect(exitFailed, []string{"attach", "encap", "wl0", "--mode", "generic"}, "native mode")
 	c.expect(exitNotFound, []string{"detach", "decap", "wl0"}, "not attached")
 	c.ok("attach", "decap", "ul0", "--mode", "generic")
@@ -479,7 +479,14 @@ func TestAttachDetach(t *testing.T) {
 	}
 	// A program attached by someone else is named.
 	c.ns.Run(t, "ip", "link", "set", "dev", "x0", "xdpgeneric", "pinned", filepath.Join(c.root, "encap", "prog_pass"))
-	c.expect(exitFailed, []string{"attach", "encap", "x0", "--mode", "generic"}, "owned by tunmux encap (program pass")
+	r := c.expect(exitFailed, []string{"attach", "encap", "x0", "--mode", "generic"}, "owned by tunmux encap (program pass",
+		"free it with 'ip -n "+c.ns.Name+" link set dev x0 xdpgeneric off'")
+	// The command the message gives does free it (issue 14: it used to say
+	// "detach that first", which tunmux detach could not do).
+	if r.Code == exitFailed {
+		testnet.Run(t, "ip", "-n", c.ns.Name, "link", "set", "dev", "x0", "xdpgeneric", "off")
+		c.ok("attach", "encap", "x0", "--mode", "generic")
+	}
 }
 
 func TestBadInputExitsTwoAndChangesNothing(t *testing.T) {
