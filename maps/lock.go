@@ -21,26 +21,51 @@ type Lock struct {
 
 // Lock takes the exclusive lock on the root folder, waiting up to timeout.
 // On timeout it returns an error wrapping ErrLocked.
+//
+// It waits in a blocking flock, so that the kernel hands the lock over as
+// soon as it is released, rather than polling for it (waiters polling
+// every few milliseconds lose to those that happen to ask at the right
+// moment, and some starve past their timeout under many writers).
 func (r *Root) Lock(timeout time.Duration) (*Lock, error) {
 	f, err := os.Open(r.Path)
 	if err != nil {
 		return nil, fmt.Errorf("open %s for locking: %w", r.Path, err)
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return &Lock{root: r, f: f}, nil
+	fd := int(f.Fd())
+	err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+	if err == nil {
+		return &Lock{root: r, f: f}, nil // free: no waiting
+	}
+	if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", r.Path, err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		for {
+			err := unix.Flock(fd, unix.LOCK_EX)
+			if !errors.Is(err, unix.EINTR) {
+				got <- err
+				return
+			}
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case err := <-got:
+		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", r.Path, err)
 		}
-		if time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("waited %s for the lock on %s: %w; retry, or raise --lock-timeout", timeout, r.Path, ErrLocked)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return &Lock{root: r, f: f}, nil
+	case <-timer.C:
+		// The wait cannot be cancelled: when it ends, give the lock up.
+		go func() {
+			<-got
+			f.Close() // closing the file releases the lock
+		}()
+		return nil, fmt.Errorf("waited %s for the lock on %s: %w; retry, or raise --lock-timeout", timeout, r.Path, ErrLocked)
 	}
 }
 
