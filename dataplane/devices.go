@@ -29,8 +29,9 @@ type Device struct {
 	candidate bool   // known only by a record of its program: ours only if it is of linkKind
 }
 
-// stateList reads a list from the typed state over l's maps.
-func stateList[S, E any](l *Loaded, state func(map[string]*ebpf.Map) (S, error), list func(S) ([]E, error)) ([]E, error) {
+// ListOf reads a list from the typed state over l's maps, e.g.
+// ListOf(l, maps.NewL2TPState, (*maps.L2TPState).ListSessions).
+func ListOf[S, E any](l *Loaded, state func(map[string]*ebpf.Map) (S, error), list func(S) ([]E, error)) ([]E, error) {
 	st, err := state(l.Maps)
 	if err != nil {
 		return nil, err
@@ -44,7 +45,7 @@ func createdDevices(l *Loaded) ([]Device, error) {
 	var out []Device
 	switch l.DP {
 	case MuxDataplane:
-		members, err := stateList(l, maps.NewMuxState, (*maps.MuxState).Members)
+		members, err := ListOf(l, maps.NewMuxState, (*maps.MuxState).Members)
 		if err != nil {
 			return nil, err
 		}
@@ -54,7 +55,7 @@ func createdDevices(l *Loaded) ([]Device, error) {
 			}
 		}
 	case RouteDataplane:
-		devs, err := stateList(l, maps.NewRouteState, (*maps.RouteState).TunnelDevs)
+		devs, err := ListOf(l, maps.NewRouteState, (*maps.RouteState).TunnelDevs)
 		if err != nil {
 			return nil, err
 		}

@@ -392,11 +392,7 @@ func routedBy(err error, via int) string {
 
 // xconnect checks that each pair end can receive redirected frames.
 func (d *doc) xconnect(l *dataplane.Loaded) {
-	st, err := maps.NewXconnectState(l.Maps)
-	if err != nil {
-		return
-	}
-	pairs, err := st.ListPairs()
+	pairs, err := dataplane.ListOf(l, maps.NewXconnectState, (*maps.XconnectState).ListPairs)
 	if err != nil {
 		return
 	}
@@ -410,11 +406,7 @@ func (d *doc) xconnect(l *dataplane.Loaded) {
 
 // route checks the route dataplane's devices and kernel setup.
 func (d *doc) route(l *dataplane.Loaded) {
-	st, err := maps.NewRouteState(l.Maps)
-	if err != nil {
-		return
-	}
-	devs, err := st.TunnelDevs()
+	devs, err := dataplane.ListOf(l, maps.NewRouteState, (*maps.RouteState).TunnelDevs)
 	if err != nil {
 		return
 	}

@@ -156,23 +156,7 @@ func TestCaptureSeesWhatTcpdumpCannot(t *testing.T) {
 func TestCaptureL2TPAndXconnect(t *testing.T) {
 	testnet.RequireRoot(t)
 	t.Run("l2tp", func(t *testing.T) {
-		prefix := testnet.Unique("tmxc") + "-"
-		script := filepath.Join(testnet.TopDir(), "scripts", "testbed.sh")
-		t.Cleanup(func() { testnet.Run(t, "bash", script, "down", prefix) })
-		testnet.Run(t, "bash", script, "l2tp-up", prefix)
-		ns := func(n string) *testnet.Netns { return &testnet.Netns{Name: prefix + n} }
-		var nodes [3][]string
-		for n := 1; n <= 2; n++ {
-			root := testnet.BPFRoot(t, func(root string) { testnet.Tunmux(bin, "--bpffs", root, "unload", "l2tp") })
-			nodes[n] = []string{"--bpffs", root, "--netns", fmt.Sprintf("%sl%d", prefix, n)}
-			tm := func(args ...string) { testnet.MustTunmux(t, bin, append(nodes[n], args...)...) }
-			tm("load", "l2tp")
-			tm("attach", "l2tp-encap", "eth1")
-			tm("attach", "l2tp-decap", "tun0")
-			tm("l2tp", "session", "add", "--session-id", fmt.Sprint(100+n), "--peer-session-id", fmt.Sprint(100+3-n),
-				"--encap", "udp", "--local", fmt.Sprintf("172.16.0.%d", n), "--peer", fmt.Sprintf("172.16.0.%d", 3-n),
-				"--eth-iface", "eth1", "--tunnel-iface", "tun0")
-		}
+		ns, nodes := l2tpLCCEs(t, nil)
 		pingUntil(t, ns("a"), "10.1.0.2")
 		c := startCapture(t, append(nodes[1], "capture", "eth1", "-c", "4")...)
 		ns("a").Run(t, "ping", "-c", "3", "-i", "0.2", "10.1.0.2")
@@ -282,4 +266,34 @@ func TestKilledObserverIsTakenOver(t *testing.T) {
 	if !regexp.MustCompile(`[1-9][0-9]* left out by the rate limit`).MatchString(m.stderr.String()) {
 		t.Errorf("monitor's summary: %s", m.stderr.String())
 	}
+}
+
+// l2tpLCCEs brings up the l2tp testbed (hosts a and b, LCCEs l1 and l2)
+// with both LCCEs tunmux endpoints of one UDP session over IPv4 (ids 101
+// and 102), each given the extra session flags extra returns for it (nil:
+// none). It returns the namespaces by short name and each node's global
+// flags.
+func l2tpLCCEs(t *testing.T, extra func(n int) []string) (func(string) *testnet.Netns, [3][]string) {
+	t.Helper()
+	prefix := testnet.Unique("tmxc") + "-"
+	script := filepath.Join(testnet.TopDir(), "scripts", "testbed.sh")
+	t.Cleanup(func() { testnet.Run(t, "bash", script, "down", prefix) })
+	testnet.Run(t, "bash", script, "l2tp-up", prefix)
+	var nodes [3][]string
+	for n := 1; n <= 2; n++ {
+		root := testnet.BPFRoot(t, func(root string) { testnet.Tunmux(bin, "--bpffs", root, "unload", "l2tp") })
+		nodes[n] = []string{"--bpffs", root, "--netns", fmt.Sprintf("%sl%d", prefix, n)}
+		tm := func(args ...string) { testnet.MustTunmux(t, bin, append(nodes[n], args...)...) }
+		tm("load", "l2tp")
+		tm("attach", "l2tp-encap", "eth1")
+		tm("attach", "l2tp-decap", "tun0")
+		args := []string{"l2tp", "session", "add", "--session-id", fmt.Sprint(100 + n), "--peer-session-id", fmt.Sprint(100 + 3 - n),
+			"--encap", "udp", "--local", fmt.Sprintf("172.16.0.%d", n), "--peer", fmt.Sprintf("172.16.0.%d", 3-n),
+			"--eth-iface", "eth1", "--tunnel-iface", "tun0"}
+		if extra != nil {
+			args = append(args, extra(n)...)
+		}
+		tm(args...)
+	}
+	return func(n string) *testnet.Netns { return &testnet.Netns{Name: prefix + n} }, nodes
 }

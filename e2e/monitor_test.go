@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -124,29 +123,15 @@ func TestMonitorNamesWhyFramesDrop(t *testing.T) {
 		}
 	})
 	t.Run("l2tp-cookie", func(t *testing.T) {
-		prefix := testnet.Unique("tmxm") + "-"
-		script := filepath.Join(testnet.TopDir(), "scripts", "testbed.sh")
-		t.Cleanup(func() { testnet.Run(t, "bash", script, "down", prefix) })
-		testnet.Run(t, "bash", script, "l2tp-up", prefix)
-		var nodes [3][]string
-		for n := 1; n <= 2; n++ {
-			root := testnet.BPFRoot(t, func(root string) { testnet.Tunmux(bin, "--bpffs", root, "unload", "l2tp") })
-			nodes[n] = []string{"--bpffs", root, "--netns", fmt.Sprintf("%sl%d", prefix, n)}
-			tm := func(args ...string) { testnet.MustTunmux(t, bin, append(nodes[n], args...)...) }
-			tm("load", "l2tp")
-			tm("attach", "l2tp-encap", "eth1")
-			tm("attach", "l2tp-decap", "tun0")
-			// Node 1 expects (--peer-cookie) a cookie node 2 does not send.
-			peerCookie := map[int]string{1: "deadbeef", 2: "c00c1e01"}[n]
-			tm("l2tp", "session", "add", "--session-id", fmt.Sprint(100+n), "--peer-session-id", fmt.Sprint(100+3-n),
-				"--encap", "udp", "--local", fmt.Sprintf("172.16.0.%d", n), "--peer", fmt.Sprintf("172.16.0.%d", 3-n),
-				"--cookie", fmt.Sprintf("c00c1e0%d", n), "--peer-cookie", peerCookie, "--eth-iface", "eth1", "--tunnel-iface", "tun0")
-		}
+		// Node 1 expects (--peer-cookie) a cookie node 2 does not send.
+		ns, nodes := l2tpLCCEs(t, func(n int) []string {
+			return []string{"--cookie", fmt.Sprintf("c00c1e0%d", n), "--peer-cookie", map[int]string{1: "deadbeef", 2: "c00c1e01"}[n]}
+		})
 		// The LCCEs know each other's MAC (l2tp_encap sends a non-IP frame,
 		// the hosts' ARP, only to a known neighbour).
-		(&testnet.Netns{Name: prefix + "l1"}).Run(t, "ping", "-c", "1", "-W", "2", "172.16.0.2")
+		ns("l1").Run(t, "ping", "-c", "1", "-W", "2", "172.16.0.2")
 		m := startMonitor(t, nodes[1], "--drops", "--dataplane", "l2tp")
-		a := &testnet.Netns{Name: prefix + "a"}
+		a := ns("a")
 		e := m.await("pass_bad_cookie", func() { _, _ = a.Try("ping", "-c", "1", "-W", "1", "10.1.0.2") })
 		if e.Program != "l2tp_decap" || e.Interface != "tun0" || e.Action != "next" || e.Key != "session 101" {
 			t.Errorf("pass_bad_cookie event: %+v", e)

@@ -203,11 +203,7 @@ func entries(s *set, l *dataplane.Loaded) error {
 			s.uint("tunnel_drop_too_big_total", t.Counters.DropTooBig, src, dst, proto)
 		}
 	case dataplane.L2TPDataplane:
-		st, err := maps.NewL2TPState(l.Maps)
-		if err != nil {
-			return err
-		}
-		ss, err := st.ListSessions()
+		ss, err := dataplane.ListOf(l, maps.NewL2TPState, (*maps.L2TPState).ListSessions)
 		if err != nil {
 			return err
 		}
@@ -220,11 +216,7 @@ func entries(s *set, l *dataplane.Loaded) error {
 			s.uint("l2tp_session_drops_total", x.Counters.Drops, id, peer)
 		}
 	case dataplane.XconnectDataplane:
-		st, err := maps.NewXconnectState(l.Maps)
-		if err != nil {
-			return err
-		}
-		ps, err := st.ListPairs()
+		ps, err := dataplane.ListOf(l, maps.NewXconnectState, (*maps.XconnectState).ListPairs)
 		if err != nil {
 			return err
 		}
@@ -237,11 +229,7 @@ func entries(s *set, l *dataplane.Loaded) error {
 			}
 		}
 	case dataplane.MuxDataplane:
-		st, err := maps.NewMuxState(l.Maps)
-		if err != nil {
-			return err
-		}
-		ms, err := st.Members()
+		ms, err := dataplane.ListOf(l, maps.NewMuxState, (*maps.MuxState).Members)
 		if err != nil {
 			return err
 		}
@@ -253,18 +241,14 @@ func entries(s *set, l *dataplane.Loaded) error {
 			s.uint("mux_member_bytes_total", m.Counters.RxBytes, m.Name, label, "rx")
 		}
 	case dataplane.RouteDataplane:
-		st, err := maps.NewRouteState(l.Maps)
-		if err != nil {
-			return err
-		}
-		rs, err := st.Routes()
+		rs, err := dataplane.ListOf(l, maps.NewRouteState, (*maps.RouteState).Routes)
 		if err != nil {
 			return err
 		}
 		for _, r := range rs {
 			s.uint("route_nexthops", uint64(len(r.Nexthops)), r.Prefix.String())
 		}
-		peers, err := st.Peers()
+		peers, err := dataplane.ListOf(l, maps.NewRouteState, (*maps.RouteState).Peers)
 		if err != nil {
 			return err
 		}
