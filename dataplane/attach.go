@@ -25,7 +25,7 @@ func LinkPinName(prog string, netns uint64, ifindex int) string {
 func linkPins(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", dir, err)
+		return nil, fmt.Errorf("read: %w", maps.NoPermission(dir, err))
 	}
 	var out []string
 	for _, e := range entries {

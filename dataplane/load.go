@@ -360,7 +360,7 @@ func unloadPins(dir string, res *UnloadResult) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("read %s: %w", dir, err)
+		return fmt.Errorf("read: %w", maps.NoPermission(dir, err))
 	}
 	// Links first, so traffic stops being handled before the state goes.
 	for _, e := range entries {
@@ -476,7 +476,10 @@ func openLoaded(root *maps.Root, dp *Dataplane, check bool) (*Loaded, error) {
 	dir := root.Dir(dp.Name)
 	notLoaded := fmt.Errorf("%s under %s: %w (run 'tunmux load %s')", dp.Name, root.Path, maps.ErrNotLoaded, dp.Name)
 	if _, err := os.Stat(dir); err != nil {
-		return nil, notLoaded
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, notLoaded
+		}
+		return nil, maps.NoPermission(dir, err)
 	}
 	// The maps' shapes, not the parsed object: opening pins parses nothing.
 	shapes := dp.mapShapes()

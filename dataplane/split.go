@@ -82,7 +82,7 @@ func pinnedMaps(dir string, shapes map[string]*ebpf.MapSpec) (map[string]pinnedM
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("open pinned map %s: %w", maps.MapPin(dir, name), err)
+			return nil, fmt.Errorf("open pinned map: %w", maps.NoPermission(maps.MapPin(dir, name), err))
 		}
 		pm, err := describeMap(m)
 		m.Close()

@@ -112,6 +112,9 @@ func readDataplaneStatus(root *maps.Root, name string) DataplaneStatus {
 			if strings.Contains(err.Error(), maps.ErrIncompatible.Error()) {
 				ds.State = "incompatible"
 			}
+			if errors.Is(err, maps.ErrPermission) {
+				ds.State = "unreadable" // not read: nothing is claimed of it
+			}
 		default:
 			meta := l.Meta
 			ds.Meta = &meta

@@ -3,7 +3,10 @@ package maps
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Sentinel errors that callers test with errors.Is.
@@ -27,7 +30,20 @@ var (
 	ErrInUse = errors.New("in use")
 	// ErrInvalid: bad input; every *InvalidError matches it.
 	ErrInvalid = errors.New("invalid input")
+	// ErrPermission: the caller may not read or write the pins or the
+	// kernel objects (not root, or without CAP_BPF and CAP_NET_ADMIN).
+	ErrPermission = errors.New("permission denied: tunmux needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN)")
 )
+
+// NoPermission reports a permission error met on path as ErrPermission,
+// and other errors as they are: a state that could not be read is never
+// reported as "not loaded".
+func NoPermission(path string, err error) error {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		return fmt.Errorf("%s: %w", path, ErrPermission)
+	}
+	return err
+}
 
 // InvalidError is bad input. It names the flag (or argument), the value given
 // and the accepted form; commands exit 2 on it and change nothing.

@@ -29,7 +29,7 @@ type Lock struct {
 func (r *Root) Lock(timeout time.Duration) (*Lock, error) {
 	f, err := os.Open(r.Path)
 	if err != nil {
-		return nil, fmt.Errorf("open %s for locking: %w", r.Path, err)
+		return nil, fmt.Errorf("open for locking: %w", NoPermission(r.Path, err))
 	}
 	fd := int(f.Fd())
 	err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)

@@ -62,7 +62,7 @@ func OpenMapsUsing(dir string, shapes map[string]*ebpf.MapSpec, use map[string]*
 		if err != nil {
 			closeMaps(open)
 			closeMaps(pending)
-			return nil, nil, fmt.Errorf("open pinned map %s: %w", path, err)
+			return nil, nil, fmt.Errorf("open pinned map: %w", NoPermission(path, err))
 		}
 		if err := ms.Compatible(m); err != nil {
 			m.Close()

@@ -176,7 +176,7 @@ func (r *Root) Dataplanes() ([]string, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read bpffs root: %w", err)
+		return nil, fmt.Errorf("read bpffs root: %w", NoPermission(r.Path, err))
 	}
 	var names []string
 	for _, e := range entries {

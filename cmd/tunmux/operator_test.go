@@ -161,3 +161,40 @@ func TestDocsStandAlone(t *testing.T) {
 		}
 	}
 }
+
+// 16: without the privileges, a command says so (exit 1) instead of
+// claiming the dataplane is not loaded, and unload does not say it unloaded
+// nothing.
+func TestPermissionDeniedIsSaid(t *testing.T) {
+	c := newCLI(t)
+	c.ok("load", "encap")
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatalf("setpriv (util-linux) is needed to run as another user: %v", err)
+	}
+	// The binary, where user nobody may run it.
+	dir, err := os.MkdirTemp("", "tunmux-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	exe, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runnable := filepath.Join(dir, "tunmux")
+	if err := os.WriteFile(runnable, exe, 0o755); err != nil || os.Chmod(dir, 0o755) != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"tunnel", "list"}, {"unload", "encap"}, {"stats"}} {
+		cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", runnable, "--bpffs", c.root}, args...)...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != exitFailed || !strings.Contains(string(out), "tunmux needs root") || strings.Contains(string(out), "not loaded") {
+			t.Errorf("%v as nobody: exit %d\n%s", args, code, out)
+		}
+	}
+	c.ok("tunnel", "list") // nothing was changed
+}
