@@ -1,8 +1,11 @@
 package apply
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"unicode/utf8"
 	"unsafe"
@@ -132,25 +135,62 @@ func fromYAML(a *nodes, y *yaml.Node) *node {
 // are yaml.v3's (a file that is not valid JSON is read as YAML, which JSON
 // is a subset of).
 func parseTree(data []byte) (top *node, empty bool, err error) {
+	if err := plainText(data); err != nil {
+		return nil, false, err
+	}
 	a := &nodes{}
 	if s := (&jsonScanner{data: data, line: 1, alloc: a}); s.looksLikeJSON() {
 		// The scanner's strings share data's bytes instead of a copy each
 		// (two million in a file of 100,000 tunnels): see Parse.
-		if top, err := s.document(); err == nil {
+		top, err := s.document()
+		if err == nil {
 			return top, false, nil
+		}
+		if s.strictJSON() {
+			// A JSON document ('{' then a quoted key) is JSON: YAML would
+			// take what JSON refuses (a trailing comma) without a word.
+			return nil, false, fmt.Errorf("yaml: line %d: not valid JSON (a trailing comma, a missing quote or bracket?)", s.line)
 		}
 	}
 	if top, err := yamlFast(data, a); err == nil {
 		return top, false, nil
 	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, true, nil
+		}
 		return nil, false, err
+	}
+	// One document: a second one would be ignored, so it is an error.
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		line := next.Line
+		if err != nil || line == 0 {
+			line = 1
+		}
+		return nil, false, fmt.Errorf("yaml: line %d: a second YAML document (after ---): a file holds one", line)
 	}
 	if len(root.Content) == 0 {
 		return nil, true, nil
 	}
 	return fromYAML(a, root.Content[0]), false, nil
+}
+
+// plainText refuses what is not UTF-8 text: a UTF-16 or UTF-32 file (a BOM,
+// or NUL bytes), or other binary data, which YAML would read as one odd
+// string or nothing.
+func plainText(data []byte) error {
+	switch {
+	case bytes.HasPrefix(data, []byte{0xff, 0xfe}), bytes.HasPrefix(data, []byte{0xfe, 0xff}):
+		return errors.New("yaml: line 1: the file is UTF-16 (a byte-order mark); save it as UTF-8")
+	case bytes.IndexByte(data, 0) >= 0:
+		return fmt.Errorf("yaml: line %d: a NUL byte: the file is not UTF-8 text (UTF-16 or binary?)", 1+bytes.Count(data[:bytes.IndexByte(data, 0)], []byte{'\n'}))
+	case !utf8.Valid(data):
+		return errors.New("yaml: line 1: the file is not valid UTF-8 text")
+	}
+	return nil
 }
 
 // jsonScanner reads one JSON value into nodes, counting lines. Strings
@@ -179,6 +219,17 @@ func (s *jsonScanner) node(n node) *node {
 // errJSON is any syntax error: the caller reads the file as YAML instead,
 // whose parser says what is wrong.
 var errJSON = fmt.Errorf("not JSON")
+
+// strictJSON reports whether the document is JSON by its look: '{' and
+// then '"' (a quoted key) or '}'. Its errors are JSON's, not YAML's.
+func (s *jsonScanner) strictJSON() bool {
+	i := bytes.IndexByte(s.data, '{')
+	if i < 0 {
+		return false
+	}
+	rest := bytes.TrimLeft(s.data[i+1:], " \t\r\n")
+	return len(rest) > 0 && (rest[0] == '"' || rest[0] == '}')
+}
 
 func (s *jsonScanner) looksLikeJSON() bool {
 	s.space()

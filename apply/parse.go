@@ -642,11 +642,17 @@ func pairs(p *parser, n *node, path string) []Entry[PairArgs] {
 			e.Args = PairArgs{A: item.Content[0].Value, B: item.Content[1].Value}
 		case item.Kind == yaml.MappingNode:
 			f := fields{"a": &e.Args.A, "b": &e.Args.B, "mode": &e.Args.Mode}
+			seen := map[string]int{}
 			for j := 0; j+1 < len(item.Content); j += 2 {
 				k, v := item.Content[j], item.Content[j+1]
-				if dst, ok := f[k.Value]; ok && v.Kind == yaml.ScalarNode {
+				dst, ok := f[k.Value]
+				switch {
+				case ok && seen[k.Value] != 0:
+					p.bad(k.Line, e.Path, "%s repeats the one on line %d", k.Value, seen[k.Value])
+				case ok && v.Kind == yaml.ScalarNode:
 					*dst.(*string) = v.Value
-				} else {
+					seen[k.Value] = k.Line
+				default:
 					p.bad(k.Line, e.Path, "unknown key %q (accepted: a, b, mode)", k.Value)
 				}
 			}

@@ -146,3 +146,38 @@ func TestRepeatedKeysInAnEntry(t *testing.T) {
 		}
 	}
 }
+
+// File forms YAML or a lax reader would take without a word (issue 14):
+// each is refused (exit 2 upstream) with the line.
+func TestFileFormsThatWouldBeSilent(t *testing.T) {
+	utf16 := []byte{0xff, 0xfe}
+	for _, r := range "xconnect:\n  pairs: [[x1, x3]]\n" {
+		utf16 = append(utf16, byte(r), 0)
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+		line int
+		has  string
+	}{
+		{"a second document", []byte("xconnect:\n  pairs: [[x1, x3]]\n---\nxconnect:\n  pairs: [[wl3, wl4]]\n"), 3, "second YAML document"},
+		{"a trailing comma in JSON", []byte(`{"xconnect": {"pairs": [["x1", "x3"],]}}`), 1, "not valid JSON"},
+		{"UTF-16", utf16, 1, "UTF-16"},
+		{"a NUL byte", []byte("xconnect:\n  pairs: [[x1, x3]]\n\x00"), 3, "NUL"},
+		{"not UTF-8", []byte("xconnect:\n  pairs: [[x1, \xff]]\n"), 1, "not valid UTF-8"},
+	} {
+		_, err := Parse("f", c.data)
+		var inv *InvalidFileError
+		if !errors.As(err, &inv) || len(inv.Problems) == 0 {
+			t.Errorf("%s: %v, want an invalid file", c.name, err)
+			continue
+		}
+		if p := inv.Problems[0]; p.Line != c.line || !strings.Contains(p.Msg, c.has) {
+			t.Errorf("%s: %+v, want line %d saying %q", c.name, p, c.line, c.has)
+		}
+	}
+	// One document after a start marker is one document.
+	if _, err := Parse("f", []byte("---\nxconnect:\n  pairs: [[x1, x3]]\n")); err != nil {
+		t.Errorf("a single document with ---: %v", err)
+	}
+}

@@ -198,3 +198,15 @@ func TestPermissionDeniedIsSaid(t *testing.T) {
 	}
 	c.ok("tunnel", "list") // nothing was changed
 }
+
+// 15: a key given twice in a pair is an error with its line (it was
+// accepted, the last one winning); the other file forms are apply's
+// parse tests.
+func TestRepeatedKeyInAPair(t *testing.T) {
+	c := newCLI(t)
+	file := filepath.Join(t.TempDir(), "pairs.yaml")
+	if err := os.WriteFile(file, []byte("xconnect:\n  pairs:\n    - {a: x0, a: x1, b: wl0}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(exitInvalid, []string{"apply", "-f", file, "--dry-run"}, file+":3:", "a repeats the one on line 3")
+}
