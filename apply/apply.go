@@ -107,10 +107,49 @@ type routeSpec struct {
 	path   string
 }
 
+// DefaultMaxFileSize is the largest desired-state file read by default.
+const DefaultMaxFileSize = 256 << 20
+
+// MaxFileSize is the largest desired-state file apply reads (apply
+// --max-file-size): a larger one is refused before it is read.
+var MaxFileSize int64 = DefaultMaxFileSize
+
+// sizeProblem refuses a file of size bytes when it is over MaxFileSize.
+func sizeProblem(path string, size int64) error {
+	if size <= MaxFileSize {
+		return nil
+	}
+	return maps.Invalid("-f", path, fmt.Sprintf("holds more than %d bytes (--max-file-size)", MaxFileSize),
+		"a desired-state file up to --max-file-size bytes (default 256 MiB); raise it for a larger one")
+}
+
+// checkReadable refuses, before opening it, what apply must not read: a
+// folder, a device (/dev/zero), a FIFO or a socket (which never end, or
+// block), and a file over MaxFileSize.
+func checkReadable(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return maps.Invalid("-f", path, "no such file", "a YAML or JSON desired-state file")
+		}
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	switch {
+	case st.IsDir():
+		return maps.Invalid("-f", path, "is a folder", "a YAML or JSON desired-state file")
+	case !st.Mode().IsRegular():
+		return maps.Invalid("-f", path, "is not a regular file (a device, FIFO or socket)", "a YAML or JSON desired-state file, or - for standard input")
+	}
+	return sizeProblem(path, st.Size())
+}
+
 // ReadFile reads and parses a desired-state file; "-" reads standard input.
 func ReadFile(path string) (*Document, error) {
 	if path == "-" {
 		return ReadFrom("standard input", os.Stdin)
+	}
+	if err := checkReadable(path); err != nil {
+		return nil, err
 	}
 	data, err := readWhole(path)
 	if err != nil {
@@ -125,9 +164,12 @@ func ReadFile(path string) (*Document, error) {
 // ReadFrom parses a desired-state document read from r to its end (name
 // names it in messages).
 func ReadFrom(name string, r io.Reader) (*Document, error) {
-	data, err := io.ReadAll(r)
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if err := sizeProblem(name, int64(len(data))); err != nil {
+		return nil, err
 	}
 	return Parse(name, data)
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -246,7 +247,28 @@ type parser struct {
 }
 
 func (p *parser) bad(line int, path, format string, args ...any) {
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = excerpt(s)
+		}
+	}
 	p.problems = append(p.problems, Problem{Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// excerptLen is the most of a value a problem quotes: enough to find it,
+// not the whole of a line of a file that was never meant for apply.
+const excerptLen = 40
+
+// excerpt shortens a value quoted in a problem to excerptLen bytes.
+func excerpt(s string) string {
+	if len(s) <= excerptLen {
+		return s
+	}
+	cut := excerptLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // Parse reads a YAML (or JSON) desired-state document. A file that is not

@@ -79,6 +79,9 @@ func (f *fileState) next(path string, now time.Time, settle time.Duration, curre
 // modification time changed meanwhile.
 func readStable(path string) ([]byte, fileKey, error) {
 	var key fileKey
+	if err := checkReadable(path); err != nil {
+		return nil, key, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, key, err

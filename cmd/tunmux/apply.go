@@ -25,6 +25,7 @@ func (a *app) applyCommand() *cobra.Command {
 		resync               = durationFlag{d: apply.DefaultResync, accepted: "a duration such as 10s or 1m; 0 reconciles only when the file changes"}
 		settle               = durationFlag{d: apply.DefaultSettle, accepted: "a duration such as 500ms or 2s; 0 applies every change at once"}
 		maxPrune             = percentFlag(apply.DefaultMaxPrune)
+		maxSize              = sizeFlag(apply.DefaultMaxFileSize)
 	)
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
@@ -81,6 +82,7 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 			if allowMassPrune {
 				limit = apply.NoPruneLimit
 			}
+			apply.MaxFileSize = int64(maxSize)
 			opts := apply.Options{Netns: a.netns, DryRun: dryRun, Prune: prune, Chunk: batch, Version: version}
 			root, err := maps.OpenRoot(maps.RootPath(a.bpffs), !dryRun)
 			if err != nil {
@@ -115,6 +117,7 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 			return a.printer.Print(applyView(res))
 		},
 	}
+	cmd.Flags().Var(&maxSize, "max-file-size", "the largest file read (K, M, G suffixes); a larger one is refused before it is read")
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the desired-state file (YAML or JSON), or - for standard input")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the changes, write nothing")
 	cmd.Flags().BoolVar(&prune, "prune", false, "remove the entries of the file's sections that the file does not have")
@@ -142,6 +145,33 @@ func (f *durationFlag) Set(s string) error {
 		return fmt.Errorf("accepted: %s", f.accepted)
 	}
 	f.d = d
+	return nil
+}
+
+// sizeFlag is a size in bytes, given as a number with an optional K, M or
+// G suffix (powers of 1024).
+type sizeFlag int64
+
+func (f *sizeFlag) String() string { return strconv.FormatInt(int64(*f), 10) }
+func (f *sizeFlag) Type() string   { return "size" }
+func (f *sizeFlag) Set(s string) error {
+	mult := int64(1)
+	t := strings.TrimSpace(s)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K', 'k':
+			mult, t = 1<<10, t[:n-1]
+		case 'M', 'm':
+			mult, t = 1<<20, t[:n-1]
+		case 'G', 'g':
+			mult, t = 1<<30, t[:n-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 1 || n > (1<<40)/mult {
+		return errors.New("accepted: a size in bytes, 1 or more, with an optional K, M or G suffix, such as 512M")
+	}
+	*f = sizeFlag(n * mult)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -8,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tunmux/tunmux/internal/testnet"
 )
@@ -210,3 +214,57 @@ func TestRepeatedKeyInAPair(t *testing.T) {
 	}
 	c.expect(exitInvalid, []string{"apply", "-f", file, "--dry-run"}, file+":3:", "a repeats the one on line 3")
 }
+
+// 14: apply refuses, before reading, what it must not read (a device, a
+// FIFO with no writer, a folder, a file over --max-file-size) with exit 2,
+// and quotes at most a short excerpt of a line it refuses.
+func TestApplyRefusesWhatItMustNotRead(t *testing.T) {
+	c := newCLI(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := unixMkfifo(fifo); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, []byte("xconnect:\n  pairs: []\n"+strings.Repeat("# padding\n", 300)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	long := filepath.Join(dir, "long.yaml")
+	secret := strings.Repeat("s3cr3t", 1000)
+	if err := os.WriteFile(long, []byte(secret+": x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		has  string
+	}{
+		{[]string{"apply", "-f", "/dev/zero", "--dry-run"}, "not a regular file"},
+		{[]string{"apply", "-f", fifo, "--dry-run"}, "not a regular file"},
+		{[]string{"apply", "-f", dir, "--dry-run"}, "is a folder"},
+		{[]string{"apply", "-f", big, "--dry-run", "--max-file-size", "1K"}, "--max-file-size"},
+		{[]string{"apply", "-f", big, "--max-file-size", "lots"}, "--max-file-size"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := exec.CommandContext(ctx, bin, c.args(tc.args)...).CombinedOutput()
+		cancel()
+		code := -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != exitInvalid || !strings.Contains(string(out), tc.has) {
+			t.Errorf("%v: exit %d, want 2 saying %q:\n%s", tc.args, code, tc.has, out)
+		}
+	}
+	r := c.expect(exitInvalid, []string{"apply", "-f", long, "--dry-run"})
+	if strings.Contains(r.Stderr, strings.Repeat("s3cr3t", 10)) {
+		t.Errorf("the problem quotes the whole line:\n%.300s", r.Stderr)
+	}
+	// Standard input is capped too.
+	cmd := exec.Command(bin, c.args([]string{"apply", "-f", "-", "--dry-run", "--max-file-size", "1K"})...)
+	cmd.Stdin = strings.NewReader(strings.Repeat("# padding\n", 300))
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "--max-file-size") {
+		t.Errorf("2,000 bytes on standard input past a 1K cap: %v\n%s", err, out)
+	}
+}
+
+func unixMkfifo(path string) error { return unix.Mkfifo(path, 0o600) }
