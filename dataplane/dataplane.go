@@ -87,6 +87,8 @@ type Dataplane struct {
 	// loadObserved reads the observed build of the same source: the
 	// programs capture and monitor swap in (progs/include/observe.h).
 	loadObserved func() (*ebpf.CollectionSpec, error)
+	// objects returns the embedded plain and observed objects' bytes.
+	objects func() (plain, observed []byte)
 	// mapShapes and counterNames are generated from the object (shapegen)
 	// so that opening pins and naming counters parse nothing.
 	mapShapes    func() map[string]*ebpf.MapSpec
@@ -117,6 +119,10 @@ func (d *Dataplane) Spec() (*ebpf.CollectionSpec, error) {
 	// to size.
 	return d.parsed.Copy(), nil
 }
+
+// Objects returns the compiled objects embedded in this binary: the plain
+// build and the observed one.
+func (d *Dataplane) Objects() (plain, observed []byte) { return d.objects() }
 
 // ObservedSpec returns the collection spec of the dataplane's observed
 // build: the same programs, with the maps observe_config, observe_events
@@ -162,6 +168,7 @@ var EncapDataplane = &Dataplane{
 	},
 	loadSpec:     encap.LoadEncap,
 	loadObserved: encap.LoadEncapObserve,
+	objects:      func() ([]byte, []byte) { return encap.Object(), encap.ObservedObject() },
 	mapShapes:    encap.EncapMapShapes,
 	counterNames: encap.EncapCounterNames,
 }
@@ -181,6 +188,7 @@ var L2TPDataplane = &Dataplane{
 	},
 	loadSpec:     l2tp.LoadL2tp,
 	loadObserved: l2tp.LoadL2tpObserve,
+	objects:      func() ([]byte, []byte) { return l2tp.Object(), l2tp.ObservedObject() },
 	mapShapes:    l2tp.L2tpMapShapes,
 	counterNames: l2tp.L2tpCounterNames,
 }
@@ -200,6 +208,7 @@ var XconnectDataplane = &Dataplane{
 	},
 	loadSpec:     xconnect.LoadXconnect,
 	loadObserved: xconnect.LoadXconnectObserve,
+	objects:      func() ([]byte, []byte) { return xconnect.Object(), xconnect.ObservedObject() },
 	mapShapes:    xconnect.XconnectMapShapes,
 	counterNames: xconnect.XconnectCounterNames,
 }
@@ -220,6 +229,7 @@ var MuxDataplane = &Dataplane{
 	},
 	loadSpec:     mux.LoadMux,
 	loadObserved: mux.LoadMuxObserve,
+	objects:      func() ([]byte, []byte) { return mux.Object(), mux.ObservedObject() },
 	mapShapes:    mux.MuxMapShapes,
 	counterNames: mux.MuxCounterNames,
 }
@@ -240,6 +250,7 @@ var RouteDataplane = &Dataplane{
 	},
 	loadSpec:     route.LoadRoute,
 	loadObserved: route.LoadRouteObserve,
+	objects:      func() ([]byte, []byte) { return route.Object(), route.ObservedObject() },
 	mapShapes:    route.RouteMapShapes,
 	counterNames: route.RouteCounterNames,
 }

@@ -239,6 +239,8 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not f
 			return a.setup(cmd)
 		},
 	}
+	cobra.AddTemplateFunc("tunmuxVersion", func() string { return readVersion().Text() })
+	root.SetVersionTemplate("{{tunmuxVersion}}")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{flagValueError(cmd, err)} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.bpffs, "bpffs", "", "bpffs root of tunmux's pinned state (env "+maps.RootEnv+", default "+maps.DefaultRootPath+")")
@@ -255,7 +257,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not f
 		{"mux", a.muxCommand}, {"route", a.routeCommand}, {"peer", a.peerCommand}, {"apply", a.applyCommand},
 		{"export", a.exportCommand}, {"batch", a.batchCommand}, {"stats", a.statsCommand}, {"status", a.statusCommand},
 		{"capture", a.captureCommand}, {"monitor", a.monitorCommand}, {"doctor", a.doctorCommand},
-		{"metrics", a.metricsCommand}, {"serve", a.serveCommand},
+		{"metrics", a.metricsCommand}, {"serve", a.serveCommand}, {"version", a.versionCommand},
 	}
 	word := commandWord(pf, args)
 	built := false

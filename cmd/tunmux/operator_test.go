@@ -268,3 +268,25 @@ func TestApplyRefusesWhatItMustNotRead(t *testing.T) {
 }
 
 func unixMkfifo(path string) error { return unix.Mkfifo(path, 0o600) }
+
+// tunmux version (and --version): the version, the Go version and a hash
+// of every embedded BPF object, as text and as JSON.
+func TestVersionNamesTheObjects(t *testing.T) {
+	var v struct {
+		Version string            `json:"version"`
+		Go      string            `json:"go_version"`
+		Objects map[string]string `json:"bpf_objects"`
+	}
+	root := []string{"--bpffs", "/sys/fs/bpf/unused-by-version"} // the test helper insists on a root
+	r := testnet.MustTunmux(t, bin, append(root, "-o", "json", "version")...)
+	if err := json.Unmarshal([]byte(r.Stdout), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Version == "" || !strings.HasPrefix(v.Go, "go") || len(v.Objects) != 10 || len(v.Objects["encap"]) != 16 || v.Objects["encap"] == v.Objects["encap/observed"] {
+		t.Errorf("version: %+v", v)
+	}
+	text := testnet.MustTunmux(t, bin, append(root, "--version")...).Stdout
+	if text != testnet.MustTunmux(t, bin, append(root, "version")...).Stdout || !strings.Contains(text, v.Objects["route"]) {
+		t.Errorf("--version and version differ, or lack the hashes:\n%s", text)
+	}
+}
