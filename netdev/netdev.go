@@ -80,6 +80,19 @@ func DoHandle(h netns.NsHandle, fn func() error) error {
 	return <-errc
 }
 
+// NamespaceNames lists the named network namespaces (ip netns list).
+func NamespaceNames() ([]string, error) {
+	entries, err := os.ReadDir(NetnsDir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out, nil
+}
+
 // NamespaceExists reports whether a network namespace exists: a name (as
 // ip netns names them) or an absolute path to a namespace file
 // (/var/run/netns/X, /proc/PID/ns/net).

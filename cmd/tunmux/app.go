@@ -273,6 +273,9 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not f
 		}
 	}
 	wrapArgs(root)
+	if word == "__complete" || word == "__completeNoDesc" {
+		a.addCompletions(root) // only when a shell asks: they read the machine
+	}
 	return root
 }
 

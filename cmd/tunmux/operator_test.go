@@ -290,3 +290,52 @@ func TestVersionNamesTheObjects(t *testing.T) {
 		t.Errorf("--version and version differ, or lack the hashes:\n%s", text)
 	}
 }
+
+// 4: completion offers names from the machine and the pins, and the fixed
+// sets of flag values; never file names where a name is wanted.
+func TestCompletionIsDynamic(t *testing.T) {
+	c := newCLI(t)
+	c.ok("load", "encap")
+	c.ok(append([]string{"tunnel", "add"}, tunnelArgs...)...)
+	complete := func(args ...string) []string {
+		t.Helper()
+		out := c.ok(append([]string{"__complete"}, args...)...).Stdout
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) == 0 || lines[len(lines)-1] != ":4" { // ShellCompDirectiveNoFileComp
+			t.Errorf("%v: directive %q, want :4 (no file names)", args, lines[len(lines)-1])
+		}
+		return lines[:len(lines)-1]
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"attach", ""}, []string{"encap", "decap", "l2tp-encap", "route"}},
+		{[]string{"attach", "encap", ""}, []string{"wl0", "ul0", "x0"}}, // in --netns
+		{[]string{"load", ""}, []string{"encap", "l2tp", "xconnect", "mux", "route"}},
+		{[]string{"tunnel", "add", "--proto", ""}, []string{"geneve", "vxlan", "vlan"}},
+		{[]string{"attach", "encap", "wl0", "--hook", ""}, []string{"xdp", "tc"}},
+		{[]string{"tunnel", "get", "--inner-src", ""}, []string{"10.0.0.1"}},
+		{[]string{"tunnel", "add", "--underlay", ""}, []string{"ul0"}},
+		{[]string{"-o", ""}, []string{"table", "json"}},
+	} {
+		got := complete(tc.args...)
+		for _, w := range tc.want {
+			if !slicesContains(got, w) {
+				t.Errorf("complete %v: %v lacks %s", tc.args, got, w)
+			}
+		}
+	}
+	if out := c.ok("completion", "bash").Stdout; !strings.Contains(out, "__start_tunmux") {
+		t.Errorf("completion bash:\n%.200s", out)
+	}
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
