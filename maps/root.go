@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,6 +54,9 @@ func RootPath(flag string) string {
 func OpenRoot(path string, create bool) (*Root, error) {
 	if path == "" || !filepath.IsAbs(path) {
 		return nil, Invalid("--bpffs", path, "must be an absolute path on a bpffs", "an absolute path such as "+DefaultRootPath)
+	}
+	if strings.IndexFunc(path, unicode.IsControl) >= 0 {
+		return nil, Invalid("--bpffs", path, "holds a control character (a newline?)", "an absolute path such as "+DefaultRootPath)
 	}
 	path = hostView(filepath.Clean(path))
 	r := &Root{Path: path}

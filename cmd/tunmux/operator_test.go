@@ -339,3 +339,19 @@ func slicesContains(list []string, s string) bool {
 	}
 	return false
 }
+
+// 17 (part): a --bpffs with a control character is bad input, for every
+// command, and creates nothing.
+func TestBPFFSWithAControlCharacter(t *testing.T) {
+	c := newCLI(t)
+	bad := c.root + "\nother"
+	for _, args := range [][]string{{"load", "encap"}, {"status"}, {"tunnel", "list"}} {
+		r := testnet.Tunmux(bin, append([]string{"--bpffs", bad}, args...)...)
+		if r.Code != exitInvalid || !strings.Contains(r.Stderr, "control character") {
+			t.Errorf("%v: want exit 2:\n%s", args, r)
+		}
+	}
+	if _, err := os.Stat(bad); err == nil {
+		t.Errorf("%q was created", bad)
+	}
+}
