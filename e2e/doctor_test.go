@@ -226,6 +226,20 @@ func TestDoctorRouteAndRootChecks(t *testing.T) {
 			t.Errorf("after the fix:\n%+v", failing(rs, "", ""))
 		}
 	})
+	t.Run("loaded-state", func(t *testing.T) {
+		testnet.RequireRoot(t)
+		root := testnet.BPFRoot(t, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "encap") })
+		testnet.MustTunmux(t, bin, "--bpffs", root, "load", "encap")
+		// A map pin removed by hand: the pins and the datapath disagree.
+		if err := os.Remove(filepath.Join(root, "encap", "map_tunnels4")); err != nil {
+			t.Fatal(err)
+		}
+		rs, _ := doctorRun(t, []string{"--bpffs", root}, "--sample", "0")
+		applyFix(t, requireFails(t, rs, "loaded-state", "encap", "--bpffs "+root+" load encap"))
+		if rs, code := doctorRun(t, []string{"--bpffs", root}, "--sample", "0"); code != 0 {
+			t.Errorf("after the fix:\n%+v", failing(rs, "", ""))
+		}
+	})
 	t.Run("bpffs", func(t *testing.T) {
 		testnet.RequireRoot(t)
 		dir := filepath.Join(t.TempDir(), "bpf")
