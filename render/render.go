@@ -22,16 +22,25 @@ type Format string
 // Output formats.
 const (
 	Table Format = "table"
+	Wide  Format = "wide" // a table with every column
 	JSON  Format = "json"
 )
 
 // ParseFormat validates -o.
 func ParseFormat(s string) (Format, error) {
 	switch Format(s) {
-	case Table, JSON:
+	case Table, Wide, JSON:
 		return Format(s), nil
 	}
-	return "", maps.Invalid("-o", s, "unknown output format", "table|json")
+	return "", maps.Invalid("-o", s, "unknown output format", "table|wide|json")
+}
+
+// WideTabular is a table whose default form fits 80 columns and whose
+// every column shows with -o wide.
+type WideTabular interface {
+	Tabular
+	WideHeader() []string
+	WideRows() [][]string
 }
 
 // Tabular is a result that can print itself as a table.
@@ -59,6 +68,9 @@ func (p Printer) Print(v any) error {
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false) // "10.0.0.1->10.0.0.2", not "-\u003e"
 		return enc.Encode(v)
+	}
+	if w, ok := v.(WideTabular); ok && p.Format == Wide {
+		return WriteTable(p.W, w.WideHeader(), w.WideRows())
 	}
 	if t, ok := v.(Texter); ok {
 		_, err := io.WriteString(p.W, strings.TrimRight(t.Text(), "\n")+"\n")

@@ -33,7 +33,7 @@ func TestTableAndJSON(t *testing.T) {
 	if strings.TrimSpace(buf.String()) != "[\n  \"a\"\n]" {
 		t.Errorf("json: %q", buf.String())
 	}
-	if _, err := ParseFormat("yaml"); err == nil || !strings.Contains(err.Error(), "table|json") {
+	if _, err := ParseFormat("yaml"); err == nil || !strings.Contains(err.Error(), "table|wide|json") {
 		t.Errorf("ParseFormat(yaml): %v", err)
 	}
 }

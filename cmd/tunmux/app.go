@@ -244,7 +244,7 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not f
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{flagValueError(cmd, err)} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.bpffs, "bpffs", "", "bpffs root of tunmux's pinned state (env "+maps.RootEnv+", default "+maps.DefaultRootPath+")")
-	pf.StringVarP(&a.output, "output", "o", "table", "output format: table|json")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table (80 columns), wide (every column), or json")
 	pf.StringVar(&a.netns, "netns", "", "resolve and attach interfaces inside this network namespace: a name (ip netns) or a path (/proc/PID/ns/net), keeping the host bpffs")
 	pf.DurationVar(&a.lockTimeout, "lock-timeout", maps.DefaultLockTimeout, "how long a mutating command waits for the lock on the bpffs root")
 

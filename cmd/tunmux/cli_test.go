@@ -343,8 +343,17 @@ func TestTunnelCRUDAcrossProcesses(t *testing.T) {
 		t.Errorf("list: %+v", list)
 	}
 	table := c.ok("tunnel", "list").Stdout
-	if !strings.HasPrefix(table, "INNER-SRC") || strings.Count(table, "\n") != 3 {
+	if !strings.HasPrefix(table, "TUNNEL") || strings.Count(table, "\n") != 3 {
 		t.Errorf("table:\n%s", table)
+	}
+	// The default table fits 80 columns; -o wide has every column.
+	for _, line := range strings.Split(strings.TrimSpace(table), "\n") {
+		if len(line) > 80 {
+			t.Errorf("a line of %d columns:\n%s", len(line), table)
+		}
+	}
+	if wide := c.ok("-o", "wide", "tunnel", "list").Stdout; !strings.HasPrefix(wide, "INNER-SRC") || !strings.Contains(wide, "DST-MAC") {
+		t.Errorf("wide table:\n%s", wide)
 	}
 	c.ok(append([]string{"tunnel", "del"}, key...)...)
 	c.expect(exitNotFound, append([]string{"tunnel", "del"}, key...), "not found")

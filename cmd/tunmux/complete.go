@@ -143,7 +143,7 @@ func muxMemberNames(l *dataplane.Loaded) []string {
 
 // addCompletions registers argument and flag completions over the tree.
 func (a *app) addCompletions(root *cobra.Command) {
-	_ = root.RegisterFlagCompletionFunc("output", fixed("table", "json"))
+	_ = root.RegisterFlagCompletionFunc("output", fixed("table", "wide", "json"))
 	_ = root.RegisterFlagCompletionFunc("netns", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		names, _ := netdev.NamespaceNames()
 		return names, cobra.ShellCompDirectiveNoFileComp

@@ -173,11 +173,32 @@ func (a *app) tunnelListCommand() *cobra.Command {
 
 type tunnelTable []maps.Tunnel
 
+// Header is the default table's, within 80 columns for IPv4 tunnels; -o
+// wide and 'tunnel get' show every field.
 func (t tunnelTable) Header() []string {
-	return []string{"inner-src", "inner-dst", "proto", "id", "outer-src", "outer-dst", "dst-mac", "src-port", "underlay", "overlay", "tx-pkts", "rx-pkts", "too-big"}
+	return []string{"tunnel", "proto", "remote", "underlay", "overlay", "tx-pkts", "rx-pkts"}
 }
 
 func (t tunnelTable) Rows() [][]string {
+	rows := make([][]string, 0, len(t))
+	for _, x := range t {
+		remote := "-"
+		if x.Proto.UsesUDP() {
+			remote = x.OuterDst.String()
+		}
+		rows = append(rows, []string{x.TunnelKey.String(), x.Proto.String() + " " + strings.Fields(x.ID())[1], remote,
+			x.Underlay, x.Overlay, fmt.Sprint(x.Counters.TxPackets), fmt.Sprint(x.Counters.RxPackets)})
+	}
+	return rows
+}
+
+// WideHeader is -o wide's: every column.
+func (t tunnelTable) WideHeader() []string {
+	return []string{"inner-src", "inner-dst", "proto", "id", "outer-src", "outer-dst", "dst-mac", "src-port", "underlay", "overlay", "tx-pkts", "rx-pkts", "too-big"}
+}
+
+// WideRows are -o wide's rows.
+func (t tunnelTable) WideRows() [][]string {
 	rows := make([][]string, 0, len(t))
 	for _, x := range t {
 		outerSrc, outerDst, dstMAC := "-", "-", "-"

@@ -143,11 +143,29 @@ func (a *app) sessionListCommand() *cobra.Command {
 
 type sessionTable []maps.Session
 
+// Header is the default table's, within 80 columns; -o wide and 'l2tp
+// session get' show every field.
 func (t sessionTable) Header() []string {
-	return []string{"session", "peer-session", "encap", "local", "peer", "cookie", "peer-cookie", "l2spec", "eth", "tunnel", "tx-pkts", "tx-bytes", "rx-pkts", "rx-bytes", "drops"}
+	return []string{"session", "peer-session", "encap", "peer", "eth", "tunnel", "tx-pkts", "rx-pkts"}
 }
 
 func (t sessionTable) Rows() [][]string {
+	rows := make([][]string, 0, len(t))
+	for _, s := range t {
+		c := s.Counters
+		rows = append(rows, []string{maps.IDString(s.ID), maps.IDString(s.PeerID), s.Encap.String(), s.Endpoint(s.Peer),
+			s.EthIface, s.TunnelIface, fmt.Sprint(c.TxPackets), fmt.Sprint(c.RxPackets)})
+	}
+	return rows
+}
+
+// WideHeader is -o wide's: every column.
+func (t sessionTable) WideHeader() []string {
+	return []string{"session", "peer-session", "encap", "local", "peer", "cookie", "peer-cookie", "l2spec", "eth", "tunnel", "tx-pkts", "tx-bytes", "rx-pkts", "rx-bytes", "drops"}
+}
+
+// WideRows are -o wide's rows.
+func (t sessionTable) WideRows() [][]string {
 	rows := make([][]string, 0, len(t))
 	for _, s := range t {
 		c := s.Counters

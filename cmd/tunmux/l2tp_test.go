@@ -68,6 +68,15 @@ func TestL2TPAttachAndSessions(t *testing.T) {
 	}
 	if table := c.ok("l2tp", "session", "list").Stdout; !strings.HasPrefix(table, "SESSION") || !strings.Contains(table, "172.16.0.3:1702") {
 		t.Errorf("table:\n%s", table)
+	} else {
+		for _, line := range strings.Split(strings.TrimSpace(table), "\n") {
+			if len(line) > 80 {
+				t.Errorf("a line of %d columns:\n%s", len(line), table)
+			}
+		}
+	}
+	if wide := c.ok("-o", "wide", "l2tp", "session", "list").Stdout; !strings.Contains(wide, "PEER-COOKIE") {
+		t.Errorf("wide table:\n%s", wide)
 	}
 	// Decap listens on the local UDP ports of UDP sessions only.
 	if n := bpftoolEntries(t, c.root+"/l2tp/map_udp_ports"); n != 1 {
