@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -329,11 +330,26 @@ func (a *app) devmapListCommand() *cobra.Command {
 
 type slotTable []maps.Slot
 
+// Header is the default table's: how many tunnels hold each slot (-o wide
+// lists them), so that it fits 80 columns.
 func (t slotTable) Header() []string {
 	return []string{"in", "out", "kind", "ready", "peer", "tunnels"}
 }
 
+// Rows are the default table's rows.
 func (t slotTable) Rows() [][]string {
+	rows := t.WideRows()
+	for i, s := range t {
+		rows[i][5] = strconv.Itoa(len(s.Tunnels))
+	}
+	return rows
+}
+
+// WideHeader is -o wide's: the tunnels holding each slot, by key.
+func (t slotTable) WideHeader() []string { return t.Header() }
+
+// WideRows list the tunnels holding each slot.
+func (t slotTable) WideRows() [][]string {
 	rows := make([][]string, 0, len(t))
 	for _, s := range t {
 		kind := "tunnel"
@@ -359,7 +375,7 @@ func (t slotTable) Rows() [][]string {
 type slotView maps.Slot
 
 func (s slotView) Header() []string { return slotTable{}.Header() }
-func (s slotView) Rows() [][]string { return slotTable{maps.Slot(s)}.Rows() }
+func (s slotView) Rows() [][]string { return slotTable{maps.Slot(s)}.WideRows() }
 
 type deletedSlot maps.Slot
 

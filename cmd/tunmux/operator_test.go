@@ -355,3 +355,19 @@ func TestBPFFSWithAControlCharacter(t *testing.T) {
 		t.Errorf("%q was created", bad)
 	}
 }
+
+// 6: status fits 80 columns for a dataplane with a tunnel, attachments and
+// slots.
+func TestStatusFitsEightyColumns(t *testing.T) {
+	c := newCLI(t)
+	c.ok("load", "encap")
+	c.ok("attach", "encap", "wl0")
+	c.ok("attach", "decap", "ul0")
+	c.ok(append([]string{"tunnel", "add"}, tunnelArgs...)...)
+	out := c.ok("status").Stdout
+	for _, line := range strings.Split(out, "\n") {
+		if len(line) > 80 {
+			t.Errorf("a line of %d columns: %s", len(line), line)
+		}
+	}
+}

@@ -61,12 +61,12 @@ func (s statusView) Text() string {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		fmt.Fprintf(&b, "%s: %s", d.Name, d.State)
+		// Two lines, so that each fits 80 columns.
+		fmt.Fprintf(&b, "%s: %s at %s\n", d.Name, d.State, d.Path)
 		if d.Meta != nil {
-			fmt.Fprintf(&b, " (schema %d, capacity %d, loaded %s by tunmux %s)", d.Meta.Schema, d.Meta.MaxEntries,
+			fmt.Fprintf(&b, "  schema %d, capacity %d, loaded %s by tunmux %s\n", d.Meta.Schema, d.Meta.MaxEntries,
 				d.Meta.LoadedAt.Format("2006-01-02 15:04:05Z"), d.Meta.Version)
 		}
-		fmt.Fprintf(&b, " at %s\n", d.Path)
 		if d.Error != "" {
 			fmt.Fprintf(&b, "  problem: %s\n", d.Error)
 		}
