@@ -335,6 +335,9 @@ type UnloadResult struct {
 func Unload(lock *maps.Lock, dp *Dataplane, opts UnloadOptions) (UnloadResult, error) {
 	dir := lock.Root().Dir(dp.Name)
 	res := UnloadResult{Dataplane: dp.Name, Path: dir, Detached: []string{}, Removed: []string{}, Devices: []Device{}}
+	if err := maps.RefuseSymlink(dir); err != nil {
+		return res, err // never remove another root's pins through a link
+	}
 	var devs []Device
 	if l, err := openLoaded(lock.Root(), dp, false); err == nil {
 		devs, err = createdDevices(l)
@@ -480,6 +483,9 @@ func openLoaded(root *maps.Root, dp *Dataplane, check bool) (*Loaded, error) {
 			return nil, notLoaded
 		}
 		return nil, maps.NoPermission(dir, err)
+	}
+	if err := maps.RefuseSymlink(dir); err != nil {
+		return nil, err
 	}
 	// The maps' shapes, not the parsed object: opening pins parses nothing.
 	shapes := dp.mapShapes()

@@ -52,7 +52,7 @@ func OpenMapsUsing(dir string, shapes map[string]*ebpf.MapSpec, use map[string]*
 		if m != nil {
 			delete(pending, name)
 			path = fmt.Sprintf("map id %d, which the pinned programs use", mapID(m))
-		} else {
+		} else if err = refuseSymlink(path); err == nil {
 			m, err = ebpf.LoadPinnedMap(path, nil)
 		}
 		if errors.Is(err, os.ErrNotExist) {
@@ -109,3 +109,20 @@ func mapID(m *ebpf.Map) ebpf.MapID {
 	id, _ := info.ID()
 	return id
 }
+
+// ErrSymlink: a pin or folder inside the root is a symbolic link, which
+// could lead a write into another root's maps.
+var ErrSymlink = errors.New("is a symbolic link: tunmux refuses links inside its root (they can lead to another root's pins); remove it")
+
+// refuseSymlink fails when path is a symbolic link (a missing path passes:
+// the caller reports it).
+func refuseSymlink(path string) error {
+	st, err := os.Lstat(path)
+	if err == nil && st.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("%s %w", path, ErrSymlink)
+	}
+	return nil
+}
+
+// RefuseSymlink is refuseSymlink for the folders of a root.
+func RefuseSymlink(path string) error { return refuseSymlink(path) }

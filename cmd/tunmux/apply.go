@@ -84,22 +84,27 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 			}
 			apply.MaxFileSize = int64(maxSize)
 			opts := apply.Options{Netns: a.netns, DryRun: dryRun, Prune: prune, Chunk: batch, Version: version}
+			if watch && file == "-" {
+				return maps.Invalid("-f", file, "cannot be watched", "the path of a file with --watch (standard input is read once)")
+			}
+			// The file is read before the root is made: a file that does
+			// not parse creates nothing.
+			var doc *apply.Document
+			if !watch {
+				var err error
+				if doc, err = apply.ReadFile(file); err != nil {
+					return err
+				}
+			}
 			root, err := maps.OpenRoot(maps.RootPath(a.bpffs), !dryRun)
 			if err != nil {
 				return err
-			}
-			if watch && file == "-" {
-				return maps.Invalid("-f", file, "cannot be watched", "the path of a file with --watch (standard input is read once)")
 			}
 			if watch {
 				ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 				defer stop()
 				wopts := apply.WatchOptions{LockTimeout: a.lockTimeout, Settle: settle.d, Resync: resync.d, MaxPrune: limit}
 				return apply.Watch(ctx, root, file, opts, wopts, a.reportApply)
-			}
-			doc, err := apply.ReadFile(file)
-			if err != nil {
-				return err
 			}
 			var lock *maps.Lock
 			if !dryRun {

@@ -371,3 +371,51 @@ func TestStatusFitsEightyColumns(t *testing.T) {
 		}
 	}
 }
+
+// 17 (part): a symbolic link inside a root is refused (a dataplane folder
+// linked to another root's, a map pin linked to another root's map), so no
+// command writes or unloads through it; a file that does not parse creates
+// no root.
+func TestSymlinksInARootAreRefused(t *testing.T) {
+	c := newCLI(t)
+	other := testnet.BPFRoot(t, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "encap") })
+	testnet.MustTunmux(t, bin, "--bpffs", other, "load", "encap")
+	if err := os.MkdirAll(c.root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(other, "encap"), filepath.Join(c.root, "encap")); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(exitFailed, append([]string{"tunnel", "add"}, tunnelArgs...), "symbolic link")
+	c.expect(exitFailed, []string{"unload", "encap"}, "symbolic link")
+	if _, err := os.Stat(filepath.Join(other, "encap", "map_tunnels4")); err != nil {
+		t.Errorf("the other root's pins after unload through a link: %v", err)
+	}
+	os.Remove(filepath.Join(c.root, "encap"))
+	// A map pin linked to the other root's map.
+	c.ok("load", "encap")
+	pin := filepath.Join(c.root, "encap", "map_tunnels4")
+	if err := os.Remove(pin); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(other, "encap", "map_tunnels4"), pin); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(exitFailed, append([]string{"tunnel", "add"}, tunnelArgs...), "symbolic link")
+	if out := testnet.MustTunmux(t, bin, "--bpffs", other, "tunnel", "list").Stdout; strings.Contains(out, "10.0.0.1") {
+		t.Errorf("a tunnel reached the other root through the link:\n%s", out)
+	}
+	// A bad file creates no root.
+	fresh := filepath.Join(filepath.Dir(c.root), "tmxt-never-"+filepath.Base(c.root))
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("encap: [unclosed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := testnet.Tunmux(bin, "--bpffs", fresh, "apply", "-f", bad); r.Code != exitInvalid {
+		t.Errorf("apply of a bad file: %s", r)
+	}
+	if _, err := os.Stat(fresh); err == nil {
+		os.RemoveAll(fresh)
+		t.Errorf("apply of a bad file created the root %s", fresh)
+	}
+}
