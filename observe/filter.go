@@ -13,27 +13,35 @@ type Pair struct{ Src, Dst netip.Addr }
 // its IP header or in the IP header of a VXLAN or GENEVE frame it carries
 // (one level deep). l3: the frame starts with its IP header.
 func (p Pair) Matches(frame []byte, l3 bool) bool {
+	found := false
+	ipPairs(frame, l3, func(q Pair) bool {
+		found = q == p || q == Pair{Src: p.Dst, Dst: p.Src}
+		return !found
+	})
+	return found
+}
+
+// ipPairs calls fn with the IP pair of the frame, then with that of the
+// frame a VXLAN or GENEVE datagram in it carries (one level deep), while fn
+// returns true.
+func ipPairs(frame []byte, l3 bool, fn func(Pair) bool) {
 	for depth := 0; depth < 2; depth++ {
 		ip := frame
 		if !l3 {
 			var ok bool
 			if ip, ok = skipEthernet(frame); !ok {
-				return false
+				return
 			}
 		}
 		src, dst, udp, ok := ipAddrs(ip)
-		if !ok {
-			return false
-		}
-		if (src == p.Src && dst == p.Dst) || (src == p.Dst && dst == p.Src) {
-			return true
+		if !ok || !fn(Pair{Src: src, Dst: dst}) {
+			return
 		}
 		if frame, ok = tunnelPayload(udp); !ok {
-			return false
+			return
 		}
 		l3 = false
 	}
-	return false
 }
 
 // skipEthernet returns what follows the Ethernet header and up to two

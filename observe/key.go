@@ -91,25 +91,11 @@ func (s *Session) routeKey(src *source, r Record) string {
 // innermostPair returns the IP pair of a frame, or of the frame a VXLAN or
 // GENEVE datagram in it carries.
 func innermostPair(frame []byte, l3 bool) (Pair, bool) {
-	var found Pair
-	ok := false
-	for depth := 0; depth < 2; depth++ {
-		ip := frame
-		if !l3 {
-			var good bool
-			if ip, good = skipEthernet(frame); !good {
-				return found, ok
-			}
-		}
-		src, dst, udp, good := ipAddrs(ip)
-		if !good {
-			return found, ok
-		}
-		found, ok = Pair{Src: src, Dst: dst}, true
-		if frame, good = tunnelPayload(udp); !good {
-			return found, ok
-		}
-		l3 = false
-	}
-	return found, ok
+	var last Pair
+	found := false
+	ipPairs(frame, l3, func(p Pair) bool {
+		last, found = p, true
+		return true
+	})
+	return last, found
 }

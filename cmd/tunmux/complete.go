@@ -80,38 +80,24 @@ func (a *app) fromPins(dp *dataplane.Dataplane, list func(*dataplane.Loaded) []s
 	}
 }
 
-func tunnelSources(l *dataplane.Loaded) []string {
-	st, err := maps.NewEncapState(l.Maps)
-	if err != nil {
-		return nil
-	}
-	ts, _ := st.ListTunnels()
-	seen := map[string]bool{}
-	var out []string
-	for _, t := range ts {
-		if s := t.InnerSrc.String(); !seen[s] {
-			seen[s] = true
-			out = append(out, s)
+// tunnelAddrs lists, once each, one side of the pinned tunnels' keys.
+func tunnelAddrs(side func(maps.TunnelKey) string) func(*dataplane.Loaded) []string {
+	return func(l *dataplane.Loaded) []string {
+		st, err := maps.NewEncapState(l.Maps)
+		if err != nil {
+			return nil
 		}
-	}
-	return out
-}
-
-func tunnelDestinations(l *dataplane.Loaded) []string {
-	st, err := maps.NewEncapState(l.Maps)
-	if err != nil {
-		return nil
-	}
-	ts, _ := st.ListTunnels()
-	seen := map[string]bool{}
-	var out []string
-	for _, t := range ts {
-		if s := t.InnerDst.String(); !seen[s] {
-			seen[s] = true
-			out = append(out, s)
+		ts, _ := st.ListTunnels()
+		seen := map[string]bool{}
+		var out []string
+		for _, t := range ts {
+			if s := side(t.TunnelKey); !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
 		}
+		return out
 	}
-	return out
 }
 
 func sessionIDs(l *dataplane.Loaded) []string {
@@ -153,8 +139,8 @@ func (a *app) addCompletions(root *cobra.Command) {
 		"encap": fixed("udp", "ip"), "health": fixed("up", "down"),
 		"underlay": a.completeIfaces, "overlay": a.completeIfaces, "eth-iface": a.completeIfaces, "tunnel-iface": a.completeIfaces,
 		"dataplane": fixed(dataplaneNamesList()...), "program": fixed(programNames()...),
-		"inner-src":  a.fromPins(dataplane.EncapDataplane, tunnelSources),
-		"inner-dst":  a.fromPins(dataplane.EncapDataplane, tunnelDestinations),
+		"inner-src":  a.fromPins(dataplane.EncapDataplane, tunnelAddrs(func(k maps.TunnelKey) string { return k.InnerSrc.String() })),
+		"inner-dst":  a.fromPins(dataplane.EncapDataplane, tunnelAddrs(func(k maps.TunnelKey) string { return k.InnerDst.String() })),
 		"session-id": a.fromPins(dataplane.L2TPDataplane, sessionIDs),
 	}
 	byPath := map[string]cobra.CompletionFunc{
