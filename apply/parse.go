@@ -295,7 +295,7 @@ func Parse(name string, data []byte) (*Document, error) {
 		return nil, &InvalidFileError{File: name, Problems: []Problem{{Line: line, Msg: msg}}}
 	}
 	if empty {
-		return nil, &InvalidFileError{File: name, Problems: []Problem{{Line: 1, Msg: "the file is empty (accepted: a mapping with load, attach, encap, l2tp, xconnect, mux and route sections)"}}}
+		return nil, &InvalidFileError{File: name, Problems: []Problem{{Line: 1, Msg: "the file is empty (accepted: a mapping with load, attach, encap, l2tp, xconnect, mux and route sections, or xdp-xconnect's links)"}}}
 	}
 	if top.Kind != yaml.MappingNode {
 		p.bad(top.Line, "", "the document must be a mapping of sections (load, attach, encap, l2tp, xconnect, mux, route)")
@@ -359,10 +359,21 @@ func Parse(name string, data []byte) (*Document, error) {
 			})
 		},
 		"xconnect": func(n *node, path string) {
+			if doc.Xconnect != nil {
+				p.bad(n.Line, path, "links (xdp-xconnect's form) on line %d already gives the cross-connects; keep one of the two", doc.Xconnect.Line)
+				return
+			}
 			doc.Xconnect = &XconnectSection{Line: n.Line}
 			p.mapping(n, path, map[string]func(*node, string){
 				"pairs": func(n *node, path string) { doc.Xconnect.Pairs = pairs(p, n, path) },
 			})
+		},
+		"links": func(n *node, path string) {
+			if doc.Xconnect != nil {
+				p.bad(n.Line, path, "the xconnect section on line %d already gives the cross-connects; keep one of the two", doc.Xconnect.Line)
+				return
+			}
+			doc.Xconnect = &XconnectSection{Line: n.Line, Pairs: links(p, n, path)}
 		},
 	})
 	doc.problems = p.problems
@@ -644,6 +655,37 @@ func nexthopString(p *parser, n *node, path string) (string, bool) {
 		}
 	}
 	return strings.Join(parts, ","), true
+}
+
+// links reads xdp-xconnect's own configuration, a mapping of one end of
+// each cross-connect to the other ({eth0: tap0, veth2: veth3}), as the
+// xconnect section's pairs (in the default XDP mode, native).
+func links(p *parser, n *node, path string) []Entry[PairArgs] {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return []Entry[PairArgs]{}
+	}
+	if n.Kind != yaml.MappingNode {
+		p.bad(n.Line, path, "must be a mapping of one end of each cross-connect to the other, like {eth0: tap0} (xdp-xconnect's form)")
+		return nil
+	}
+	out := make([]Entry[PairArgs], 0, len(n.Content)/2)
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		e := Entry[PairArgs]{Line: k.Line, Path: path + "." + k.Value}
+		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" || v.Value == "" {
+			p.bad(v.Line, e.Path, "must name the other end's interface, like %s: tap0", k.Value)
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			p.bad(k.Line, path, "key %q repeats the one on line %d", k.Value, first)
+			continue
+		}
+		seen[k.Value] = k.Line
+		e.Args = PairArgs{A: k.Value, B: v.Value}
+		out = append(out, e)
+	}
+	return out
 }
 
 // pairs reads xconnect pairs: [a, b] or {a: x, b: y}.

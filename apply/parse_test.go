@@ -181,3 +181,47 @@ func TestFileFormsThatWouldBeSilent(t *testing.T) {
 		t.Errorf("a single document with ---: %v", err)
 	}
 }
+
+func TestParseXdpXconnectLinks(t *testing.T) {
+	doc, err := Parse("config.yaml", []byte("links:\n    eth0: tap0\n    veth2: veth3\n"))
+	if err != nil || len(doc.problems) != 0 {
+		t.Fatalf("Parse: %v %v", err, doc.problems)
+	}
+	want := []PairArgs{{A: "eth0", B: "tap0"}, {A: "veth2", B: "veth3"}}
+	if doc.Xconnect == nil || len(doc.Xconnect.Pairs) != 2 {
+		t.Fatalf("xconnect section: %+v", doc.Xconnect)
+	}
+	for i, w := range want {
+		if got := doc.Xconnect.Pairs[i]; got.Args != w || got.Line != i+2 || got.Path != "links."+w.A {
+			t.Errorf("pair %d: %+v, want %+v at line %d", i, got, w, i+2)
+		}
+	}
+	if doc.Encap != nil || doc.L2TP != nil || doc.Load != nil {
+		t.Errorf("links made other sections: %+v", doc)
+	}
+	empty, err := Parse("config.yaml", []byte("links: {}\n"))
+	if err != nil || empty.Xconnect == nil || len(empty.Xconnect.Pairs) != 0 {
+		t.Errorf("links: {} is an empty xconnect section: %+v %v", empty, err)
+	}
+	for _, c := range []struct{ name, file, want string }{
+		{"both forms", "xconnect:\n  pairs: [[a, b]]\nlinks: {c: d}\n", `3: links: the xconnect section on line 2 already gives`},
+		{"both forms, links first", "links: {c: d}\nxconnect:\n  pairs: [[a, b]]\n", `3: xconnect: links (xdp-xconnect's form) on line 1`},
+		{"a list", "links: [a, b]\n", `1: links: must be a mapping of one end`},
+		{"no other end", "links:\n  a:\n", `2: links.a: must name the other end's interface`},
+		{"a nested value", "links:\n  a: [b]\n", `2: links.a: must name the other end's interface`},
+		{"a repeated end", "links:\n  a: b\n  a: c\n", `3: links: key "a" repeats the one on line 2`},
+	} {
+		doc, err := Parse("config.yaml", []byte(c.file))
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		var got []string
+		for _, p := range doc.problems {
+			got = append(got, p.String())
+		}
+		if !strings.Contains(strings.Join(got, "\n"), c.want) {
+			t.Errorf("%s: problems %q, want %q", c.name, got, c.want)
+		}
+	}
+}

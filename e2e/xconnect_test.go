@@ -20,7 +20,8 @@ import (
 // `tunmux apply --watch`: ns1 pings through the cross-connect to ns2; the
 // file is changed to connect ns1 to ns3 (the same address and MAC: a
 // replacement) and the pings go on, to ns3; the pings lost during the swap
-// are counted and printed; then a bad file leaves the ns3 connection up.
+// are counted and printed; then a bad file leaves the ns3 connection up. The
+// swap is written in xdp-xconnect's own form (links: {A: B}).
 // The cross-connected veth ends live in the root namespace, as two NICs
 // would.
 func TestXconnectWatchSwap(t *testing.T) {
@@ -44,10 +45,13 @@ func TestXconnectWatchSwap(t *testing.T) {
 	}
 	bpffs := testnet.BPFRoot(t, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "xconnect") })
 	file := filepath.Join(t.TempDir(), "xconnect.yaml")
+	// The first file is tunmux's form; the swap and the bad file are
+	// xdp-xconnect's own (links: {A: B}), as its users would point apply at.
+	form := "xconnect:\n  pairs:\n    - [%s, %s]\n"
 	write := func(a, b string) {
 		t.Helper()
 		tmp := file + ".tmp"
-		if err := os.WriteFile(tmp, []byte(fmt.Sprintf("xconnect:\n  pairs:\n    - [%s, %s]\n", a, b)), 0o644); err != nil {
+		if err := os.WriteFile(tmp, []byte(fmt.Sprintf(form, a, b)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Rename(tmp, file); err != nil { // as editors save
@@ -102,6 +106,7 @@ func TestXconnectWatchSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second) // a second of pings through ns2 first
+	form = "links:\n    %s: %s\n"
 	write(ends[1], ends[3])
 	if ev := next("the swap"); !strings.Contains(ev, `"applied":true`) || !strings.Contains(ev, ends[3]) {
 		t.Fatalf("swap: %s\n%s", ev, stderr.String())

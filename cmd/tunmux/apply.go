@@ -34,7 +34,8 @@ func (a *app) applyCommand() *cobra.Command {
 slots), l2tp (sessions), xconnect (pairs), mux (carrier and members), route
 (tunnel devices, routes and peers), load (dataplanes and their capacity) and
 attach (programs on interfaces); docs/apply.md has the format and a full
-example of each section.
+example of each section. xdp-xconnect's own configuration file (links: {eth0:
+tap0, ...}) is taken as is, as the xconnect section (docs/xconnect.md).
 
 The whole file is parsed and every value and interface checked before anything
 is written: a bad file changes nothing and exits 2 with every problem listed by
@@ -64,7 +65,8 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 		Example: `  tunmux apply -f desired.yaml --dry-run
   tunmux apply -f desired.yaml --prune -o json
   tunmux apply -f desired.yaml --prune --max-prune 20%
-  tunmux --netns lab apply -f xconnect.yaml --watch --resync 30s`,
+  tunmux --netns lab apply -f xconnect.yaml --watch --resync 30s
+  tunmux apply -f /etc/xdp-xconnect/config.yaml --watch --prune`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
