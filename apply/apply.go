@@ -203,6 +203,18 @@ func Apply(root *maps.Root, lock *maps.Lock, file string, doc *Document, opts Op
 	return res, err
 }
 
+// Check checks doc as Apply does before it writes (every value, every
+// interface, the conflicts with what is pinned) and writes nothing: the
+// apply command runs it first on a root that does not exist yet, so that a
+// file that fails its checks creates no root.
+func Check(root *maps.Root, file string, doc *Document, opts Options) error {
+	defer dataplane.Reuse(root)()
+	return netdev.Do(opts.Netns, func() error {
+		_, err := check(root, file, doc, opts)
+		return err
+	})
+}
+
 // createsProto reports whether the file creates a tunnel device of proto.
 func createsProto(devs []dataplane.DesiredDevice, proto maps.RouteProto) bool {
 	for _, d := range devs {

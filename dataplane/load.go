@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -324,6 +325,10 @@ type UnloadResult struct {
 	Path      string   `json:"path"`
 	Detached  []string `json:"detached"` // link pins removed (their attachments end)
 	Removed   []string `json:"removed"`  // other pins removed
+	// Left lists what the folder held that tunmux's layout does not name
+	// (pins or folders someone else put there): left alone, and with them
+	// the folder.
+	Left    []string `json:"left"`
 	Devices   []Device `json:"devices"`  // devices its commands created: deleted, kept or left behind
 	// DevicesUnknown says why its records of devices could not be read.
 	DevicesUnknown string `json:"devices_unknown,omitempty"`
@@ -334,7 +339,7 @@ type UnloadResult struct {
 // created. It is idempotent: a dataplane that is not loaded is not an error.
 func Unload(lock *maps.Lock, dp *Dataplane, opts UnloadOptions) (UnloadResult, error) {
 	dir := lock.Root().Dir(dp.Name)
-	res := UnloadResult{Dataplane: dp.Name, Path: dir, Detached: []string{}, Removed: []string{}, Devices: []Device{}}
+	res := UnloadResult{Dataplane: dp.Name, Path: dir, Detached: []string{}, Removed: []string{}, Left: []string{}, Devices: []Device{}}
 	if err := maps.RefuseSymlink(dir); err != nil {
 		return res, err // never remove another root's pins through a link
 	}
@@ -348,7 +353,7 @@ func Unload(lock *maps.Lock, dp *Dataplane, opts UnloadOptions) (UnloadResult, e
 	} else if !errors.Is(err, maps.ErrNotLoaded) {
 		res.DevicesUnknown = err.Error()
 	}
-	if err := unloadPins(dir, &res); err != nil {
+	if err := unloadPins(dir, dp, &res); err != nil {
 		return res, err
 	}
 	res.Devices = settleDevices(devs, opts.Netns, !opts.DeleteDevices)
@@ -356,8 +361,9 @@ func Unload(lock *maps.Lock, dp *Dataplane, opts UnloadOptions) (UnloadResult, e
 }
 
 // unloadPins detaches every link pinned in dir, then removes the other
-// pins and dir, noting each in res.
-func unloadPins(dir string, res *UnloadResult) error {
+// pins and dir, noting each in res. Only the names dp's layout gives are
+// removed; anything else is left, with the folder, and listed in res.Left.
+func unloadPins(dir string, dp *Dataplane, res *UnloadResult) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -365,8 +371,17 @@ func unloadPins(dir string, res *UnloadResult) error {
 	if err != nil {
 		return fmt.Errorf("read: %w", maps.NoPermission(dir, err))
 	}
-	// Links first, so traffic stops being handled before the state goes.
+	layout := dp.layoutNames()
+	var mine []os.DirEntry
 	for _, e := range entries {
+		if e.IsDir() || !layout.names(e.Name()) {
+			res.Left = append(res.Left, e.Name())
+			continue
+		}
+		mine = append(mine, e)
+	}
+	// Links first, so traffic stops being handled before the state goes.
+	for _, e := range mine {
 		if !strings.HasPrefix(e.Name(), maps.LinkPrefix) {
 			continue
 		}
@@ -380,20 +395,65 @@ func unloadPins(dir string, res *UnloadResult) error {
 		}
 		res.Detached = append(res.Detached, e.Name())
 	}
-	for _, e := range entries {
+	for _, e := range mine {
 		if strings.HasPrefix(e.Name(), maps.LinkPrefix) {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		if err := os.RemoveAll(path); err != nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove %s: %w", path, err)
 		}
 		res.Removed = append(res.Removed, e.Name())
+	}
+	if len(res.Left) > 0 {
+		return nil
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove %s: %w", dir, err)
 	}
 	return nil
+}
+
+// layout is the set of pin names a dataplane's folder may hold.
+type layout struct {
+	fixed map[string]bool // map_X and prog_X, and their tmp_ names mid-replace
+	progs map[string]bool // the programs a link pin may name
+}
+
+// layoutNames returns the pin names of d's layout (docs/pin-layout.md).
+func (d *Dataplane) layoutNames() layout {
+	l := layout{fixed: map[string]bool{}, progs: map[string]bool{}}
+	add := func(name string) { l.fixed[name], l.fixed["tmp_"+name] = true, true }
+	for name := range d.mapShapes() {
+		add(maps.MapPrefix + name)
+	}
+	for _, p := range d.Programs {
+		add(maps.ProgPrefix + p.Name)
+		l.progs[p.Name] = true
+	}
+	return l
+}
+
+// names reports whether name is a pin of the layout: a map or program pin,
+// or link_<program>_<netns inode>_<ifindex>.
+func (l layout) names(name string) bool {
+	if l.fixed[name] {
+		return true
+	}
+	rest, ok := strings.CutPrefix(name, maps.LinkPrefix)
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rest, "_")
+	if len(parts) < 3 {
+		return false
+	}
+	for _, num := range parts[len(parts)-2:] {
+		if _, err := strconv.ParseUint(num, 10, 64); err != nil {
+			return false
+		}
+	}
+	return l.progs[strings.Join(parts[:len(parts)-2], "_")]
 }
 
 // Loaded is an open handle on a loaded dataplane's pinned maps.

@@ -22,6 +22,9 @@ var (
 	// entries written through the pins would not reach the datapath.
 	// Unlike ErrIncompatible it is repaired by loading the dataplane again.
 	ErrSplit = errors.New("the pins and the datapath disagree")
+	// ErrUntrusted: the root is owned by another user, who could remove
+	// its pins or hold its lock.
+	ErrUntrusted = errors.New("the bpffs root is not tunmux's own")
 	// ErrLocked: another tunmux command held the lock past the timeout.
 	ErrLocked = errors.New("lock is held by another tunmux command")
 	// ErrNotLoaded: the dataplane has no pinned state under the root.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,6 +18,9 @@ const DefaultLockTimeout = 5 * time.Second
 type Lock struct {
 	root *Root
 	f    *os.File
+	// Tightened says how the root's mode was narrowed to 0700 on taking
+	// the lock ("" when it already was); the command warns with it.
+	Tightened string
 }
 
 // Lock takes the exclusive lock on the root folder, waiting up to timeout.
@@ -32,9 +36,14 @@ func (r *Root) Lock(timeout time.Duration) (*Lock, error) {
 		return nil, fmt.Errorf("open for locking: %w", NoPermission(r.Path, err))
 	}
 	fd := int(f.Fd())
+	tightened, err := guardRoot(r.Path, fd)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
 	err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 	if err == nil {
-		return &Lock{root: r, f: f}, nil // free: no waiting
+		return &Lock{root: r, f: f, Tightened: tightened}, nil // free: no waiting
 	}
 	if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
 		f.Close()
@@ -58,7 +67,7 @@ func (r *Root) Lock(timeout time.Duration) (*Lock, error) {
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", r.Path, err)
 		}
-		return &Lock{root: r, f: f}, nil
+		return &Lock{root: r, f: f, Tightened: tightened}, nil
 	case <-timer.C:
 		// The wait cannot be cancelled: when it ends, give the lock up.
 		go func() {
@@ -67,6 +76,41 @@ func (r *Root) Lock(timeout time.Duration) (*Lock, error) {
 		}()
 		return nil, fmt.Errorf("waited %s for the lock on %s: %w; retry, or raise --lock-timeout", timeout, r.Path, ErrLocked)
 	}
+}
+
+// guardRoot makes sure only tunmux's own user can reach the root open as
+// fd: whoever may open the folder may hold its lock, and so every writer
+// off, and whoever owns it may remove its pins. A root owned by another
+// user is refused (ErrUntrusted); a root that others may open is narrowed
+// to 0700, and guardRoot says so. The bpffs mount itself is left as its
+// mount options made it (narrowing it would lock other users out of every
+// pin on it).
+func guardRoot(path string, fd int) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return "", fmt.Errorf("stat %s: %w", path, err)
+	}
+	if uid := os.Geteuid(); int(st.Uid) != uid {
+		return "", fmt.Errorf("bpffs root %s is owned by uid %d, not by uid %d that runs tunmux: its owner could remove the pins or hold the lock from every writer; 'chown %d %s' hands it to tunmux, or choose another --bpffs: %w",
+			path, st.Uid, uid, uid, path, ErrUntrusted)
+	}
+	perm := st.Mode & 0o7777
+	if perm&0o077 == 0 || isMountRoot(path, st.Dev) {
+		return "", nil
+	}
+	if err := unix.Fchmod(fd, 0o700); err != nil {
+		return "", fmt.Errorf("narrow the mode of %s to 0700: %w", path, err)
+	}
+	return fmt.Sprintf("narrowed the mode of %s from %04o to 0700: others could open it and hold the lock from every writer", path, perm), nil
+}
+
+// isMountRoot reports whether path (on device dev) is the root of its mount.
+func isMountRoot(path string, dev uint64) bool {
+	var parent unix.Stat_t
+	if unix.Stat(filepath.Dir(path), &parent) != nil {
+		return false
+	}
+	return parent.Dev != dev
 }
 
 // Root returns the root this lock protects.

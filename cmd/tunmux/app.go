@@ -406,10 +406,18 @@ func (a *app) lockRoot(root *maps.Root) (lock *maps.Lock, release func(), err er
 		if err != nil {
 			return nil, nil, err
 		}
+		a.warnTightened(lock)
 		return lock, lock.Release, nil
 	}
 	lock, err = a.batch.lockOn(root, a)
 	return lock, func() {}, err
+}
+
+// warnTightened warns that taking lock narrowed the root's mode.
+func (a *app) warnTightened(lock *maps.Lock) {
+	if lock.Tightened != "" {
+		a.warn(lock.Tightened)
+	}
 }
 
 // jsonOf encodes v as JSON.

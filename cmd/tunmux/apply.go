@@ -98,8 +98,18 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 					return err
 				}
 			}
-			root, err := maps.OpenRoot(maps.RootPath(a.bpffs), !dryRun)
+			root, err := maps.OpenRoot(maps.RootPath(a.bpffs), false)
 			if err != nil {
+				return err
+			}
+			if !watch && !dryRun && !root.Exists() {
+				// Nothing is pinned yet: check the file before making the
+				// root, so that a file that fails its checks creates none.
+				if err := apply.Check(root, file, doc, opts); err != nil {
+					return err
+				}
+			}
+			if root, err = maps.OpenRoot(root.Path, !dryRun); err != nil {
 				return err
 			}
 			if watch {

@@ -36,6 +36,7 @@ func (b *batchState) lockOn(root *maps.Root, a *app) (*maps.Lock, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.warnTightened(lock)
 	b.lock.Release()
 	b.lock = lock
 	return lock, nil

@@ -148,9 +148,12 @@ tunmux knows is left alone, and with it the root.`,
 						return err
 					}
 				}
+				for _, d := range res.Dataplanes {
+					a.warnLeft(d)
+				}
 				return a.printer.Print(unloadAllView(res))
 			}
-			res := dataplane.UnloadResult{Dataplane: dp.Name, Path: root.Dir(dp.Name), Detached: []string{}, Removed: []string{}, Devices: []dataplane.Device{}}
+			res := dataplane.UnloadResult{Dataplane: dp.Name, Path: root.Dir(dp.Name), Detached: []string{}, Removed: []string{}, Left: []string{}, Devices: []dataplane.Device{}}
 			if root.Exists() {
 				lock, release, err := a.lockRoot(root)
 				if err != nil {
@@ -161,11 +164,20 @@ tunmux knows is left alone, and with it the root.`,
 					return err
 				}
 			}
+			a.warnLeft(res)
 			return a.printer.Print(unloadView(res))
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "unload every dataplane under the root, delete the devices their commands created, and remove the root folder")
 	return cmd
+}
+
+// warnLeft warns about what unload left in a dataplane's folder because
+// tunmux's layout does not name it.
+func (a *app) warnLeft(res dataplane.UnloadResult) {
+	if len(res.Left) > 0 {
+		a.warn(fmt.Sprintf("kept %s: it holds %s, which tunmux did not create; look, and remove them by hand (rm) if they are not needed", res.Path, strings.Join(res.Left, ", ")))
+	}
 }
 
 type unloadView dataplane.UnloadResult

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/tunmux/tunmux/internal/testnet"
@@ -418,4 +419,95 @@ func TestSymlinksInARootAreRefused(t *testing.T) {
 		os.RemoveAll(fresh)
 		t.Errorf("apply of a bad file created the root %s", fresh)
 	}
+	// Nor does a file that parses but fails its checks (no such interface).
+	unknown := filepath.Join(t.TempDir(), "unknown.yaml")
+	if err := os.WriteFile(unknown, []byte("xconnect:\n  pairs: [[nosuch1, nosuch2]]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := testnet.Tunmux(bin, "--bpffs", fresh, "--netns", c.ns.Name, "apply", "-f", unknown); r.Code != exitInvalid || !strings.Contains(r.Stderr, "nosuch1") {
+		t.Errorf("apply of a file naming no interface: %s", r)
+	}
+	if _, err := os.Stat(fresh); err == nil {
+		os.RemoveAll(fresh)
+		t.Errorf("apply of a file that fails its checks created the root %s", fresh)
+	}
+}
+
+// 17 (rest): the root is tunmux's own. A root others may open (and so
+// lock) is narrowed to 0700, with a warning; a root owned by another user
+// is refused by every writer, and nothing under it changes.
+func TestRootIsTunmuxsOwn(t *testing.T) {
+	c := newCLI(t)
+	if err := os.Mkdir(c.root, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(c.root, 0o777); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	if r := c.ok("load", "encap"); !strings.Contains(r.Stderr, "narrowed the mode of "+c.root+" from 0777 to 0700") {
+		t.Errorf("load on a 0777 root did not say it narrowed it:\n%s", r)
+	}
+	if fi, err := os.Stat(c.root); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("root mode after load: %v %v, want 0700", fi.Mode(), err)
+	}
+	if r := c.ok("attach", "encap", "wl0"); strings.Contains(r.Stderr, "narrowed") {
+		t.Errorf("a 0700 root was narrowed again:\n%s", r)
+	}
+	if err := os.Chown(c.root, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chown(c.root, 0, 0) })
+	before := c.snapshot()
+	for _, args := range [][]string{append([]string{"tunnel", "add"}, tunnelArgs...), {"detach", "encap", "wl0"}, {"unload", "encap"}, {"load", "xconnect"}} {
+		c.expect(exitFailed, args, "owned by uid 65534", "chown 0 "+c.root)
+	}
+	c.unchanged(before, "writers on a root owned by another user")
+}
+
+// 17 (rest): unload removes only the pins tunmux's layout names; a pin or
+// folder someone else put in a dataplane's folder is left, with the
+// folder, and named in a warning.
+func TestUnloadLeavesWhatItDidNotCreate(t *testing.T) {
+	c := newCLI(t)
+	c.ok("load", "encap")
+	c.ok("attach", "encap", "wl0")
+	dir := filepath.Join(c.root, "encap")
+	for _, name := range []string{"map_foreign", "link_other"} {
+		// A map of one's own per pin: pinning a map again moves its pin.
+		foreign, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = foreign.Pin(filepath.Join(dir, name))
+		foreign.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	r := c.ok("unload", "encap", "-o", "json")
+	var res struct {
+		Detached, Removed, Left []string
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
+		t.Fatalf("%v: %s", err, r)
+	}
+	if strings.Join(res.Left, ",") != "link_other,map_foreign,sub" || len(res.Detached) != 1 || len(res.Removed) == 0 {
+		t.Errorf("unload: %+v", res)
+	}
+	if !strings.Contains(r.Stderr, "kept "+dir+": it holds link_other, map_foreign, sub, which tunmux did not create") {
+		t.Errorf("no warning naming what was left:\n%s", r)
+	}
+	left, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range left {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != "link_other,map_foreign,sub" {
+		t.Errorf("the folder after unload holds %v", names)
+	}
+	c.wantXDP("wl0", false, "unload")
 }
