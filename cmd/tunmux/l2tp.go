@@ -146,14 +146,18 @@ type sessionTable []maps.Session
 // Header is the default table's, within 80 columns; -o wide and 'l2tp
 // session get' show every field.
 func (t sessionTable) Header() []string {
-	return []string{"session", "peer-session", "encap", "peer", "eth", "tunnel", "tx-pkts", "rx-pkts"}
+	return []string{"session", "peer-id", "encap", "peer", "eth", "tunnel", "tx-pkts", "rx-pkts"}
 }
 
 func (t sessionTable) Rows() [][]string {
 	rows := make([][]string, 0, len(t))
 	for _, s := range t {
 		c := s.Counters
-		rows = append(rows, []string{maps.IDString(s.ID), maps.IDString(s.PeerID), s.Encap.String(), s.Endpoint(s.Peer),
+		peer := s.Endpoint(s.Peer)
+		if s.Peer.Port() == maps.DefaultL2TPPort {
+			peer = s.Peer.Addr().String() // the port shows with -o wide when it is L2TP's own
+		}
+		rows = append(rows, []string{maps.IDString(s.ID), maps.IDString(s.PeerID), s.Encap.String(), peer,
 			s.EthIface, s.TunnelIface, fmt.Sprint(c.TxPackets), fmt.Sprint(c.RxPackets)})
 	}
 	return rows

@@ -95,7 +95,8 @@ func (c carrierView) Text() string {
 	if c.L2 {
 		kind = "Ethernet, far end " + maps.Carrier(c).PeerMAC()
 	}
-	return fmt.Sprintf("carrier %s (ifindex %d, %s), a label no member owns: %s", c.Name, c.Ifindex, kind, c.OnMiss)
+	// Two lines, so that each fits 80 columns.
+	return fmt.Sprintf("carrier %s (ifindex %d, %s)\n  a label no member owns: %s", c.Name, c.Ifindex, kind, c.OnMiss)
 }
 
 func (c carrierView) MarshalJSON() ([]byte, error) {

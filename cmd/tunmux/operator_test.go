@@ -357,19 +357,61 @@ func TestBPFFSWithAControlCharacter(t *testing.T) {
 	}
 }
 
-// 6: status fits 80 columns for a dataplane with a tunnel, attachments and
-// slots.
-func TestStatusFitsEightyColumns(t *testing.T) {
+// 6: every default table fits 80 columns (detail is in -o wide and get),
+// with every dataplane loaded and holding entries: status, stats and each
+// list.
+func TestTablesFitEightyColumns(t *testing.T) {
 	c := newCLI(t)
+	testnet.Veth(t, c.ns, "p0", c.ns, "p1")
+	testnet.Veth(t, c.ns, "q0", c.ns, "q1")
+	t.Cleanup(func() {
+		for _, dp := range []string{"route", "mux", "xconnect", "l2tp"} {
+			testnet.Tunmux(bin, "--bpffs", c.root, "--netns", c.ns.Name, "unload", dp)
+		}
+	})
 	c.ok("load", "encap")
 	c.ok("attach", "encap", "wl0")
 	c.ok("attach", "decap", "ul0")
 	c.ok(append([]string{"tunnel", "add"}, tunnelArgs...)...)
-	out := c.ok("status").Stdout
-	for _, line := range strings.Split(out, "\n") {
-		if len(line) > 80 {
-			t.Errorf("a line of %d columns: %s", len(line), line)
+	c.ok("devmap", "add", "x0", "ul0")
+	for _, dp := range []string{"l2tp", "xconnect", "mux", "route"} {
+		c.ok("load", dp)
+	}
+	c.ok("l2tp", "session", "add", "--session-id", "4000000001", "--peer-session-id", "4000000002", "--encap", "udp",
+		"--local", "[fd00:1234:5678::1]:1701", "--peer", "[fd00:1234:5678::2]:1701", "--cookie", "0102030405060708",
+		"--peer-cookie", "0807060504030201", "--eth-iface", "x1", "--tunnel-iface", "ul1", "--peer-mac", "02:00:00:00:0c:02")
+	c.ok("xconnect", "add", "p0", "q0")
+	c.ok("mux", "carrier", "set", "p1", "--on-miss", "pass")
+	c.ok("mux", "member", "add", "m1", "--label", "1", "--create")
+	c.ok("mux", "member", "add", "wl1", "--label", "2")
+	c.ok("route", "dev", "create", "vxlan0", "--proto", "vxlan", "--local", "192.168.60.1")
+	c.ok("route", "dev", "create", "rt0", "--routes")
+	c.ok("attach", "route", "rt0")
+	c.ok("route", "add", "10.200.0.0/16", "--nexthop", "192.168.60.2,vni=100", "--nexthop", "192.168.60.3,vni=16000000,weight=3")
+	c.ok("route", "add", "10.200.7.0/24", "--nexthop", "fd60:1234:5678:9abc::2,vni=7,mac=02:00:00:00:07:07")
+	c.ok("peer", "set", "192.168.60.3", "--health", "down", "--probe-port", "9997")
+	for _, args := range [][]string{
+		{"status"}, {"stats"}, {"stats", "encap"}, {"stats", "l2tp"}, {"stats", "xconnect"}, {"stats", "mux"}, {"stats", "route"},
+		{"tunnel", "list"}, {"devmap", "list"}, {"l2tp", "session", "list"}, {"xconnect", "list"},
+		{"mux", "member", "list"}, {"mux", "carrier", "show"},
+		{"route", "list"}, {"route", "get", "10.200.0.0/16"}, {"route", "dev", "list"}, {"peer", "list"},
+	} {
+		out := c.ok(args...).Stdout
+		if strings.Count(out, "\n") < 1 {
+			t.Errorf("%v printed nothing", args)
 		}
+		for _, line := range strings.Split(out, "\n") {
+			if len(line) > 80 {
+				t.Errorf("%v: a line of %d columns: %s", args, len(line), line)
+			}
+		}
+	}
+	// The detail the default tables leave out is in -o wide.
+	if out := c.ok("route", "list", "-o", "wide").Stdout; !strings.Contains(out, "INNER-DST-MAC") || !strings.Contains(out, "02:00:00:00:07:07") {
+		t.Errorf("route list -o wide lacks the MAC:\n%s", out)
+	}
+	if out := c.ok("xconnect", "list", "-o", "wide").Stdout; !strings.Contains(out, "A-TO-B-BYTES") || !strings.Contains(out, "ready (") {
+		t.Errorf("xconnect list -o wide lacks the bytes or the readiness:\n%s", out)
 	}
 }
 

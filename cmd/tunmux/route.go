@@ -257,7 +257,22 @@ type routeTable struct {
 	flow   *flowChoice // route get --from: the nexthop the flow takes
 }
 
-func (t routeTable) Header() []string {
+// routeMACColumn is the inner-dst-mac column, shown with -o wide (and by
+// route get -o wide) so that the default table fits 80 columns.
+const routeMACColumn = 6
+
+func (t routeTable) Header() []string { return withoutColumn(t.WideHeader(), routeMACColumn) }
+
+func (t routeTable) Rows() [][]string {
+	rows := t.WideRows()
+	for i, r := range rows {
+		rows[i] = withoutColumn(r, routeMACColumn)
+	}
+	return rows
+}
+
+// WideHeader is -o wide's: the inner destination MAC too.
+func (t routeTable) WideHeader() []string {
 	h := []string{"prefix", "remote", "vni", "weight", "proto", "dev", "inner-dst-mac", "health"}
 	if t.flow != nil {
 		h = append(h, "flow")
@@ -265,7 +280,13 @@ func (t routeTable) Header() []string {
 	return h
 }
 
-func (t routeTable) Rows() [][]string {
+// withoutColumn returns row without its column i.
+func withoutColumn(row []string, i int) []string {
+	return append(row[:i:i], row[i+1:]...)
+}
+
+// WideRows is -o wide's: a nexthop per row, every column.
+func (t routeTable) WideRows() [][]string {
 	var rows [][]string
 	for _, r := range t.routes {
 		for i, n := range r.Nexthops {

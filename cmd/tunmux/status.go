@@ -79,26 +79,19 @@ func (s statusView) Text() string {
 		}
 		var rows [][]string
 		for _, p := range d.Programs {
-			var where []string
+			// The links table below says where: here, how many run it.
+			links := 0
 			for _, l := range d.Links {
 				// By the program the link runs (an L3 variant runs under
 				// its program's name); a defunct link by its name.
 				// An observed link runs a capture's build: by its name too.
 				if (l.ProgID != 0 && l.ProgID == p.ID) || ((l.ProgID == 0 || l.State == "observed") && l.Program == p.Name) {
-					how := strings.TrimSpace(l.Hook + " " + l.Mode)
-					if l.State != "attached" {
-						how += ", " + l.State // as the links table says
-					}
-					where = append(where, fmt.Sprintf("%s (%s)", l.Where(), how))
+					links++
 				}
 			}
-			attached := strings.Join(where, ", ")
-			if attached == "" {
-				attached = "-"
-			}
-			rows = append(rows, []string{p.Name, fmt.Sprint(p.ID), p.Type, p.Tag, attached})
+			rows = append(rows, []string{p.Name, fmt.Sprint(p.ID), p.Type, p.Tag, fmt.Sprint(links)})
 		}
-		section("programs", []string{"name", "id", "type", "tag", "attached"}, rows)
+		section("programs", []string{"name", "id", "type", "tag", "links"}, rows)
 		rows = nil
 		for _, l := range d.Links {
 			rows = append(rows, []string{l.Program, l.Where(), fmt.Sprint(l.Ifindex), l.Hook, l.Mode, fmt.Sprint(l.LinkID), l.State})

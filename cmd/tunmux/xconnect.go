@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -71,25 +72,55 @@ func (a *app) xconnectListCommand() *cobra.Command {
 		func(p []maps.Pair) pairTable { return p })
 }
 
+// pairTable is xconnect list: packets each way and whether both ends are
+// ready by default; bytes and how each end is ready with -o wide.
 type pairTable []maps.Pair
 
 func (t pairTable) Header() []string {
-	return []string{"a", "b", "a-to-b-pkts", "a-to-b-bytes", "b-to-a-pkts", "b-to-a-bytes", "ready"}
+	return []string{"a", "b", "a-to-b-pkts", "b-to-a-pkts", "ready"}
 }
 
 func (t pairTable) Rows() [][]string {
+	rows := make([][]string, 0, len(t))
+	for _, p := range t {
+		ready := shortReadiness(p.B.Readiness.String())
+		if a := shortReadiness(p.A.Readiness.String()); p.A.Ifindex != p.B.Ifindex && a != ready {
+			ready = fmt.Sprintf("%s: %s, %s: %s", p.A.Name, a, p.B.Name, ready)
+		}
+		rows = append(rows, []string{pairEnd(p.A), pairEnd(p.B), fmt.Sprint(p.AtoB.Packets), fmt.Sprint(p.BtoA.Packets), ready})
+	}
+	return rows
+}
+
+// WideHeader is -o wide's: bytes each way, and why each end is ready.
+func (t pairTable) WideHeader() []string {
+	return []string{"a", "b", "a-to-b-pkts", "a-to-b-bytes", "b-to-a-pkts", "b-to-a-bytes", "ready"}
+}
+
+// WideRows is -o wide's rows.
+func (t pairTable) WideRows() [][]string {
 	rows := make([][]string, 0, len(t))
 	for _, p := range t {
 		ready := p.B.Readiness.String()
 		if p.A.Ifindex != p.B.Ifindex && p.A.Readiness != p.B.Readiness {
 			ready = fmt.Sprintf("%s: %s, %s: %s", p.A.Name, p.A.Readiness, p.B.Name, p.B.Readiness)
 		}
-		rows = append(rows, []string{
-			fmt.Sprintf("%s (%d)", p.A.Name, p.A.Ifindex), fmt.Sprintf("%s (%d)", p.B.Name, p.B.Ifindex),
-			fmt.Sprint(p.AtoB.Packets), fmt.Sprint(p.AtoB.Bytes), fmt.Sprint(p.BtoA.Packets), fmt.Sprint(p.BtoA.Bytes), ready,
-		})
+		rows = append(rows, []string{pairEnd(p.A), pairEnd(p.B),
+			fmt.Sprint(p.AtoB.Packets), fmt.Sprint(p.AtoB.Bytes), fmt.Sprint(p.BtoA.Packets), fmt.Sprint(p.BtoA.Bytes), ready})
 	}
 	return rows
+}
+
+// pairEnd is an end as the table shows it: name (ifindex).
+func pairEnd(e maps.PairEnd) string { return fmt.Sprintf("%s (%d)", e.Name, e.Ifindex) }
+
+// shortReadiness is a ready end's readiness without its reason ("ready
+// (gro on veth peer)" is "ready"); a NOT READY end keeps its reason.
+func shortReadiness(s string) string {
+	if short, _, _ := strings.Cut(s, " ("); short == "ready" {
+		return short
+	}
+	return s
 }
 
 type deletedPair maps.Pair
