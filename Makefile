@@ -4,7 +4,9 @@
 GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
-LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# The commit's time orders builds: load refuses to replace a newer build's programs.
+COMMIT_TIME ?= $(shell git log -1 --format=%ct 2>/dev/null)
+LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.commitTime=$(COMMIT_TIME)
 BIN      := bin/tunmux
 export PATH := $(PATH):/usr/local/go/bin
 

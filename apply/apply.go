@@ -3,10 +3,12 @@ package apply
 import (
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"io"
 	"net/netip"
 	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/maps"
@@ -19,7 +21,8 @@ type Options struct {
 	DryRun  bool   // compute and report the changes, write nothing
 	Prune   bool   // remove entries of the file's sections that the file lacks
 	Chunk   int    // entries per batch map operation (0: 4096)
-	Version string // recorded when apply loads a dataplane
+	Version string    // recorded when apply loads a dataplane
+	Built   time.Time // this build's commit time: a load refuses to downgrade programs
 	// Mode says how the document's entries meet the pinned ones: Sync for
 	// a file; a command's write is a one-entry document in another mode.
 	Mode Mode
@@ -300,7 +303,7 @@ func loadNeeded(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts
 			if opts.DryRun {
 				continue
 			}
-			if _, err := dataplane.Load(lock, n.dp, dataplane.LoadOptions{MaxEntries: capacity, Version: opts.Version}); err != nil {
+			if _, err := dataplane.Load(lock, n.dp, dataplane.LoadOptions{MaxEntries: capacity, Version: opts.Version, Built: opts.Built}); err != nil {
 				return loaded, err
 			}
 			loaded[n.dp.Name] = true

@@ -126,7 +126,7 @@ func TestLoadOpenUnload(t *testing.T) {
 		t.Errorf("completing load: %+v, %v", res, err)
 	}
 	un, err := Unload(lock, EncapDataplane, UnloadOptions{})
-	if err != nil || len(un.Removed) != 15 {
+	if err != nil || len(un.Removed) != 16 { // 10 maps (provenance too), 6 programs
 		t.Errorf("Unload: %+v, %v", un, err)
 	}
 	if un, err = Unload(lock, EncapDataplane, UnloadOptions{}); err != nil || len(un.Removed) != 0 {
@@ -193,8 +193,8 @@ func TestLoadUpgradesProgramsInPlace(t *testing.T) {
 	if pid == oid || linfo.Program != pid {
 		t.Errorf("after the upgrade the link runs program %d, the pin holds %d (the replaced one was %d)", linfo.Program, pid, oid)
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 16 {
-		t.Errorf("%d pins after the upgrade, want 9 maps, 6 programs and 1 link", len(entries))
+	if entries, _ := os.ReadDir(dir); len(entries) != 17 {
+		t.Errorf("%d pins after the upgrade, want 10 maps (provenance too), 6 programs and 1 link", len(entries))
 	}
 }
 

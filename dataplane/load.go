@@ -25,8 +25,14 @@ type LoadOptions struct {
 	// MaxEntries sizes the main map; 0 keeps the pinned size, or uses the
 	// dataplane's default on a first load.
 	MaxEntries uint32
-	// Version is recorded in map_meta on a first load.
+	// Version is recorded in map_meta on a first load, and in
+	// map_provenance whenever this load writes programs.
 	Version string
+	// Built is this build's commit time (zero: unknown). A load that would
+	// replace programs written by a build with a later time is refused
+	// (maps.ErrDowngrade) unless AllowDowngrade.
+	Built          time.Time
+	AllowDowngrade bool
 }
 
 // LoadResult says what Load did.
@@ -41,6 +47,9 @@ type LoadResult struct {
 	// MigratedFrom is the schema this load migrated the pinned state
 	// from, in place (0: none).
 	MigratedFrom uint32 `json:"migrated_from,omitempty"`
+	// Provenance is the record this load wrote when it wrote programs:
+	// this build, and the build whose programs it replaced.
+	Provenance *maps.Provenance `json:"provenance,omitempty"`
 }
 
 // Changed reports whether the load created, replaced or repaired anything.
@@ -159,6 +168,11 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 		}
 	}
 
+	prov, err := checkDowngrade(dir, dp, coll, opts)
+	if err != nil {
+		return res, err
+	}
+
 	// Pin: maps first, then programs, then the meta record (last, so that a
 	// load cut short is completed by the next one).
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -177,6 +191,7 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 		}
 		res.Repaired = append(res.Repaired, r)
 	}
+	wroteProgs := false
 	for _, p := range dp.Programs {
 		prog := coll.Programs[p.object()]
 		if prog == nil {
@@ -192,6 +207,13 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 		if upgraded {
 			res.Upgraded = append(res.Upgraded, p.Name)
 		}
+		wroteProgs = wroteProgs || createdPin || upgraded
+	}
+	if wroteProgs {
+		if err := maps.WriteProvenance(lock, dir, prov); err != nil {
+			return res, err
+		}
+		res.Provenance = &prov
 	}
 	// Links last, once every program is pinned; then all must agree.
 	if split, err = checkPins(dir, dp, spec.Maps, ids); err != nil {
@@ -222,6 +244,51 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 		}
 	}
 	return res, nil
+}
+
+// checkDowngrade refuses (maps.ErrDowngrade) a load that would replace
+// pinned programs written by a newer build than this one, unless
+// opts.AllowDowngrade, and changes nothing. It returns the provenance
+// record to write if the load writes programs: this build, and the one
+// whose programs it replaces. Builds whose time is unknown are not ordered.
+func checkDowngrade(dir string, dp *Dataplane, coll *ebpf.Collection, opts LoadOptions) (maps.Provenance, error) {
+	next := maps.Provenance{WrittenAt: time.Now().UTC(), Version: opts.Version, Built: opts.Built}
+	replacing := programsToReplace(dir, dp, coll)
+	if len(replacing) == 0 {
+		return next, nil
+	}
+	prev, found, err := maps.ReadProvenance(dir)
+	if err != nil || !found {
+		return next, err
+	}
+	next.Replaced, next.ReplacedBuilt = prev.Version, prev.Built
+	next.Downgrade = !prev.Built.IsZero() && !opts.Built.IsZero() && prev.Built.After(opts.Built)
+	if next.Downgrade && !opts.AllowDowngrade {
+		return next, fmt.Errorf("%s under %s runs programs (%s) of tunmux %s, built %s, newer than this tunmux %s, built %s; loading would replace them with older code: %w (run the newer tunmux, or load again with --allow-downgrade)",
+			dp.Name, filepath.Dir(dir), strings.Join(replacing, ", "), prev.Version, prev.Built.Format(time.DateOnly+" 15:04Z"),
+			opts.Version, opts.Built.Format(time.DateOnly+" 15:04Z"), maps.ErrDowngrade)
+	}
+	return next, nil
+}
+
+// programsToReplace lists the programs of dp pinned in dir whose code
+// differs from coll's.
+func programsToReplace(dir string, dp *Dataplane, coll *ebpf.Collection) []string {
+	var out []string
+	for _, p := range dp.Programs {
+		prog := coll.Programs[p.object()]
+		old, err := ebpf.LoadPinnedProgram(maps.ProgPin(dir, p.Name), nil)
+		if err != nil || prog == nil {
+			continue
+		}
+		oldInfo, err1 := old.Info()
+		newInfo, err2 := prog.Info()
+		old.Close()
+		if err1 == nil && err2 == nil && oldInfo.Tag != newInfo.Tag {
+			out = append(out, p.Name)
+		}
+	}
+	return out
 }
 
 // pinProgram pins prog as prog_<name>. If a program is pinned there already
@@ -424,6 +491,7 @@ type layout struct {
 func (d *Dataplane) layoutNames() layout {
 	l := layout{fixed: map[string]bool{}, progs: map[string]bool{}}
 	add := func(name string) { l.fixed[name], l.fixed["tmp_"+name] = true, true }
+	add(maps.MapPrefix + maps.ProvenanceMap)
 	for name := range d.mapShapes() {
 		add(maps.MapPrefix + name)
 	}

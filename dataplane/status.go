@@ -31,7 +31,10 @@ type DataplaneStatus struct {
 	State    string          `json:"state"`
 	Error    string          `json:"error,omitempty"`
 	Meta     *maps.Meta      `json:"meta"`
-	Programs []ProgramStatus `json:"programs"`
+	// Provenance says which tunmux wrote the pinned programs, and whose
+	// it replaced (absent: pinned by a tunmux that kept no record).
+	Provenance *maps.Provenance `json:"provenance,omitempty"`
+	Programs   []ProgramStatus  `json:"programs"`
 	Maps     []MapStatus     `json:"maps"`
 	Links    []LinkStatus    `json:"links"`
 	// Slots are the encap dataplane's redirect slots, with how each target
@@ -128,6 +131,9 @@ func readDataplaneStatus(root *maps.Root, name string) DataplaneStatus {
 			open = l.Maps
 			defer l.Close()
 		}
+	}
+	if p, found, err := maps.ReadProvenance(dir); err == nil && found {
+		ds.Provenance = &p
 	}
 	progPins, _ := root.Pins(name, maps.ProgPrefix)
 	for _, pin := range progPins {

@@ -85,7 +85,7 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 				limit = apply.NoPruneLimit
 			}
 			apply.MaxFileSize = int64(maxSize)
-			opts := apply.Options{Netns: a.netns, DryRun: dryRun, Prune: prune, Chunk: batch, Version: version}
+			opts := apply.Options{Netns: a.netns, DryRun: dryRun, Prune: prune, Chunk: batch, Version: version, Built: buildTime()}
 			if watch && file == "-" {
 				return maps.Invalid("-f", file, "cannot be watched", "the path of a file with --watch (standard input is read once)")
 			}

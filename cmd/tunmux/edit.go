@@ -24,7 +24,7 @@ func (a *app) edit(dp *dataplane.Dataplane, doc *apply.Document, mode apply.Mode
 			_ = before(lock.Root())
 		}
 		var err error
-		res, err = apply.Apply(lock.Root(), lock, "", doc, apply.Options{Netns: a.netns, Mode: mode, Names: names, Version: version})
+		res, err = apply.Apply(lock.Root(), lock, "", doc, apply.Options{Netns: a.netns, Mode: mode, Names: names, Version: version, Built: buildTime()})
 		a.warn(res.Warnings...)
 		if err != nil || after == nil {
 			return err

@@ -21,6 +21,7 @@ func dataplaneHelp() string {
 
 func (a *app) loadCommand() *cobra.Command {
 	var maxEntries uint32
+	var allowDowngrade bool
 	cmd := &cobra.Command{
 		Use:   "load DATAPLANE",
 		Short: "Load a dataplane's programs and maps and pin them",
@@ -37,10 +38,17 @@ their map gets that map back (with the entries the datapath reads); a link
 moved to another program is moved back to the pinned one. Other commands
 refuse a split dataplane, and 'tunmux status' shows it as "split".
 
+Builds are ordered by the time of their commit ('tunmux version'). A load that
+would replace programs written by a newer tunmux is refused (exit 1) and
+changes nothing, unless --allow-downgrade. Each load that writes programs
+records which tunmux wrote them, and which one's they replaced; 'tunmux status'
+shows it.
+
 Dataplanes:
 ` + dataplaneHelp(),
 		Example: `  tunmux load encap
-  tunmux load encap --max-entries 65536`,
+  tunmux load encap --max-entries 65536
+  tunmux load encap --allow-downgrade`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dp, err := dataplane.Lookup(args[0])
@@ -52,7 +60,7 @@ Dataplanes:
 			}
 			var res dataplane.LoadResult
 			err = a.mutate(true, dp, func(lock *maps.Lock) error {
-				res, err = dataplane.Load(lock, dp, dataplane.LoadOptions{MaxEntries: maxEntries, Version: version})
+				res, err = dataplane.Load(lock, dp, dataplane.LoadOptions{MaxEntries: maxEntries, Version: version, Built: buildTime(), AllowDowngrade: allowDowngrade})
 				return err
 			})
 			if err != nil {
@@ -61,6 +69,7 @@ Dataplanes:
 			return a.printer.Print(loadView(res))
 		},
 	}
+	cmd.Flags().BoolVar(&allowDowngrade, "allow-downgrade", false, "replace programs written by a newer tunmux with this one's (older) code")
 	cmd.Flags().Uint32Var(&maxEntries, "max-entries", 0, "capacity of the dataplane's main table (encap: tunnels); default: the pinned capacity, or 1024 on a first load")
 	return cmd
 }
@@ -73,7 +82,14 @@ func (v loadView) Text() string {
 		did = append(did, fmt.Sprintf("migrated its maps from schema %d", v.MigratedFrom))
 	}
 	if len(v.Upgraded) > 0 {
-		did = append(did, "replaced program code of "+strings.Join(v.Upgraded, " "))
+		what := "replaced program code of " + strings.Join(v.Upgraded, " ")
+		if p := v.Provenance; p != nil && p.Replaced != "" {
+			what += " (tunmux " + p.Replaced + "'s)"
+			if p.Downgrade {
+				what += ", a downgrade"
+			}
+		}
+		did = append(did, what)
 	}
 	if len(v.Created) > 0 {
 		did = append(did, "created "+strings.Join(v.Created, " "))

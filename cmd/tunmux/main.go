@@ -8,11 +8,14 @@ package main
 
 import "os"
 
-// version and commit are set at build time (-ldflags "-X main.version=...
-// -X main.commit=..."); without them, commit comes from Go's build info.
+// version, commit and commitTime (the commit's time, in Unix seconds) are
+// set at build time (-ldflags "-X main.version=... -X main.commit=...
+// -X main.commitTime=..."); without them, commit and its time come from
+// Go's build info when it has them.
 var (
-	version = "dev"
-	commit  = ""
+	version    = "dev"
+	commit     = ""
+	commitTime = ""
 )
 
 func main() {

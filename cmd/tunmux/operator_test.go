@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
 
 	"github.com/tunmux/tunmux/internal/testnet"
+	"github.com/tunmux/tunmux/maps"
 )
 
 // Defects an operator met (issue 14), each reproduced.
@@ -552,4 +554,108 @@ func TestUnloadLeavesWhatItDidNotCreate(t *testing.T) {
 		t.Errorf("the folder after unload holds %v", names)
 	}
 	c.wantXDP("wl0", false, "unload")
+}
+
+// buildTunmux builds tunmux with the version and commit time given, as a
+// release of that time would be.
+func buildTunmux(t *testing.T, version string, built time.Time) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "tunmux-"+version)
+	cmd := exec.Command("go", "build", "-o", out, "-ldflags",
+		fmt.Sprintf("-X main.version=%s -X main.commitTime=%d", version, built.Unix()), ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	return out
+}
+
+// pinOtherCode replaces a pinned XDP program with other code (as a newer
+// build's would be), the way load does: pinned beside, renamed over.
+func pinOtherCode(t *testing.T, pin string) {
+	t.Helper()
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2), asm.Return()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	tmp := filepath.Join(filepath.Dir(pin), "tmp_"+filepath.Base(pin))
+	if err := prog.Pin(tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, pin); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// 9: an older tunmux does not silently replace a newer one's programs:
+// load refuses (exit 1, nothing changed) unless --allow-downgrade; each load
+// that writes programs records who wrote them and whose they replaced, and
+// status shows it.
+func TestDowngradeIsRefused(t *testing.T) {
+	c := newCLI(t)
+	newer := buildTunmux(t, "v-new", time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	older := buildTunmux(t, "v-old", time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+	t.Cleanup(func() { testnet.Tunmux(bin, "--bpffs", c.root, "unload", "xconnect") })
+	as := func(b string, args ...string) testnet.Result {
+		return testnet.Tunmux(b, append([]string{"--bpffs", c.root, "--netns", c.ns.Name}, args...)...)
+	}
+	if r := as(newer, "load", "xconnect"); r.Code != 0 {
+		t.Fatal(r)
+	}
+	if out := c.ok("status", "xconnect").Stdout; !strings.Contains(out, "by tunmux v-new (of 2026-12-01)") {
+		t.Errorf("status after the first load:\n%s", out)
+	}
+	// The newer build's programs are other code than the older build's.
+	pin := filepath.Join(c.root, "xconnect", "prog_xconnect")
+	pinOtherCode(t, pin)
+	tag := func() string {
+		p, err := ebpf.LoadPinnedProgram(pin, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		info, _ := p.Info()
+		return info.Tag
+	}
+	before := tag()
+	r := as(older, "load", "xconnect")
+	if r.Code != exitFailed || !strings.Contains(r.Stderr, "tunmux v-new, built 2026-12-01") || !strings.Contains(r.Stderr, "newer than this tunmux v-old") ||
+		!strings.Contains(r.Stderr, "--allow-downgrade") {
+		t.Errorf("an older load over newer programs:\n%s", r)
+	}
+	if tag() != before {
+		t.Errorf("the refused load replaced the program")
+	}
+	r = as(older, "load", "xconnect", "--allow-downgrade")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "replaced program code of xconnect (tunmux v-new's), a downgrade") {
+		t.Errorf("load --allow-downgrade:\n%s", r)
+	}
+	if tag() == before {
+		t.Errorf("load --allow-downgrade left the newer program")
+	}
+	if out := c.ok("status", "xconnect").Stdout; !strings.Contains(out, "by tunmux v-old (of 2026-06-01)") ||
+		!strings.Contains(out, "a DOWNGRADE (--allow-downgrade), replacing newer tunmux v-new (of 2026-12-01)") {
+		t.Errorf("status after the downgrade:\n%s", out)
+	}
+	var st struct {
+		Dataplanes []struct{ Provenance maps.Provenance }
+	}
+	c.jsonOut(&st, "status", "xconnect")
+	if p := st.Dataplanes[0].Provenance; p.Version != "v-old" || p.Replaced != "v-new" || !p.Downgrade {
+		t.Errorf("status JSON provenance: %+v", p)
+	}
+	// An upgrade needs no flag, and says whose programs it replaced.
+	pinOtherCode(t, pin)
+	if r := as(newer, "load", "xconnect"); r.Code != 0 || !strings.Contains(r.Stdout, "(tunmux v-old's)") || strings.Contains(r.Stdout, "downgrade") {
+		t.Errorf("an upgrade:\n%s", r)
+	}
+	// The same build again changes nothing, and keeps the record.
+	if r := as(newer, "load", "xconnect"); r.Code != 0 || !strings.Contains(r.Stdout, "nothing changed") {
+		t.Errorf("a second load:\n%s", r)
+	}
+	if out := c.ok("status", "xconnect").Stdout; !strings.Contains(out, "by tunmux v-new") || !strings.Contains(out, "  replacing tunmux v-old") {
+		t.Errorf("status after the upgrade:\n%s", out)
+	}
 }

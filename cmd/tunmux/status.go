@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -67,6 +68,16 @@ func (s statusView) Text() string {
 			fmt.Fprintf(&b, "  schema %d, capacity %d, loaded %s by tunmux %s\n", d.Meta.Schema, d.Meta.MaxEntries,
 				d.Meta.LoadedAt.Format("2006-01-02 15:04:05Z"), d.Meta.Version)
 		}
+		if p := d.Provenance; p != nil {
+			fmt.Fprintf(&b, "  programs written %s by tunmux %s\n", p.WrittenAt.Format("2006-01-02 15:04:05Z"), buildName(p.Version, p.Built))
+			if p.Replaced != "" {
+				how := "replacing"
+				if p.Downgrade {
+					how = "a DOWNGRADE (--allow-downgrade), replacing newer"
+				}
+				fmt.Fprintf(&b, "  %s tunmux %s\n", how, buildName(p.Replaced, p.ReplacedBuilt))
+			}
+		}
 		if d.Error != "" {
 			fmt.Fprintf(&b, "  problem: %s\n", d.Error)
 		}
@@ -108,6 +119,15 @@ func (s statusView) Text() string {
 		}
 	}
 	return b.String()
+}
+
+// buildName is a tunmux build as status names it: its version and, when
+// known, the date of its commit.
+func buildName(version string, built time.Time) string {
+	if built.IsZero() {
+		return version
+	}
+	return version + " (of " + built.Format("2006-01-02") + ")"
 }
 
 // renderTable writes a table the way every command does.

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,16 +19,36 @@ import (
 type versionInfo struct {
 	Version   string            `json:"version"`
 	Commit    string            `json:"commit"`
+	Built     time.Time         `json:"built,omitzero"` // the commit's time: orders builds
 	Modified  bool              `json:"modified"`
 	GoVersion string            `json:"go_version"`
 	Objects   map[string]string `json:"bpf_objects"` // dataplane (and dataplane/observed) -> sha256 of the object
+}
+
+// buildTime is the time of the commit this binary was built from, which
+// orders builds (a load refuses to replace a later build's programs); zero
+// when unknown.
+func buildTime() time.Time {
+	if n, err := strconv.ParseInt(commitTime, 10, 64); err == nil && n > 0 {
+		return time.Unix(n, 0).UTC()
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.time" {
+				if t, err := time.Parse(time.RFC3339, s.Value); err == nil {
+					return t.UTC()
+				}
+			}
+		}
+	}
+	return time.Time{}
 }
 
 // readVersion gathers the version of this binary: the version stamped at
 // build time, the commit and Go version Go records, and a hash of every
 // embedded BPF object.
 func readVersion() versionInfo {
-	v := versionInfo{Version: version, Commit: commit, GoVersion: runtime.Version(), Objects: map[string]string{}}
+	v := versionInfo{Version: version, Commit: commit, Built: buildTime(), GoVersion: runtime.Version(), Objects: map[string]string{}}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			switch s.Key {
@@ -62,7 +84,11 @@ func (v versionInfo) Text() string {
 	if v.Modified {
 		commit += " (modified)"
 	}
-	fmt.Fprintf(&b, "tunmux %s\ncommit %s\n%s\nBPF objects (sha256, first 16 hex digits):\n", v.Version, commit, v.GoVersion)
+	built := "unknown"
+	if !v.Built.IsZero() {
+		built = v.Built.Format(time.RFC3339)
+	}
+	fmt.Fprintf(&b, "tunmux %s\ncommit %s, of %s\n%s\nBPF objects (sha256, first 16 hex digits):\n", v.Version, commit, built, v.GoVersion)
 	for _, dp := range dataplane.All() {
 		fmt.Fprintf(&b, "  %-9s %s  observed %s\n", dp.Name, v.Objects[dp.Name], v.Objects[dp.Name+"/observed"])
 	}
