@@ -17,10 +17,10 @@ import (
 
 // Options are the parameters of an apply.
 type Options struct {
-	Netns   string // network namespace of the file's interfaces ("" the caller's)
-	DryRun  bool   // compute and report the changes, write nothing
-	Prune   bool   // remove entries of the file's sections that the file lacks
-	Chunk   int    // entries per batch map operation (0: 4096)
+	Netns   string    // network namespace of the file's interfaces ("" the caller's)
+	DryRun  bool      // compute and report the changes, write nothing
+	Prune   bool      // remove entries of the file's sections that the file lacks
+	Chunk   int       // entries per batch map operation (0: 4096)
 	Version string    // recorded when apply loads a dataplane
 	Built   time.Time // this build's commit time: a load refuses to downgrade programs
 	// Mode says how the document's entries meet the pinned ones: Sync for

@@ -396,7 +396,7 @@ type UnloadResult struct {
 	// (pins or folders someone else put there): left alone, and with them
 	// the folder.
 	Left    []string `json:"left"`
-	Devices   []Device `json:"devices"`  // devices its commands created: deleted, kept or left behind
+	Devices []Device `json:"devices"` // devices its commands created: deleted, kept or left behind
 	// DevicesUnknown says why its records of devices could not be read.
 	DevicesUnknown string `json:"devices_unknown,omitempty"`
 }

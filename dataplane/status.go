@@ -28,15 +28,15 @@ type DataplaneStatus struct {
 	// State is "loaded", or "incomplete"/"incompatible"/"split"/"unknown"
 	// with Error saying why ("split": a pin is not what the programs or
 	// links use; 'tunmux load' mends it).
-	State    string          `json:"state"`
-	Error    string          `json:"error,omitempty"`
-	Meta     *maps.Meta      `json:"meta"`
+	State string     `json:"state"`
+	Error string     `json:"error,omitempty"`
+	Meta  *maps.Meta `json:"meta"`
 	// Provenance says which tunmux wrote the pinned programs, and whose
 	// it replaced (absent: pinned by a tunmux that kept no record).
 	Provenance *maps.Provenance `json:"provenance,omitempty"`
 	Programs   []ProgramStatus  `json:"programs"`
-	Maps     []MapStatus     `json:"maps"`
-	Links    []LinkStatus    `json:"links"`
+	Maps       []MapStatus      `json:"maps"`
+	Links      []LinkStatus     `json:"links"`
 	// Slots are the encap dataplane's redirect slots, with how each target
 	// accepts redirected frames.
 	Slots []maps.Slot `json:"slots,omitempty"`
