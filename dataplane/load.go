@@ -47,6 +47,9 @@ type LoadResult struct {
 	// MigratedFrom is the schema this load migrated the pinned state
 	// from, in place (0: none).
 	MigratedFrom uint32 `json:"migrated_from,omitempty"`
+	// Resized says how a load with another --max-entries grew (or shrank)
+	// the maps of a loaded dataplane, entries and links kept.
+	Resized *Resize `json:"resized,omitempty"`
 	// Provenance is the record this load wrote when it wrote programs:
 	// this build, and the build whose programs it replaced.
 	Provenance *maps.Provenance `json:"provenance,omitempty"`
@@ -97,6 +100,15 @@ func Load(lock *maps.Lock, dp *Dataplane, opts LoadOptions) (LoadResult, error) 
 	use, repairs, err := planMapRepairs(dir, dp, root.Path, split)
 	if err != nil {
 		return res, err
+	}
+	if opts.MaxEntries != 0 && !dp.FixedSize {
+		if m, err := ebpf.LoadPinnedMap(maps.MapPin(dir, dp.MainMap), nil); err == nil {
+			pinnedCap := m.MaxEntries()
+			m.Close()
+			if pinnedCap != opts.MaxEntries && split.ok() {
+				return resize(lock, dp, opts.MaxEntries, res)
+			}
+		}
 	}
 	capacity := opts.MaxEntries
 	if capacity == 0 {
@@ -295,6 +307,12 @@ func programsToReplace(dir string, dp *Dataplane, coll *ebpf.Collection) []strin
 // with the same code, nothing changes; with other code, the pin is replaced
 // and every link of that program is updated to the new code.
 func pinProgram(dir string, dp *Dataplane, name string, prog *ebpf.Program) (upgraded, created bool, err error) {
+	return replaceProgram(dir, dp, name, prog, false)
+}
+
+// replaceProgram is pinProgram; with force, a pinned program of the same
+// code is replaced too (by one that uses other maps: a resize).
+func replaceProgram(dir string, dp *Dataplane, name string, prog *ebpf.Program, force bool) (upgraded, created bool, err error) {
 	path := maps.ProgPin(dir, name)
 	old, err := ebpf.LoadPinnedProgram(path, nil)
 	if errors.Is(err, os.ErrNotExist) {
@@ -312,7 +330,7 @@ func pinProgram(dir string, dp *Dataplane, name string, prog *ebpf.Program) (upg
 	if err1 != nil || err2 != nil {
 		return false, false, fmt.Errorf("inspect program %s: %w", name, errors.Join(err1, err2))
 	}
-	if oldInfo.Tag == newInfo.Tag {
+	if oldInfo.Tag == newInfo.Tag && !force {
 		return false, false, nil
 	}
 	// Links move to the new code: every link running the old program

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -186,4 +187,86 @@ func TestXconnectRestore(t *testing.T) {
 	}
 	pingUntil(t, hosts["a"], "10.9.1.2")
 	pingUntil(t, hosts["b"], "10.9.1.1")
+}
+
+// TestXconnectResizeUnderTraffic: load --max-entries on a loaded xconnect
+// grows (then shrinks) its maps in place while ns1 pings ns2 through the
+// pair every 10 ms: the pair, its counters and its links stay, and no ping
+// is lost.
+func TestXconnectResizeUnderTraffic(t *testing.T) {
+	testnet.RequireRoot(t)
+	var ends [3]string
+	var nss [3]*testnet.Netns
+	for i := 1; i <= 2; i++ {
+		nss[i] = testnet.NewNetns(t, fmt.Sprintf("rz%d", i))
+		ends[i] = testnet.Unique(fmt.Sprintf("rz%d", i))
+		testnet.Run(t, "ip", "link", "add", ends[i], "type", "veth", "peer", "eth0", "netns", nss[i].Name)
+		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", ends[i]).Run() })
+		testnet.Run(t, "ip", "link", "set", ends[i], "up")
+		nss[i].Run(t, "ip", "addr", "add", fmt.Sprintf("10.9.1.%d/24", i), "dev", "eth0")
+		nss[i].Run(t, "ip", "link", "set", "eth0", "up")
+		nss[i].WaitUp(t, "eth0")
+	}
+	bpffs := testnet.BPFRoot(t, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "xconnect") })
+	tm := func(args ...string) testnet.Result {
+		return testnet.MustTunmux(t, bin, append([]string{"--bpffs", bpffs}, args...)...)
+	}
+	tm("load", "xconnect")
+	tm("xconnect", "add", ends[1], ends[2])
+	pingUntil(t, nss[1], "10.9.1.2")
+	linkIDs := func() string {
+		var st struct {
+			Dataplanes []struct {
+				Links []struct {
+					LinkID int `json:"link_id"`
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(tm("status", "xconnect", "-o", "json").Stdout), &st); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(st.Dataplanes[0].Links)
+	}
+	counted := func() int {
+		var pairs []struct {
+			AtoB struct{ Packets int } `json:"a_to_b"`
+		}
+		if err := json.Unmarshal([]byte(tm("xconnect", "list", "-o", "json").Stdout), &pairs); err != nil || len(pairs) != 1 {
+			t.Fatalf("xconnect list: %v %+v", err, pairs)
+		}
+		return pairs[0].AtoB.Packets
+	}
+	links, before := linkIDs(), counted()
+
+	ping := nss[1].Cmd("ping", "-i", "0.01", "-c", "300", "-W", "1", "10.9.1.2")
+	var pingOut syncBuffer
+	ping.Stdout, ping.Stderr = &pingOut, &pingOut
+	if err := ping.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // pings flowing before the first swap
+	grow := tm("load", "xconnect", "--max-entries", "4096")
+	shrink := tm("load", "xconnect", "--max-entries", "64")
+	_ = ping.Wait()
+	if !strings.Contains(grow.Stdout, "from 1024 to 4096 entries") || !strings.Contains(shrink.Stdout, "from 4096 to 64 entries") {
+		t.Errorf("the resizes:\n%s\n%s", grow, shrink)
+	}
+	m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`).FindStringSubmatch(pingOut.String())
+	if m == nil {
+		t.Fatalf("ping output:\n%s", pingOut.String())
+	}
+	sent, got := atoi(m[1]), atoi(m[2])
+	fmt.Printf("xconnect resized twice under a ping every 10 ms: %d of %d pings lost\n", sent-got, sent)
+	if got != sent {
+		t.Errorf("%d of %d pings lost across the resizes", sent-got, sent)
+	}
+	if now := linkIDs(); now != links {
+		t.Errorf("links %s after the resizes, %s before", now, links)
+	}
+	if after := counted(); after < before+got {
+		t.Errorf("the pair counted %d packets after the resizes, %d before and %d pings answered since", after, before, got)
+	}
+	if out := tm("status", "xconnect").Stdout; !strings.Contains(out, "2/64") {
+		t.Errorf("status after the resizes:\n%s", out)
+	}
 }

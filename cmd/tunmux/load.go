@@ -38,6 +38,12 @@ their map gets that map back (with the entries the datapath reads); a link
 moved to another program is moved back to the pinned one. Other commands
 refuse a split dataplane, and 'tunmux status' shows it as "split".
 
+--max-entries on a loaded dataplane changes its capacity in place: its main
+map and the maps sized with it are made anew at the new size, their entries
+(and counters) copied, the programs loaded again with them and every
+attachment moved to them, so frames keep flowing and nothing is lost. A size
+below the entries a map holds is refused (exit 2).
+
 Builds are ordered by the time of their commit ('tunmux version'). A load that
 would replace programs written by a newer tunmux is refused (exit 1) and
 changes nothing, unless --allow-downgrade. Each load that writes programs
@@ -70,7 +76,7 @@ Dataplanes:
 		},
 	}
 	cmd.Flags().BoolVar(&allowDowngrade, "allow-downgrade", false, "replace programs written by a newer tunmux with this one's (older) code")
-	cmd.Flags().Uint32Var(&maxEntries, "max-entries", 0, "capacity of the dataplane's main table (encap: tunnels); default: the pinned capacity, or 1024 on a first load")
+	cmd.Flags().Uint32Var(&maxEntries, "max-entries", 0, "capacity of the dataplane's main table (encap: tunnels); default: the pinned capacity, or 1024 on a first load; on a loaded dataplane, resizes it in place")
 	return cmd
 }
 
@@ -78,6 +84,9 @@ type loadView dataplane.LoadResult
 
 func (v loadView) Text() string {
 	var did []string
+	if r := v.Resized; r != nil {
+		did = append(did, fmt.Sprintf("resized %s from %d to %d entries (%d entries moved, links kept)", strings.Join(r.Maps, " "), r.From, r.To, r.Moved))
+	}
 	if v.MigratedFrom != 0 {
 		did = append(did, fmt.Sprintf("migrated its maps from schema %d", v.MigratedFrom))
 	}

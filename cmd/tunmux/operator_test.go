@@ -659,3 +659,72 @@ func TestDowngradeIsRefused(t *testing.T) {
 		t.Errorf("status after the upgrade:\n%s", out)
 	}
 }
+
+// 12: load --max-entries on a loaded dataplane resizes its maps in place:
+// entries, counters and links kept; a size below the entries is refused
+// (exit 2) and changes nothing.
+func TestLoadResizesInPlace(t *testing.T) {
+	c := newCLI(t)
+	c.ok("load", "encap")
+	c.ok("attach", "encap", "wl0")
+	c.ok(append([]string{"tunnel", "add"}, tunnelArgs...)...)
+	c.ok(append([]string{"tunnel", "add"}, withFlag(tunnelArgs, "--inner-dst", "10.0.0.9")...)...)
+	c.ok("tunnel", "add", "--inner-src", "fd00::1", "--inner-dst", "fd00::2", "--proto", "vlan", "--vlan-id", "7", "--underlay", "ul0", "--overlay", "wl0")
+	before := c.ok("tunnel", "list", "-o", "json").Stdout
+	var st struct {
+		Dataplanes []struct {
+			Meta  maps.Meta
+			Links []struct {
+				LinkID int `json:"link_id"`
+			}
+			Maps []struct {
+				Name     string
+				Capacity uint32
+			}
+		}
+	}
+	c.jsonOut(&st, "status", "encap")
+	links := fmt.Sprint(st.Dataplanes[0].Links)
+
+	r := c.ok("load", "encap", "--max-entries", "4096")
+	if !strings.Contains(r.Stdout, "resized tunnels tunnels4 tunnel_stats from 1024 to 4096 entries (3 entries moved, links kept)") {
+		t.Errorf("grow:\n%s", r)
+	}
+	if after := c.ok("tunnel", "list", "-o", "json").Stdout; after != before {
+		t.Errorf("tunnels after the resize:\n%s\nbefore:\n%s", after, before)
+	}
+	c.jsonOut(&st, "status", "encap")
+	d := st.Dataplanes[0]
+	if fmt.Sprint(d.Links) != links || d.Meta.MaxEntries != 4096 {
+		t.Errorf("after the resize: links %v (before %s), meta %+v", d.Links, links, d.Meta)
+	}
+	for _, m := range d.Maps {
+		if want := map[string]uint32{"tunnels": 4096, "tunnels4": 4096, "tunnel_stats": 4096, "devmap": 1024}[m.Name]; want != 0 && m.Capacity != want {
+			t.Errorf("map %s holds %d, want %d", m.Name, m.Capacity, want)
+		}
+	}
+	// The same size again changes nothing; a size below the entries is refused.
+	c.okSays("already loaded, nothing changed", "load", "encap", "--max-entries", "4096")
+	snap := c.snapshot()
+	c.expect(exitInvalid, []string{"load", "encap", "--max-entries", "1"}, "--max-entries", "is below the 2 entries of encap's map tunnels4")
+	c.unchanged(snap, "a refused shrink")
+	// encap's counters are an array its tunnels index: it grows, never
+	// shrinks, and the refusal gives the steps that do.
+	c.expect(exitInvalid, []string{"load", "encap", "--max-entries", "2048"}, "tunnel_stats, an array", "export > state.yaml", "load encap --max-entries 2048")
+	c.unchanged(snap, "a refused shrink of an array")
+	// A tunnel added after the resize lands, and counts.
+	c.ok("tunnel", "del", "--inner-src", "10.0.0.1", "--inner-dst", "10.0.0.9")
+	c.ok(append([]string{"tunnel", "add"}, withFlag(tunnelArgs, "--inner-dst", "10.0.0.8")...)...)
+	if out := c.ok("tunnel", "list").Stdout; !strings.Contains(out, "10.0.0.8") || !strings.Contains(out, "fd00::2") {
+		t.Errorf("tunnels after the resize:\n%s", out)
+	}
+	// A dataplane whose maps are hashes shrinks to what fits.
+	c.ok("load", "l2tp")
+	t.Cleanup(func() { testnet.Tunmux(bin, "--bpffs", c.root, "unload", "l2tp") })
+	c.ok("l2tp", "session", "add", "--session-id", "1", "--peer-session-id", "2", "--encap", "ip", "--local", "172.16.0.1",
+		"--peer", "172.16.0.2", "--eth-iface", "x1", "--tunnel-iface", "ul1", "--peer-mac", "02:00:00:00:0c:02")
+	c.okSays("from 1024 to 16 entries", "load", "l2tp", "--max-entries", "16")
+	if out := c.ok("l2tp", "session", "list").Stdout; !strings.Contains(out, "172.16.0.2") {
+		t.Errorf("sessions after shrinking:\n%s", out)
+	}
+}
