@@ -217,3 +217,15 @@ func MapEntries(t testing.TB, m *ebpf.Map) int {
 	}
 	return n
 }
+
+// WithIPv6Ext inserts an 8-byte extension header of type ext (hop-by-hop 0,
+// destination options 60; one PadN option) between the IPv6 header of
+// frame, after its Ethernet header, and the payload, fixing the lengths.
+func WithIPv6Ext(frame []byte, ext byte) []byte {
+	const ip6 = 14 + 40
+	hdr := []byte{frame[14+6], 0, 1, 4, 0, 0, 0, 0} // next header, length 0 (8 bytes), PadN
+	out := append(append(append([]byte(nil), frame[:ip6]...), hdr...), frame[ip6:]...)
+	out[14+6] = ext
+	binary.BigEndian.PutUint16(out[14+4:], binary.BigEndian.Uint16(frame[14+4:])+8)
+	return out
+}

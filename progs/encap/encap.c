@@ -37,7 +37,7 @@ enum stat {
 	S_ENCAP__VXLAN,                  /* pushed VXLAN, redirected to the underlay */
 	S_ENCAP__VLAN,                   /* pushed an 802.1Q tag, redirected to the underlay */
 	S_ENCAP__PASS_NOT_IP,            /* neither IPv4, IPv6 nor ARP (tagged frames included) */
-	S_ENCAP__PASS_MALFORMED,         /* truncated header, bad IHL, not ARP for IPv4 */
+	S_ENCAP__PASS_MALFORMED,         /* truncated header, bad IHL, not ARP for IPv4; multi-buffer */
 	S_ENCAP__PASS_NO_TUNNEL,         /* no tunnel for (src, dst) */
 	S_ENCAP__PASS_NO_SLOT,           /* the underlay has no redirect slot */
 	S_ENCAP__DROP_TOO_BIG,           /* would exceed the underlay MTU once encapsulated */
@@ -46,7 +46,7 @@ enum stat {
 	S_DECAP__VXLAN,                  /* popped VXLAN, redirected to the overlay */
 	S_DECAP__VLAN,                   /* popped an 802.1Q tag, redirected to the overlay */
 	S_DECAP__PASS_NOT_TUNNEL,        /* not 802.1Q, not IP/UDP to port 6081 or 4789 */
-	S_DECAP__PASS_MALFORMED,         /* truncated at a header, bad IHL or lengths, bad version */
+	S_DECAP__PASS_MALFORMED,         /* truncated at a header, bad IHL or lengths, bad version; multi-buffer */
 	S_DECAP__PASS_FRAGMENT,          /* outer fragment */
 	S_DECAP__PASS_INNER_NOT_IP,      /* inner frame neither IPv4, IPv6 nor ARP */
 	S_DECAP__PASS_STACKED_VLAN,      /* 802.1Q inside 802.1Q (or 802.1ad) */
@@ -428,6 +428,19 @@ static __always_inline __u32 build_outer(struct outer *o, const struct tunnel *t
 
 /* ------------------------------------------------------------------ XDP */
 
+/*
+ * multi_buffer reports whether the frame of ctx, len bytes in its first
+ * buffer, goes on in more: the XDP programs (without frags support) see the
+ * first buffer only, and would write or trim by lengths that miss the rest.
+ * The kernel hands them single-buffer frames (it attaches them natively only
+ * where frames fit one buffer, and linearizes an skb for generic XDP); a
+ * test run of a large frame makes one with more.
+ */
+static __always_inline int multi_buffer(struct xdp_md *ctx, __u64 len)
+{
+	return bpf_xdp_get_buff_len(ctx) != len;
+}
+
 static __always_inline int push_vlan(struct xdp_md *ctx, __u16 vlan_id)
 {
 	__u8 macs[ETH_MACS_LEN] __attribute__((aligned(8)));
@@ -575,6 +588,9 @@ XDP_PROGRAM(encap, ctx)
 	t = lookup_tunnel(&key);
 	if (!t)
 		return verdict(S_ENCAP__PASS_NO_TUNNEL, len, XDP_PASS);
+	/* (A tag pushed in front of the first buffer is right whatever follows.) */
+	if (t->proto != PROTO_VLAN && multi_buffer(ctx, len))
+		return verdict(S_ENCAP__PASS_MALFORMED, len, XDP_PASS);
 
 	/* The growth must fit the underlay's MTU (a VLAN tag is not counted
 	 * against it, as Ethernet allows the tag on top of the MTU). */
@@ -740,9 +756,12 @@ static __always_inline int parse_outer(void *data, void *end, __u32 len, struct 
 		oi->proto = PROTO_VXLAN;
 	else
 		return OUTER_NOT_TUNNEL;
-	/* The datagram must be whole, and the UDP length inside it. */
+	/* The datagram must be whole, and the UDP length the IP payload's, so
+	 * that the inner frame ends where both do: behind a shorter UDP length,
+	 * options or the inner frame would be read from bytes outside the UDP
+	 * datagram. Such a packet goes to the stack, which trims to UDP's. */
 	ulen = bpf_ntohs(udp->len);
-	if (ETH_HLEN + oi->datagram > len || ulen + ip_len > oi->datagram ||
+	if (ETH_HLEN + oi->datagram > len || ulen + ip_len != oi->datagram ||
 	    ulen < UDP_TUN_LEN + ETH_HLEN)
 		return OUTER_MALFORMED;
 
@@ -775,6 +794,23 @@ static __always_inline int parse_outer(void *data, void *end, __u32 len, struct 
 	if (oi->inner + ETH_HLEN > ETH_HLEN + oi->datagram)
 		return OUTER_MALFORMED;
 	return OUTER_OK;
+}
+
+/* inner_fits reports whether the inner Ethernet header at off and the fixed
+ * L3 header behind it (IPv4, IPv6 or ARP, as its ethertype says) lie inside
+ * the datagram, which ends at frame_end: the inner parse must not read them
+ * from bytes behind it (Ethernet padding), which decap would cut off. */
+static __always_inline int inner_fits(__be16 proto, __u32 off, __u32 frame_end)
+{
+	__u32 need = ETH_HLEN;
+
+	if (proto == bpf_htons(ETH_P_IP))
+		need += sizeof(struct iphdr);
+	else if (proto == bpf_htons(ETH_P_IPV6))
+		need += sizeof(struct ipv6hdr);
+	else if (proto == bpf_htons(ETH_P_ARP))
+		need += sizeof(struct arp_ipv4);
+	return off + need <= frame_end;
 }
 
 /* matches reports whether tunnel t carries what parse_outer found. */
@@ -819,7 +855,7 @@ XDP_PROGRAM(decap, ctx)
 
 	struct ethhdr *ieth = data + (oi.inner & 0x1ff);
 
-	if ((void *)(ieth + 1) > end)
+	if ((void *)(ieth + 1) > end || !inner_fits(ieth->h_proto, oi.inner, ETH_HLEN + oi.datagram))
 		return verdict(S_DECAP__PASS_MALFORMED, len, XDP_PASS);
 	t = lookup_for_decap(ieth->h_proto, ieth + 1, end, &key, &why);
 	if (why == PARSE_NOT_IP)
@@ -832,6 +868,8 @@ XDP_PROGRAM(decap, ctx)
 		return verdict(S_DECAP__PASS_MISMATCH, len, XDP_PASS);
 	if (oi.critical)
 		return verdict(S_DECAP__DROP_CRITICAL_OPT, len, XDP_DROP);
+	if (multi_buffer(ctx, len))
+		return verdict(S_DECAP__PASS_MALFORMED, len, XDP_PASS);
 	if (bpf_redirect_map(&devmap, t->overlay_ifindex, XDP_PASS) != XDP_REDIRECT)
 		return verdict(S_DECAP__PASS_NO_SLOT, len, XDP_PASS);
 
@@ -1098,6 +1136,8 @@ static __always_inline int decap_tc_body(struct __sk_buff *skb, int pulled)
 
 	if ((void *)(ieth + 1) > end)
 		MALFORMED_OR_RETRY(S_DECAP_TC__PASS_MALFORMED);
+	if (!inner_fits(ieth->h_proto, oi.inner, ETH_HLEN + oi.datagram))
+		return verdict(S_DECAP_TC__PASS_MALFORMED, len, TCX_NEXT);
 	t = lookup_for_decap(ieth->h_proto, ieth + 1, end, &key, &why);
 	if (why == PARSE_NOT_IP)
 		return verdict(S_DECAP_TC__PASS_INNER_NOT_IP, len, TCX_NEXT);

@@ -3,7 +3,6 @@ package encap_test
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"net"
 	"net/netip"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"golang.org/x/sys/unix"
 
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/internal/testnet"
@@ -116,7 +114,13 @@ func (e *env) counters() []uint64 { return testnet.Counters(e.t, e.objs.Stats) }
 // counter moved, by one: want.
 func (e *env) run(prog *ebpf.Program, frame []byte, want encap.EncapStat) (uint32, []byte) {
 	e.t.Helper()
-	return testnet.RunCounted(e.t, testnet.ProgRun{Prog: prog, Stats: e.objs.Stats, Frame: frame, Room: 512, Ns: e.ns,
+	return e.runCtx(prog, frame, nil, want)
+}
+
+// runCtx is run with a context for the program (testnet.SkbCtx, XDPMd).
+func (e *env) runCtx(prog *ebpf.Program, frame []byte, ctx any, want encap.EncapStat) (uint32, []byte) {
+	e.t.Helper()
+	return testnet.RunCounted(e.t, testnet.ProgRun{Prog: prog, Stats: e.objs.Stats, Frame: frame, Ctx: ctx, Room: 512, Ns: e.ns,
 		Want: int(want), Name: testnet.CounterNamer(e.t, dataplane.EncapDataplane.CounterNames)})
 }
 
@@ -153,14 +157,8 @@ func (e *env) expectPassAs(prog *ebpf.Program, frame []byte, want encap.EncapSta
 // skipIfTestRunRefuses skips t if the kernel refuses to build a test-run
 // skb of frame: it checks the first IP header itself.
 func (e *env) skipIfTestRunRefuses(t *testing.T, prog *ebpf.Program, frame []byte) {
-	var err error
-	e.ns.Do(t, func() error {
-		_, err = prog.Run(&ebpf.RunOptions{Data: frame, DataOut: make([]byte, len(frame)+512)})
-		return nil
-	})
-	if errors.Is(err, unix.EINVAL) {
-		t.Skip("the kernel's test run refuses this skb (EINVAL: its first IP header is cut short); the XDP case covers the frame")
-	}
+	t.Helper()
+	testnet.SkipIfTestRunRefuses(t, e.ns, prog, frame, nil)
 }
 
 // checkOuter checks the outer Ethernet/IPv4/UDP headers of an encapsulated
@@ -468,6 +466,21 @@ func TestDecapPassesForeignAndMalformed(t *testing.T) {
 	genIPPayload := gen(0, 200)
 	binary.BigEndian.PutUint16(genIPPayload[44:], 0x0800)
 	vlanInner := icmpFrame(t, "10.0.2.2", "10.0.2.1", 56)
+	outerIHL4 := append([]byte(nil), good...)
+	outerIHL4[14] = 0x44
+	good6 := udp6Tunnel(t, geneveHdr(200, 0, nil), genInner)
+	// Option length 63 words: 252 bytes of options the packet does not hold.
+	genOptsPastPacket := gen(0, 200)
+	genOptsPastPacket[42] = 63
+	// 12 bytes of options, but a UDP length that ends at the options'
+	// first inner Ethernet byte: the inner frame lies past the datagram.
+	genOptsPastUDP := withUDPLen(udpTunnel(t, outerOpts{dport: 6081}, geneveHdr(200, 0, make([]byte, 12)), genInner), 8+8+14)
+	// The UDP datagram ends after the inner Ethernet header; the inner
+	// IPv4 header follows in bytes the IP packet still counts.
+	innerIPPastUDP := withUDPLen(good, 8+8+14)
+	// The IP packet ends after the inner Ethernet header; the inner IPv4
+	// header lies in trailing bytes (Ethernet padding) behind it.
+	innerIPInPadding := withUDPLen(withTotLen(good, 20+8+8+14), 8+8+14)
 
 	for _, c := range []struct {
 		name  string
@@ -503,6 +516,17 @@ func TestDecapPassesForeignAndMalformed(t *testing.T) {
 		{"VXLAN without the I flag", noIFlag, encap.EncapStatS_DECAP__PASS_MALFORMED},
 		{"GENEVE version 1", genV1, encap.EncapStatS_DECAP__PASS_MALFORMED},
 		{"truncated VLAN tag", vlanTag(vlanInner, 0x8100, 300)[:16], encap.EncapStatS_DECAP__PASS_MALFORMED},
+		{"outer IHL below 5", outerIHL4, encap.EncapStatS_DECAP__PASS_MALFORMED},
+		{"truncated outer IPv6", good6[:14+30], encap.EncapStatS_DECAP__PASS_MALFORMED},
+		{"outer IPv6 cut after its header", good6[:14+40+4], encap.EncapStatS_DECAP__PASS_MALFORMED},
+		// Extension headers are not walked: UDP behind one is not seen as a
+		// tunnel, and the kernel's stack gets the packet.
+		{"outer IPv6 hop-by-hop before UDP", testnet.WithIPv6Ext(good6, 0), encap.EncapStatS_DECAP__PASS_NOT_TUNNEL},
+		{"outer IPv6 destination options before UDP", testnet.WithIPv6Ext(good6, 60), encap.EncapStatS_DECAP__PASS_NOT_TUNNEL},
+		{"GENEVE options past the packet", genOptsPastPacket, encap.EncapStatS_DECAP__PASS_MALFORMED},
+		{"GENEVE options past the UDP length", genOptsPastUDP, encap.EncapStatS_DECAP__PASS_MALFORMED},
+		{"inner IPv4 header past the UDP length", innerIPPastUDP, encap.EncapStatS_DECAP__PASS_MALFORMED},
+		{"inner IPv4 header past the IP length", innerIPInPadding, encap.EncapStatS_DECAP__PASS_MALFORMED},
 	} {
 		t.Run(c.name, func(t *testing.T) { e.expectPass(e.objs.Decap, c.frame, c.want) })
 		tc, ok := decapTCStat[c.want]
@@ -526,6 +550,40 @@ func TestDecapPassesForeignAndMalformed(t *testing.T) {
 			t.Errorf("TC verdict %d, want TC_ACT_SHOT", ret)
 		}
 	})
+}
+
+// TestDropErrorWhereTheKernelRefuses reaches the TC programs' DROP_ERROR:
+// a test-run skb given a gso_size has no GSO type, and bpf_skb_adjust_room
+// refuses to grow or shrink a GSO skb that is neither TCP nor UDP GSO
+// (-ENOTSUPP). The frame is dropped, never sent on half changed.
+//
+// The XDP programs' DROP_ERROR cannot be reached by a test: encap grows the
+// head by at most 134 bytes (Ethernet, IPv6, UDP, GENEVE and 64 bytes of
+// options) into the 256 bytes of headroom an XDP frame has, of which the
+// kernel keeps 40 (struct xdp_frame) and metadata takes at most 32 in a
+// test run; and decap shrinks a frame only to an inner frame whose headers
+// it checked to lie inside it.
+func TestDropErrorWhereTheKernelRefuses(t *testing.T) {
+	e := newEnv(t)
+	e.protocolTunnels(200)
+	gso := testnet.TCIn(e.ul.Index)
+	gso.GsoSize, gso.GsoSegs = 100, 2
+	for _, c := range []struct {
+		name  string
+		prog  *ebpf.Program
+		frame []byte
+		want  encap.EncapStat
+	}{
+		{"encap of a GSO frame over VXLAN", e.objs.EncapTc, tcpFrame(t, "10.0.0.1", "10.0.0.2", 1000, 80, nil), encap.EncapStatS_ENCAP_TC__DROP_ERROR},
+		{"decap of a GSO frame from VXLAN", e.objs.DecapTc, udpTunnel(t, outerOpts{dport: 4789}, vxlanHdr(100), tcpFrame(t, "10.0.0.2", "10.0.0.1", 80, 1000, nil)), encap.EncapStatS_DECAP_TC__DROP_ERROR},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e.t = t
+			if ret, _ := e.runCtx(c.prog, c.frame, gso, c.want); ret != testnet.TCActShot {
+				t.Errorf("verdict %d, want TC_ACT_SHOT", ret)
+			}
+		})
+	}
 }
 
 // The TC programs' counters for the outcomes the XDP ones share (frames

@@ -532,7 +532,12 @@ TC_PROGRAM(l2tp_decap, skb)
 			return verdict(S_L2TP_DECAP__PASS_MALFORMED, len, TCX_NEXT);
 		if (!bpf_map_lookup_elem(&udp_ports, &udp->dest))
 			return verdict(S_L2TP_DECAP__PASS_NOT_L2TP, len, TCX_NEXT);
-		if (bpf_ntohs(udp->len) < sizeof(*udp) + 8 || bpf_ntohs(udp->len) > datagram - l3_len)
+		/* The UDP length must be the IP payload's, so that the inner
+		 * frame ends where both do: behind a shorter UDP length, the
+		 * cookie or the inner frame would be read from bytes outside the
+		 * UDP datagram. Such a packet goes to the stack, which trims to
+		 * UDP's. */
+		if (bpf_ntohs(udp->len) < sizeof(*udp) + 8 || bpf_ntohs(udp->len) != datagram - l3_len)
 			return verdict(S_L2TP_DECAP__PASS_MALFORMED, len, TCX_NEXT);
 		dport = udp->dest;
 		l2tp = (void *)(udp + 1);
@@ -581,9 +586,14 @@ TC_PROGRAM(l2tp_decap, skb)
 
 	if ((void *)(inner + ETH_HLEN) > end)
 		return verdict(S_L2TP_DECAP__PASS_MALFORMED, len, TCX_NEXT);
-	__builtin_memcpy(&inner_eth, inner, ETH_HLEN);
 
 	__u32 strip = inner - (__u8 *)data; /* outer headers up to the inner frame */
+
+	/* The inner Ethernet header must lie inside the datagram, not in
+	 * bytes behind it (Ethernet padding), which are cut off below. */
+	if (strip + ETH_HLEN > ETH_HLEN + datagram)
+		return verdict(S_L2TP_DECAP__PASS_MALFORMED, len, TCX_NEXT);
+	__builtin_memcpy(&inner_eth, inner, ETH_HLEN);
 	__u32 eth_ifindex = s->eth_ifindex;
 	__u64 flags = BPF_F_ADJ_ROOM_FIXED_GSO;
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"golang.org/x/sys/unix"
 
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/internal/testnet"
@@ -142,6 +144,12 @@ func (e *env) run(prog *ebpf.Program, ifindex int, frame []byte, gso uint32, wan
 	e.t.Helper()
 	ctx := testnet.TCIn(ifindex)
 	ctx.GsoSize = gso
+	return e.runCtx(prog, frame, ctx, want)
+}
+
+// runCtx is run with the whole skb context given.
+func (e *env) runCtx(prog *ebpf.Program, frame []byte, ctx testnet.SkbCtx, want l2tp.L2tpStat) (uint32, []byte) {
+	e.t.Helper()
 	return testnet.RunCounted(e.t, testnet.ProgRun{Prog: prog, Stats: e.objs.Stats, Frame: frame, Ctx: ctx, Room: 512, Ns: e.ns,
 		Want: int(want), Name: testnet.CounterNamer(e.t, dataplane.L2TPDataplane.CounterNames)})
 }
@@ -476,6 +484,19 @@ func TestDecapForeignAndMalformed(t *testing.T) {
 	v6.family = 6
 	ip6, _ := testnet.IPLayer("fd00::2", "fd00::1", layers.IPProtocolIPv6Fragment)
 	v6frag := testnet.Serialize(t, &layers.Ethernet{SrcMAC: lcce2, DstMAC: lcce1, EthernetType: layers.EthernetTypeIPv6}, ip6, gopacket.Payload(make([]byte, 64)))
+	ihl4 := append([]byte(nil), good...)
+	ihl4[14] = 0x44
+	withUDPLen := func(frame []byte, l int) []byte {
+		f := append([]byte(nil), frame...)
+		binary.BigEndian.PutUint16(f[14+20+4:], uint16(l))
+		return f
+	}
+	l2tpLen := 8 + 4 + 4 + 4 // UDP, flags and version, session id, cookie, sublayer
+	good6 := fromPeer(t, v6, l2tpHeader(v6, 100, cookie4), inner)
+	// The IP packet ends inside the inner Ethernet header; the rest of the
+	// frame (as Ethernet padding would) holds the inner frame.
+	udpInPadding := withUDPLen(withTotLen(good, uint16(20+l2tpLen+6)), l2tpLen+6)
+	ipInPadding := withTotLen(fromPeer(t, ipc, l2tpHeader(ipc, 100, cookie4), inner), 20+4+4+4+6)
 	for _, tc := range []struct {
 		name  string
 		frame []byte
@@ -500,10 +521,133 @@ func TestDecapForeignAndMalformed(t *testing.T) {
 		{"truncated L2TP header", withTotLen(good[:14+20+8+6], 34), l2tp.L2tpStatS_L2TP_DECAP__PASS_MALFORMED},
 		{"truncated inner frame", withTotLen(good[:14+20+8+8+4+4+6], 20+8+8+4+4+6), l2tp.L2tpStatS_L2TP_DECAP__PASS_MALFORMED},
 		{"IP length beyond the frame", withTotLen(good, uint16(len(good))), l2tp.L2tpStatS_L2TP_DECAP__PASS_MALFORMED},
+		{"outer IHL below 5", ihl4, l2tp.L2tpStatS_L2TP_DECAP__PASS_MALFORMED},
+		{"UDP length beyond the datagram", withUDPLen(good, len(good)-14-20+1), l2tp.L2tpStatS_L2TP_DECAP__PASS_MALFORMED},
+		{"UDP length short of the IP payload", withUDPLen(good, l2tpLen+14), l2tp.L2tpStatS_L2TP_DECAP__PASS_MALFORMED},
+		{"UDP length short of the L2TP header", withUDPLen(good, 8+4), l2tp.L2tpStatS_L2TP_DECAP__PASS_MALFORMED},
+		{"inner frame past the IP length", udpInPadding, l2tp.L2tpStatS_L2TP_DECAP__PASS_MALFORMED},
+		{"truncated outer IPv6", good6[:14+30], l2tp.L2tpStatS_L2TP_DECAP__PASS_MALFORMED},
+		{"outer IPv6 cut inside UDP", good6[:14+40+4], l2tp.L2tpStatS_L2TP_DECAP__PASS_MALFORMED},
+		// Extension headers are not walked: the packet is not seen as
+		// L2TP, and goes on to the kernel's stack.
+		{"outer IPv6 hop-by-hop before UDP", testnet.WithIPv6Ext(good6, 0), l2tp.L2tpStatS_L2TP_DECAP__PASS_NOT_L2TP},
+		{"outer IPv6 destination options before UDP", testnet.WithIPv6Ext(good6, 60), l2tp.L2tpStatS_L2TP_DECAP__PASS_NOT_L2TP},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.t = t
+			testnet.SkipIfTestRunRefuses(t, e.ns, e.objs.L2tpDecap, tc.frame, testnet.TCIn(e.tun.Index))
 			e.expectPass(tc.frame, tc.want)
 		})
 	}
+	t.Run("inner frame past the IP length, over IP", func(t *testing.T) {
+		e.t = t
+		e.put(ipc)
+		e.expectPass(ipInPadding, l2tp.L2tpStatS_L2TP_DECAP__PASS_MALFORMED)
+	})
+}
+
+// withIPv4Options gives the outer IPv4 header of frame words 4-byte words
+// of options (NOPs, then an end of options), fixing its lengths and checksum.
+func withIPv4Options(frame []byte, words int) []byte {
+	opts := make([]byte, 4*words)
+	for i := range opts[:len(opts)-1] {
+		opts[i] = 1 // NOP
+	}
+	out := append(append(append([]byte(nil), frame[:14+20]...), opts...), frame[14+20:]...)
+	out[14] = 0x40 | byte(5+words)
+	binary.BigEndian.PutUint16(out[14+2:], binary.BigEndian.Uint16(frame[14+2:])+uint16(len(opts)))
+	binary.BigEndian.PutUint16(out[14+10:], 0)
+	binary.BigEndian.PutUint16(out[14+10:], testnet.Checksum(out[14:14+20+len(opts)]))
+	return out
+}
+
+// TestDecapOuterIPOptions: an outer IPv4 header with options (IHL above 5)
+// is skipped by its length, over UDP and over IP: the inner frame comes out
+// whole, as it went in.
+func TestDecapOuterIPOptions(t *testing.T) {
+	e := newEnv(t)
+	inner := testnet.ICMPFrame(t, hostB, hostA, "10.1.0.2", "10.1.0.1", 56)
+	for _, c := range []session{
+		{encap: maps.L2TPOverUDP, family: 4, cookieLen: 4, l2spec: true, staticMAC: true},
+		{encap: maps.L2TPOverIP, family: 4, cookieLen: 8, staticMAC: true},
+	} {
+		for _, words := range []int{1, 10} {
+			t.Run(fmt.Sprintf("%s/%d-words", c, words), func(t *testing.T) {
+				e.t = t
+				e.put(c)
+				frame := withIPv4Options(fromPeer(t, c, l2tpHeader(c, 100, c.cookie()), inner), words)
+				want := map[maps.L2TPEncap]l2tp.L2tpStat{maps.L2TPOverUDP: l2tp.L2tpStatS_L2TP_DECAP__UDP, maps.L2TPOverIP: l2tp.L2tpStatS_L2TP_DECAP__IP}[c.encap]
+				ret, out := e.run(e.objs.L2tpDecap, e.tun.Index, frame, 0, want)
+				if ret != testnet.TCActRedirect || !bytes.Equal(out, inner) {
+					t.Errorf("verdict %d, decapsulated\n got %x\nwant %x", ret, out, inner)
+				}
+			})
+		}
+	}
+}
+
+// TestDropOutcomes reaches the drops a test run can provoke, each counted
+// in stats and as a drop of its session:
+//   - DROP_GSO_VLAN: a GSO frame that is not plain IP. On the wire the stack
+//     takes an 802.1Q tag out of the frame (skb->vlan_present); a test run
+//     leaves it in, where the program sees a frame of ethertype 0x8100;
+//   - DROP_NO_ROUTE: a non-IP frame (which bpf_redirect_neigh refuses) while
+//     the fib has no route to the peer, and no MAC address is cached;
+//   - DROP_ERROR, both ways: a test-run skb given a gso_size has no GSO
+//     type, and bpf_skb_adjust_room refuses to resize a GSO skb that is
+//     neither TCP nor UDP GSO (-ENOTSUPP).
+func TestDropOutcomes(t *testing.T) {
+	e := newEnv(t)
+	// Forwarding on the tunnel interface, so that the fib lookup gets as
+	// far as the route (else it answers FWD_DISABLED: DROP_NO_NEIGH).
+	e.ns.Run(t, "sysctl", "-qw", "net.ipv4.conf.tun0.forwarding=1")
+	udp := session{encap: maps.L2TPOverUDP, family: 4, cookieLen: 4, l2spec: true, staticMAC: true}
+	noMAC := session{encap: maps.L2TPOverUDP, family: 4}
+	tcp := testnet.TCPFrame(t, hostA, hostB, "10.1.0.1", "10.1.0.2", 1000, 2000, nil)
+	fromPeerTCP := fromPeer(t, udp, l2tpHeader(udp, 100, udp.cookie()), testnet.TCPFrame(t, hostB, hostA, "10.1.0.2", "10.1.0.1", 2000, 1000, nil))
+	for _, c := range []struct {
+		name  string
+		sess  session
+		prog  *ebpf.Program
+		frame []byte
+		gso   uint32
+		want  l2tp.L2tpStat
+	}{
+		{"GSO frame with a VLAN tag", udp, e.objs.L2tpEncap, testnet.VLANTag(tcp, 0x8100, 42), 1000, l2tp.L2tpStatS_L2TP_ENCAP__DROP_GSO_VLAN},
+		{"ARP without a route to the peer", noMAC, e.objs.L2tpEncap, testnet.ARPFrame(t, hostA, "10.1.0.1", "10.1.0.2"), 0, l2tp.L2tpStatS_L2TP_ENCAP__DROP_NO_ROUTE},
+		{"encap of a GSO frame the kernel will not grow", udp, e.objs.L2tpEncap, tcp, 100, l2tp.L2tpStatS_L2TP_ENCAP__DROP_ERROR},
+		{"decap of a GSO frame the kernel will not shrink", udp, e.objs.L2tpDecap, fromPeerTCP, 100, l2tp.L2tpStatS_L2TP_DECAP__DROP_ERROR},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e.t = t
+			e.put(c.sess)
+			in := e.eth.Index
+			if c.prog == e.objs.L2tpDecap {
+				in = e.tun.Index
+			}
+			if ret, _ := e.run(c.prog, in, c.frame, c.gso, c.want); ret != testnet.TCActShot {
+				t.Errorf("verdict %d, want TC_ACT_SHOT", int32(ret))
+			}
+			if s, err := e.state.GetSession(100); err != nil || s.Counters.Drops != 1 {
+				t.Errorf("session counters %+v (%v), want 1 drop", s.Counters, err)
+			}
+		})
+	}
+	t.Run("GSO frame with an offloaded VLAN tag", func(t *testing.T) {
+		e.t = t
+		e.put(udp)
+		ctx := testnet.TCIn(e.eth.Index)
+		ctx.GsoSize, ctx.VlanPresent, ctx.VlanTci, ctx.VlanProto = 1000, 1, 42, 0x0081
+		var err error
+		e.ns.Do(t, func() error {
+			_, err = e.objs.L2tpEncap.Run(&ebpf.RunOptions{Data: tcp, DataOut: make([]byte, len(tcp)+512), Context: ctx})
+			return nil
+		})
+		if errors.Is(err, unix.EINVAL) {
+			t.Skip("the kernel's test run refuses an skb context with VLAN fields (EINVAL), so no test run holds an offloaded tag; the tag left in the frame reaches the same drop above")
+		}
+		if ret, _ := e.runCtx(e.objs.L2tpEncap, tcp, ctx, l2tp.L2tpStatS_L2TP_ENCAP__DROP_GSO_VLAN); ret != testnet.TCActShot {
+			t.Errorf("verdict %d, want TC_ACT_SHOT", int32(ret))
+		}
+	})
 }

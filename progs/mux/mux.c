@@ -24,12 +24,12 @@ enum stat {
 	S_MUX_EGRESS__PASS_NOT_MEMBER,   /* the device is no member */
 	S_MUX_EGRESS__PASS_NOT_IP,       /* neither IPv4 nor IPv6 (an Ethernet member's ARP) */
 	S_MUX_EGRESS__DROP_NO_CARRIER,   /* no carrier is set */
-	S_MUX_EGRESS__DROP_MALFORMED,    /* truncated IP header */
+	S_MUX_EGRESS__DROP_MALFORMED,    /* truncated IP header (shorter than its fixed part) */
 	S_MUX_EGRESS__DROP_ERROR,        /* the kernel refused a header change */
 	S_MUX_INGRESS__DELIVERED,        /* delivered into its member's ingress */
 	S_MUX_INGRESS__PASS_OWN,         /* DSCP 0: the carrier's own traffic */
 	S_MUX_INGRESS__PASS_NOT_IP,      /* neither IPv4 nor IPv6 */
-	S_MUX_INGRESS__PASS_MALFORMED,   /* truncated IP header */
+	S_MUX_INGRESS__PASS_MALFORMED,   /* truncated IP header (shorter than its fixed part), bad version */
 	S_MUX_INGRESS__DROP_NO_MEMBER,   /* a label no member owns, --on-miss drop */
 	S_MUX_INGRESS__PASS_NO_MEMBER,   /* a label no member owns, --on-miss pass */
 	S_MUX_INGRESS__DROP_ERROR,       /* the kernel refused a header change */
@@ -114,6 +114,16 @@ struct {
 } member_names SEC(".maps");
 
 /*
+ * ip_cut_short reports whether the skb ends before the fixed IP header at
+ * off does: its DSCP (and an IPv4 checksum) may be there while the rest is
+ * not, and such a packet must be neither relabelled nor sent on.
+ */
+static __always_inline int ip_cut_short(struct __sk_buff *skb, __u32 off, int ipv6)
+{
+	return skb->len < off + (ipv6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr));
+}
+
+/*
  * set_dscp writes dscp into the IP header at off (the ECN bits stay), and
  * fixes the IPv4 checksum. It returns the DSCP it found, or -1 if the header
  * is not there.
@@ -122,7 +132,7 @@ static __always_inline int set_dscp(struct __sk_buff *skb, __u32 off, int ipv6, 
 {
 	__u8 b[2];
 
-	if (bpf_skb_load_bytes(skb, off, b, 2))
+	if (ip_cut_short(skb, off, ipv6) || bpf_skb_load_bytes(skb, off, b, 2))
 		return -1;
 	if (ipv6) {
 		/* Traffic class: the low nibble of byte 0, the high nibble of byte 1. */
@@ -157,7 +167,7 @@ static __always_inline int read_dscp(struct __sk_buff *skb, __u32 off, int ipv6)
 {
 	__u8 b[2];
 
-	if (bpf_skb_load_bytes(skb, off, b, 2))
+	if (ip_cut_short(skb, off, ipv6) || bpf_skb_load_bytes(skb, off, b, 2))
 		return -1;
 	if ((b[0] >> 4) != (ipv6 ? 6 : 4))
 		return -1;

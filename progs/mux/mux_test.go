@@ -2,6 +2,7 @@ package mux_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"golang.org/x/sys/unix"
 
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/internal/testnet"
@@ -213,5 +215,75 @@ func TestMissOwnAndForeign(t *testing.T) {
 	}
 	if ret, _ := e.run(e.objs.MuxEgress, e.member.Index, frame(t, false, 0, 0, hostMAC, farMAC), mux.MuxStatS_MUX_EGRESS__DROP_NO_CARRIER); ret != testnet.TCActShot {
 		t.Errorf("no carrier: verdict %d", ret)
+	}
+}
+
+// TestTruncatedIPHeaders sends frames whose IP header is cut short through
+// the real interfaces, with mux_ingress on the carrier's TC ingress and
+// mux_egress on the member's TC egress (a test run refuses to build an skb
+// whose first IP header is cut short). Whatever part of the header is
+// there, the packet is never relabelled: on the carrier it passes to the
+// stack (pass_malformed), out of the member it is dropped
+// (drop_malformed), and it is neither delivered nor sent on.
+//
+// (mux's DROP_ERROR cannot be reached by a test: once the whole fixed IP
+// header is there, the DSCP and checksum rewrites stay inside it, and
+// bpf_skb_change_head fails only without memory or beyond 64 KiB, which
+// the kernel no longer ties to the device's MTU.)
+func TestTruncatedIPHeaders(t *testing.T) {
+	e := newEnv(t, maps.OnMissDrop)
+	e.label(5)
+	// No IPv6 of the interfaces' own (router solicitations, MLD): only
+	// the test's frames cross the programs.
+	e.ns.Run(t, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+	testnet.AttachTCX(t, e.ns, e.objs.MuxIngress, "car0", ebpf.AttachTCXIngress)
+	testnet.AttachTCX(t, e.ns, e.objs.MuxEgress, "mem0", ebpf.AttachTCXEgress)
+	// Packets labelled 5 (the member's) from the far end, and the
+	// member's own (DSCP 5 too: the label it gets would change nothing).
+	in4, in6 := frame(t, false, 5, 0, farMAC, hostMAC), frame(t, true, 5, 0, farMAC, hostMAC)
+	out4, out6 := frame(t, false, 5, 0, e.member.MAC, farMAC), frame(t, true, 5, 0, e.member.MAC, farMAC)
+	for _, c := range []struct {
+		name    string
+		in, out []byte
+		cut     int // bytes of the IP header left
+	}{
+		{"IPv4/1 byte", in4, out4, 1},
+		{"IPv4/2 bytes", in4, out4, 2},
+		{"IPv4/without its checksum", in4, out4, 10},
+		{"IPv4/without its addresses", in4, out4, 12},
+		{"IPv4/19 bytes", in4, out4, 19},
+		{"IPv6/1 byte", in6, out6, 1},
+		{"IPv6/2 bytes", in6, out6, 2},
+		{"IPv6/39 bytes", in6, out6, 39},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := testnet.Counters(t, e.objs.Stats)
+			if err := testnet.Inject(t, e.ns, "car1", c.in[:14+c.cut]); err != nil { // arrives on car0
+				t.Fatalf("send into the carrier: %v", err)
+			}
+			testnet.CountersMoved(t, e.objs.Stats, before, int(mux.MuxStatS_MUX_INGRESS__PASS_MALFORMED), e.counterOf)
+			before = testnet.Counters(t, e.objs.Stats)
+			if err := testnet.Inject(t, e.ns, "mem0", c.out[:14+c.cut]); !errors.Is(err, unix.ENOBUFS) {
+				t.Errorf("send out of the member: %v, want ENOBUFS (dropped at its egress)", err)
+			}
+			testnet.CountersMoved(t, e.objs.Stats, before, int(mux.MuxStatS_MUX_EGRESS__DROP_MALFORMED), e.counterOf)
+		})
+	}
+	if ms, err := e.state.Members(); err != nil || len(ms) != 1 || ms[0].Counters != (maps.MemberCounters{}) {
+		t.Errorf("member counters %+v (%v), want none: nothing crossed", ms, err)
+	}
+}
+
+// TestBadVersionPasses: on the carrier, an IP header whose version is not
+// its ethertype's is no labelled packet: it passes, counted malformed.
+func TestBadVersionPasses(t *testing.T) {
+	e := newEnv(t, maps.OnMissDrop)
+	e.label(5)
+	for _, v6 := range []bool{false, true} {
+		f := frame(t, v6, 5, 0, farMAC, hostMAC)
+		f[14] = f[14]&0x0f | 0x50 // version 5
+		if ret, out := e.run(e.objs.MuxIngress, e.carrier.Index, f, mux.MuxStatS_MUX_INGRESS__PASS_MALFORMED); ret != testnet.TCXNext || !bytes.Equal(out, f) {
+			t.Errorf("IPv6 %v, version 5: verdict %d, frame changed %v", v6, int32(ret), !bytes.Equal(out, f))
+		}
 	}
 }

@@ -207,9 +207,11 @@ static __always_inline __u32 log2_q16(__u32 x)
 
 /*
  * parse fills the flow of the IP packet at off and its destination key. It
- * returns 0, or -1 for a malformed packet. Ports are hashed when the
- * transport header is there and the packet is no fragment (so every
- * fragment of a datagram takes the same nexthop).
+ * returns 0, or -1 for a malformed packet: a header cut short, of a bad
+ * version or IHL, longer than the packet, or an IPv6 extension header
+ * announced but not there. Ports are hashed when the transport header is
+ * there and the packet is no fragment (so every fragment of a datagram
+ * takes the same nexthop).
  */
 static __always_inline int parse(struct __sk_buff *skb, __u32 off, int ipv6, struct flow *f,
 				 struct route_key *k, __u16 *udp_dport)
@@ -223,7 +225,8 @@ static __always_inline int parse(struct __sk_buff *skb, __u32 off, int ipv6, str
 
 		if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)))
 			return -1;
-		if (ip.version != 4 || ip.ihl < 5)
+		/* The header's own length (options included) must be there. */
+		if (ip.version != 4 || ip.ihl < 5 || off + ip.ihl * 4 > skb->len)
 			return -1;
 		f->w[0] = ip.saddr;
 		f->w[4] = ip.daddr;
@@ -256,10 +259,9 @@ static __always_inline int parse(struct __sk_buff *skb, __u32 off, int ipv6, str
 
 			if (proto != IPPROTO_HOPOPTS && proto != IPPROTO_ROUTING && proto != IPPROTO_DSTOPTS)
 				break;
-			if (bpf_skb_load_bytes(skb, l4, ext, 2)) {
-				ports = 0;
-				break;
-			}
+			/* An extension header announced, but cut off. */
+			if (bpf_skb_load_bytes(skb, l4, ext, 2))
+				return -1;
 			proto = ext[0];
 			l4 += (ext[1] + 1) * 8;
 		}

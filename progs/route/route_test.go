@@ -601,3 +601,84 @@ func TestPeersDownCount(t *testing.T) {
 		want(s.down)
 	}
 }
+
+// TestTaggedAndBadHeaders: a frame with a VLAN tag in it (802.1Q, or
+// 802.1ad outside 802.1Q) is no IP packet to route_egress, and an IP header
+// whose own length runs past the packet, or that announces an IPv6
+// extension header the packet does not hold, is malformed: each goes on
+// untouched, though a default route would take any packet.
+func TestTaggedAndBadHeaders(t *testing.T) {
+	e := newEnv(t)
+	e.put("0.0.0.0/0", nh("192.168.50.2", 1))
+	e.put("::/0", nh("fd50::2", 1))
+	good4, good6 := udpFrame(t, "10.1.1.1", "10.200.0.1", 1, 2), udpFrame(t, "fd00:1::1", "fd00:200::1", 1, 2)
+	ihl15 := append([]byte(nil), good4...)
+	ihl15[14] = 0x4f // 60 bytes of header in a 32-byte packet
+	hbh := append([]byte(nil), good6[:14+40]...)
+	hbh[14+6] = 0 // a hop-by-hop header the packet ends before
+	binary.BigEndian.PutUint16(hbh[14+4:], 0)
+	for _, c := range []struct {
+		name  string
+		frame []byte
+		want  route.RouteStat
+	}{
+		{"802.1Q-tagged IPv4", testnet.VLANTag(good4, 0x8100, 10), route.RouteStatS_ROUTE__PASS_NOT_IP},
+		{"802.1Q-tagged IPv6", testnet.VLANTag(good6, 0x8100, 10), route.RouteStatS_ROUTE__PASS_NOT_IP},
+		{"802.1ad and 802.1Q tags", testnet.VLANTag(testnet.VLANTag(good4, 0x8100, 10), 0x88a8, 20), route.RouteStatS_ROUTE__PASS_NOT_IP},
+		{"IPv4 header longer than the packet", ihl15, route.RouteStatS_ROUTE__PASS_MALFORMED},
+		{"IPv6 hop-by-hop header cut off", hbh, route.RouteStatS_ROUTE__PASS_MALFORMED},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e.t = t
+			if ret, out := e.run(c.frame, c.want); ret != testnet.TCXNext || !bytes.Equal(out, c.frame) {
+				t.Errorf("verdict %d, frame changed %v", int32(ret), !bytes.Equal(out, c.frame))
+			}
+		})
+	}
+}
+
+// TestTruncatedIPHeaders sends frames whose IP header is cut short out of
+// a real interface running route_egress (a test run refuses to build an
+// skb whose first IP header is cut short): each is counted malformed and
+// leaves untouched, as the kernel routed it, though a default route would
+// take any packet.
+//
+// (route's DROP_ERROR cannot be reached by a test: bpf_skb_change_head
+// fails only without memory or beyond 64 KiB, the Ethernet header is
+// stored inside the frame, and bpf_skb_set_tunnel_key refuses only
+// arguments the program never passes.)
+func TestTruncatedIPHeaders(t *testing.T) {
+	e := newEnv(t)
+	e.put("0.0.0.0/0", nh("192.168.50.2", 1))
+	e.put("::/0", nh("fd50::2", 1))
+	ns := testnet.NewNetns(t, "rtt")
+	testnet.Veth(t, ns, "r0", ns, "r1")
+	// No IPv6 of the interfaces' own: only the test's frames cross.
+	ns.Run(t, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+	testnet.AttachTCX(t, ns, e.objs.RouteEgress, "r0", ebpf.AttachTCXEgress)
+	good4, good6 := udpFrame(t, "10.1.1.1", "10.200.0.1", 1, 2), udpFrame(t, "fd00:1::1", "fd00:200::1", 1, 2)
+	for _, c := range []struct {
+		name  string
+		frame []byte
+	}{
+		{"IPv4/1 byte", good4[:14+1]},
+		{"IPv4/without its addresses", good4[:14+12]},
+		{"IPv4/19 bytes", good4[:14+19]},
+		{"IPv6/1 byte", good6[:14+1]},
+		{"IPv6/without its destination", good6[:14+24]},
+		{"IPv6/39 bytes", good6[:14+39]},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := testnet.Counters(t, e.objs.Stats)
+			ns.Do(t, func() error {
+				cp := openCapture(t, "r1")
+				if err := testnet.Inject(t, ns, "r0", c.frame); err != nil {
+					return err
+				}
+				cp.next(t, func(p gopacket.Packet) bool { return bytes.Equal(p.Data(), c.frame) })
+				return nil
+			})
+			testnet.CountersMoved(t, e.objs.Stats, before, int(route.RouteStatS_ROUTE__PASS_MALFORMED), counterName)
+		})
+	}
+}
