@@ -223,15 +223,15 @@ with short-lived commands. There is no daemon: all state lives in bpffs.
 
 Dataplanes: ` + strings.Join(dataplane.Names(), ", ") + `.
 
-A first tunnel (see 'tunmux tunnel add --help' for every flag):
+Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not found.`,
+		Example: `  # a first tunnel (see 'tunmux tunnel add --help' for every flag)
   tunmux load encap
   tunmux attach encap veth-wl        # frames from the workload arrive here
   tunmux attach decap eth0           # tunnelled frames arrive here
   tunmux tunnel add --inner-src 10.0.0.1 --inner-dst 10.0.0.2 --proto vxlan --vni 100 \
       --outer-src 192.168.1.1 --outer-dst 192.168.1.2 --dst-mac 02:00:00:00:00:02 \
       --underlay eth0 --overlay veth-wl
-
-Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not found.`,
+  tunmux status`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version,
