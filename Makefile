@@ -7,10 +7,20 @@ COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 # The commit's time orders builds: load refuses to replace a newer build's programs.
 COMMIT_TIME ?= $(shell git log -1 --format=%ct 2>/dev/null)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.commitTime=$(COMMIT_TIME)
-BIN      := bin/tunmux
+# Where build, man and install put what they build (the tests point it
+# elsewhere).
+BUILDDIR ?= bin
+BIN      := $(BUILDDIR)/tunmux
+MANDIR   := $(BUILDDIR)/man/man1
+# make install: $(DESTDIR)$(PREFIX)/bin, share/man/man1 and each shell's
+# completion directory.
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+# Man pages dated by the last commit, not by the day they were built.
+export SOURCE_DATE_EPOCH ?= $(COMMIT_TIME)
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all deps generate build test check-generated bench demo clean
+.PHONY: all deps generate build man install test check-generated bench demo clean
 
 all: build
 
@@ -25,6 +35,28 @@ generate: deps
 # costs a short-lived command about 1 ms (docs/benchmarks.md).
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/tunmux
+
+# A man page per command (tunmux.1, tunmux-tunnel-add.1, ...) into
+# $(MANDIR), written by a build of tunmux with the generator linked in
+# (-tags mangen): the binary operators run stays without it, as cobra's
+# doc package costs each start about 1 ms.
+man:
+	CGO_ENABLED=0 $(GO) build -tags mangen -ldflags "$(LDFLAGS)" -o $(BUILDDIR)/tunmux-mangen ./cmd/tunmux
+	rm -rf $(MANDIR)
+	$(BUILDDIR)/tunmux-mangen __man $(MANDIR)
+
+# The binary, bash, zsh and fish completions and the man pages, under
+# $(DESTDIR)$(PREFIX) (make install DESTDIR=/tmp/pkg PREFIX=/usr for a package).
+install: build man
+	$(BIN) completion bash > $(BUILDDIR)/tunmux.bash
+	$(BIN) completion zsh > $(BUILDDIR)/tunmux.zsh
+	$(BIN) completion fish > $(BUILDDIR)/tunmux.fish
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/tunmux
+	install -D -m 0644 $(BUILDDIR)/tunmux.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/tunmux
+	install -D -m 0644 $(BUILDDIR)/tunmux.zsh $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_tunmux
+	install -D -m 0644 $(BUILDDIR)/tunmux.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/tunmux.fish
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 $(MANDIR)/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 # Everything: generated objects up to date, vet, unit, packet, state and
 # end-to-end tests (root: namespaces, bpffs, real packets).

@@ -209,6 +209,11 @@ func indentJoined(err error) string {
 	return fmt.Sprintf("%d problems:\n  %s", len(lines), strings.Join(lines, "\n  "))
 }
 
+// buildCommands are hidden commands for building tunmux rather than
+// operating it, linked in only by a build tag (man.go: -tags mangen), so
+// that the binary operators run does not pay for their packages' init.
+var buildCommands []func(*app) *cobra.Command
+
 // rootCommand builds the command tree for args: when args name one of the
 // top-level commands, only that command's subtree is built (a short-lived
 // command pays for its own flags, not for all of tunmux's); otherwise
@@ -223,15 +228,15 @@ with short-lived commands. There is no daemon: all state lives in bpffs.
 
 Dataplanes: ` + strings.Join(dataplane.Names(), ", ") + `.
 
-A first tunnel (see 'tunmux tunnel add --help' for every flag):
+Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not found.`,
+		Example: `  # a first tunnel (see 'tunmux tunnel add --help' for every flag)
   tunmux load encap
   tunmux attach encap veth-wl        # frames from the workload arrive here
   tunmux attach decap eth0           # tunnelled frames arrive here
   tunmux tunnel add --inner-src 10.0.0.1 --inner-dst 10.0.0.2 --proto vxlan --vni 100 \
       --outer-src 192.168.1.1 --outer-dst 192.168.1.2 --dst-mac 02:00:00:00:00:02 \
       --underlay eth0 --overlay veth-wl
-
-Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not found.`,
+  tunmux status`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version,
@@ -271,6 +276,9 @@ Exit codes: 0 ok, 1 operation failed, 2 invalid input (nothing changed), 3 not f
 		for _, c := range commands {
 			root.AddCommand(c.build())
 		}
+	}
+	for _, build := range buildCommands {
+		root.AddCommand(build(a))
 	}
 	wrapArgs(root)
 	if word == "__complete" || word == "__completeNoDesc" {

@@ -28,6 +28,11 @@ and serves both directions:
          stripped and leave on --overlay.
 Each tunnel holds a redirect slot for its --underlay and --overlay (see
 'tunmux devmap list'); a slot lives as long as a tunnel or 'devmap add' holds it.`,
+		Example: `  tunmux tunnel add --inner-src 10.0.0.1 --inner-dst 10.0.0.2 --proto vlan --vlan-id 100 \
+      --underlay eth0 --overlay veth-wl
+  tunmux tunnel list
+  tunmux tunnel update --inner-src 10.0.0.1 --inner-dst 10.0.0.2 --vlan-id 200
+  tunmux tunnel del --inner-src 10.0.0.1 --inner-dst 10.0.0.2`,
 	}
 	cmd.AddCommand(a.tunnelPutCommand("add"), a.tunnelPutCommand("update"),
 		a.tunnelKeyCommand("get"), a.tunnelKeyCommand("del"), a.tunnelListCommand())
@@ -272,6 +277,9 @@ by interface IN sends frames to interface OUT:
     the last. Deleting a slot that a tunnel holds fails and names the tunnel.
 A slot's OUT must accept XDP-redirected frames; for a veth tunmux turns GRO on
 at its peer, and READY says how the slot's target stands.`,
+		Example: `  tunmux devmap add veth-wl eth0
+  tunmux devmap list
+  tunmux devmap del veth-wl`,
 	}
 	cmd.AddCommand(a.devmapAddCommand(), a.devmapGetCommand(), a.devmapDelCommand(), a.devmapListCommand())
 	return cmd
@@ -293,9 +301,10 @@ func (a *app) devmapAddCommand() *cobra.Command {
 
 func (a *app) devmapGetCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "get IN",
-		Short: "Show the slot keyed by interface IN (exit 3 if there is none)",
-		Args:  cobra.ExactArgs(1),
+		Use:     "get IN",
+		Short:   "Show the slot keyed by interface IN (exit 3 if there is none)",
+		Example: "  tunmux devmap get veth-wl -o json",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var slot maps.Slot
 			if err := a.getSlot(args[0], &slot)(nil); err != nil {
@@ -308,9 +317,10 @@ func (a *app) devmapGetCommand() *cobra.Command {
 
 func (a *app) devmapDelCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "del IN",
-		Short: "Delete the slot keyed by interface IN (fails while a tunnel holds it)",
-		Args:  cobra.ExactArgs(1),
+		Use:     "del IN",
+		Short:   "Delete the slot keyed by interface IN (fails while a tunnel holds it)",
+		Example: "  tunmux devmap del veth-wl",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var slot maps.Slot
 			doc := &apply.Document{Encap: &apply.EncapSection{Devmap: one(apply.SlotArgs{In: args[0]})}}
@@ -320,7 +330,7 @@ func (a *app) devmapDelCommand() *cobra.Command {
 }
 
 func (a *app) devmapListCommand() *cobra.Command {
-	return listing(a, &cobra.Command{Use: "list", Short: "List every redirect slot"}, dataplane.OpenEncap,
+	return listing(a, &cobra.Command{Use: "list", Short: "List every redirect slot", Example: "  tunmux devmap list -o wide"}, dataplane.OpenEncap,
 		func(e *dataplane.Encap) ([]maps.Slot, error) {
 			slots, err := e.State.ListSlots()
 			dataplane.ObserveSlots(slots)

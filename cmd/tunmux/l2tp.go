@@ -19,15 +19,23 @@ func (a *app) l2tpCommand() *cobra.Command {
 		Short: "The l2tp dataplane: L2TPv3 Ethernet pseudowires",
 		Long: `The l2tp dataplane carries every frame of an Ethernet interface (IP, ARP, ND,
 any ethertype, VLAN-tagged) to a peer LCCE in L2TPv3 data messages (RFC 3931),
-over IP (protocol 115) or UDP, on an IPv4 or IPv6 underlay:
-  tunmux load l2tp
+over IP (protocol 115) or UDP, on an IPv4 or IPv6 underlay (docs/l2tp.md).`,
+		Example: `  tunmux load l2tp
   tunmux attach l2tp-encap eth1     # the Ethernet side
   tunmux attach l2tp-decap eth0     # the tunnel side
-  tunmux l2tp session add ...       # see 'tunmux l2tp session add --help'`,
+  # see 'tunmux l2tp session add --help' for every flag
+  tunmux l2tp session add --session-id 100 --peer-session-id 200 --encap udp \
+      --local 172.16.0.1 --peer 172.16.0.2 --eth-iface eth1 --tunnel-iface eth0
+  tunmux stats l2tp`,
 	}
 	session := &cobra.Command{
 		Use:   "session",
 		Short: "Add, update, get, delete and list L2TPv3 sessions",
+		Example: `  tunmux l2tp session add --session-id 100 --peer-session-id 200 --encap ip \
+      --local 172.16.0.1 --peer 172.16.0.2 --eth-iface eth1 --tunnel-iface eth0
+  tunmux l2tp session list
+  tunmux l2tp session update --session-id 100 --peer-cookie none
+  tunmux l2tp session del --session-id 100`,
 	}
 	session.AddCommand(a.sessionPutCommand("add"), a.sessionPutCommand("update"),
 		a.sessionKeyCommand("get"), a.sessionKeyCommand("del"), a.sessionListCommand())

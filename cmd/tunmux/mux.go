@@ -18,16 +18,24 @@ func (a *app) muxCommand() *cobra.Command {
 (the carrier) with zero bytes of overhead: a member's packets get its label
 (1..63) in the DSCP field and leave through the carrier; on the far side the
 label selects the member, the DSCP field goes back to 0 and the packet arrives
-on that member. DSCP 0 is the carrier's own traffic and passes untouched.
-  tunmux load mux
+on that member. DSCP 0 is the carrier's own traffic and passes untouched
+(docs/mux.md).`,
+		Example: `  tunmux load mux
   tunmux mux carrier set wg0                  # or an Ethernet carrier: a veth, a NIC
   tunmux mux member add m1 --label 1 --create # a TUN device sized to the carrier
-  tunmux mux member list
-(docs/mux.md)`,
+  tunmux mux member list`,
 	}
-	carrier := &cobra.Command{Use: "carrier", Short: "Set or show the carrier"}
+	carrier := &cobra.Command{
+		Use:     "carrier",
+		Short:   "Set or show the carrier",
+		Example: "  tunmux mux carrier set wg0\n  tunmux mux carrier show -o json",
+	}
 	carrier.AddCommand(a.muxCarrierSetCommand(), a.muxCarrierShowCommand())
-	member := &cobra.Command{Use: "member", Short: "Add, delete and list members"}
+	member := &cobra.Command{
+		Use:     "member",
+		Short:   "Add, delete and list members",
+		Example: "  tunmux mux member add m2 --label 2 --create --mtu 1420\n  tunmux mux member list\n  tunmux mux member del m2",
+	}
 	member.AddCommand(a.muxMemberAddCommand(), a.muxMemberDelCommand(), a.muxMemberListCommand())
 	cmd.AddCommand(carrier, member)
 	return cmd
@@ -64,9 +72,10 @@ ingress program is attached (and removed from a previous carrier).`,
 
 func (a *app) muxCarrierShowCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "show",
-		Short: "Show the carrier (exit 3 if none is set)",
-		Args:  cobra.NoArgs,
+		Use:     "show",
+		Short:   "Show the carrier (exit 3 if none is set)",
+		Example: "  tunmux mux carrier show\n  tunmux mux carrier show -o json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var (
 				c  maps.Carrier

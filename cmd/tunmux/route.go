@@ -20,20 +20,23 @@ func (a *app) routeCommand() *cobra.Command {
 		Long: `The route dataplane sends packets for overlay prefixes (an LPM table, IPv4 and
 IPv6) to one of up to 8 nexthops per route, chosen per flow by weighted
 rendezvous hashing among the healthy ones: it sets the tunnel key (remote, VNI)
-and redirects the packet to a flow-based vxlan or geneve device.
-  tunmux load route
+and redirects the packet to a flow-based vxlan or geneve device (docs/route.md).`,
+		Example: `  tunmux load route
   tunmux route dev create vxlan0 --proto vxlan --local 192.168.50.1
   tunmux route dev create rt0 --routes          # the device routes point at
   tunmux attach route rt0
   ip route add 10.200.0.0/16 dev rt0
   tunmux route add 10.200.0.0/16 --nexthop 192.168.50.2,vni=100 --nexthop 192.168.50.3,vni=100,weight=2
-  tunmux peer set 192.168.50.3 --health down    # its flows move to the others
-(docs/route.md)`,
+  tunmux peer set 192.168.50.3 --health down    # its flows move to the others`,
 	}
 	for _, verb := range []string{"add", "update"} {
 		cmd.AddCommand(a.routePutCommand(verb))
 	}
-	dev := &cobra.Command{Use: "dev", Short: "Create, delete and list the route dataplane's devices"}
+	dev := &cobra.Command{
+		Use:     "dev",
+		Short:   "Create, delete and list the route dataplane's devices",
+		Example: "  tunmux route dev create vxlan0 --proto vxlan --local 192.168.50.1\n  tunmux route dev create rt0 --routes\n  tunmux route dev list",
+	}
 	dev.AddCommand(a.routeDevCreateCommand(), a.routeDevDelCommand(), a.routeDevListCommand())
 	cmd.AddCommand(a.routeGetCommand(), a.routeDelCommand(), a.routeListCommand(), dev)
 	return cmd
@@ -554,6 +557,9 @@ route's other nexthops (the others' flows stay where they are); a route whose
 nexthops are all down passes its packets on as the kernel routed them (counted).
 UDP traffic to a peer's --probe-port still reaches it while it is down, so a
 health checker sees it come back.`,
+		Example: `  tunmux peer set 192.168.50.3 --health down --probe-port 9997
+  tunmux peer list
+  tunmux peer set 192.168.50.3 --health up`,
 	}
 	cmd.AddCommand(a.peerSetCommand(), a.peerGetCommand(), a.peerDelCommand(), a.peerListCommand())
 	return cmd

@@ -19,8 +19,8 @@ func (a *app) xconnectCommand() *cobra.Command {
 end leave on the other, untouched, by XDP devmap redirect (the xdp-xconnect
 model). Any ifindex fits (a devmap hash). 'add' attaches the program to both ends
 and 'del' detaches it; veth ends are made ready to receive redirected frames
-(GRO on at their peers).
-  tunmux load xconnect
+(GRO on at their peers).`,
+		Example: `  tunmux load xconnect
   tunmux xconnect add veth1 veth2
   tunmux xconnect list
   tunmux xconnect del veth1`,
