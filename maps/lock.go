@@ -21,6 +21,17 @@ type Lock struct {
 	// Tightened says how the root's mode was narrowed to 0700 on taking
 	// the lock ("" when it already was); the command warns with it.
 	Tightened string
+	// Waited is how long taking the lock waited for another holder.
+	Waited   time.Duration
+	acquired time.Time
+}
+
+// Held is how long the lock has been held (until Release, from then on).
+func (l *Lock) Held() time.Duration {
+	if l == nil || l.acquired.IsZero() {
+		return 0
+	}
+	return time.Since(l.acquired)
 }
 
 // Lock takes the exclusive lock on the root folder, waiting up to timeout.
@@ -31,6 +42,7 @@ type Lock struct {
 // every few milliseconds lose to those that happen to ask at the right
 // moment, and some starve past their timeout under many writers).
 func (r *Root) Lock(timeout time.Duration) (*Lock, error) {
+	start := time.Now()
 	f, err := os.Open(r.Path)
 	if err != nil {
 		return nil, fmt.Errorf("open for locking: %w", NoPermission(r.Path, err))
@@ -43,7 +55,7 @@ func (r *Root) Lock(timeout time.Duration) (*Lock, error) {
 	}
 	err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 	if err == nil {
-		return &Lock{root: r, f: f, Tightened: tightened}, nil // free: no waiting
+		return &Lock{root: r, f: f, Tightened: tightened, acquired: time.Now()}, nil // free: no waiting
 	}
 	if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
 		f.Close()
@@ -67,7 +79,8 @@ func (r *Root) Lock(timeout time.Duration) (*Lock, error) {
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", r.Path, err)
 		}
-		return &Lock{root: r, f: f, Tightened: tightened}, nil
+		now := time.Now()
+		return &Lock{root: r, f: f, Tightened: tightened, Waited: now.Sub(start), acquired: now}, nil
 	case <-timer.C:
 		// The wait cannot be cancelled: when it ends, give the lock up.
 		go func() {

@@ -35,6 +35,8 @@ trap 'rm -f "$raw"' EXIT
 echo "bench: XDP live frames ($frames frames x $count runs), then iperf3 (${count} x 5 s per case); this takes a few minutes" >&2
 go test ./bench -run '^$' -bench 'Live|Xconnect' -benchtime "${frames}x" -count "$count" -timeout 30m | tee -a "$raw" >&2
 go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux|Route|ControlPlane' -benchtime 1x -count "$count" -timeout 60m | tee -a "$raw" >&2
+# Concurrent writers: 8,000 + 2,400 processes take about 5 minutes, so once.
+go test ./bench -run '^$' -bench 'Writers' -benchtime 1x -count 1 -timeout 30m | tee -a "$raw" >&2
 
 {
   echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r)"
@@ -121,6 +123,16 @@ go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux|Route|ControlPlane' -benc
       row("tunnel add + del vs bpftool map update + delete (ms, median of 30)", "ControlPlane/add-del", "tunmux-ms", "ControlPlane/add-del", "bpftool-ms", 1)
       row("status vs bpftool map lookup pinned (ms, median of 30)", "ControlPlane/status", "tunmux-ms", "ControlPlane/status", "bpftool-ms", 1)
       row("floor: a program linking only the libraries tunmux is built on vs bpftool map lookup pinned (ms, median of 30)", "ControlPlane/import-floor", "tunmux-ms", "ControlPlane/import-floor", "bpftool-ms", 1)
+      row("16 writers x 500 tunnel add processes vs one writer x 500 (adds/s, all writers)", "Writers/16-writers-500-adds", "ops/s", "Writers/one-writer-500-adds", "ops/s", 1)
+      row("16 writers x 500 tunnel add: p50 wall time of an add vs one writer (ms)", "Writers/16-writers-500-adds", "p50-ms", "Writers/one-writer-500-adds", "p50-ms", 1)
+      row("16 writers x 500 tunnel add: p99 wall time of an add vs one writer (ms)", "Writers/16-writers-500-adds", "p99-ms", "Writers/one-writer-500-adds", "p99-ms", 1)
+      row("16 writers x 500 tunnel add: p50 wait for the lock vs its p50 hold, one writer (ms)", "Writers/16-writers-500-adds", "wait-p50-ms", "Writers/one-writer-500-adds", "held-p50-ms", 1)
+      row("16 writers x 500 tunnel add: longest wait for the lock vs its p50 hold, one writer (ms)", "Writers/16-writers-500-adds", "wait-max-ms", "Writers/one-writer-500-adds", "held-p50-ms", 1)
+      row("16 writers x 150 tunnel add/del: p99 wait for the lock vs its p50 hold, one writer (ms)", "Writers/16-writers-150-add-del", "wait-p99-ms", "Writers/one-writer-500-adds", "held-p50-ms", 1)
+      for (w = 1; w <= 2; w++) {
+        k = w == 1 ? "Writers/16-writers-500-adds|failed" : "Writers/16-writers-150-add-del|failed"
+        if (n[k] > 0) printf "| %s: operations that failed (must be 0) | %d | - | - | - |\n", (w == 1 ? "16 writers x 500 tunnel add" : "16 writers x 150 tunnel add/del"), median(k)
+      }
     }' "$raw"
 } >"$out.table"
 cat "$raw" "$out.table" >"$out"

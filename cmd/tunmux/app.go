@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -415,10 +416,26 @@ func (a *app) lockRoot(root *maps.Root) (lock *maps.Lock, release func(), err er
 			return nil, nil, err
 		}
 		a.warnTightened(lock)
-		return lock, lock.Release, nil
+		return lock, func() {
+			held := lock.Held()
+			lock.Release()
+			a.traceLock(lock, held)
+		}, nil
 	}
 	lock, err = a.batch.lockOn(root, a)
 	return lock, func() {}, err
+}
+
+// LockTraceEnv names the environment variable that, set to 1, makes each
+// command that takes the lock say on standard error how long it waited for
+// it and held it (make bench's concurrent-writers run reads it).
+const LockTraceEnv = "TUNMUX_LOCK_TRACE"
+
+// traceLock says how long lock was waited for and held, when asked to.
+func (a *app) traceLock(lock *maps.Lock, held time.Duration) {
+	if os.Getenv(LockTraceEnv) == "1" {
+		fmt.Fprintf(a.errw, "tunmux: lock on %s: waited %dus, held %dus\n", lock.Root().Path, lock.Waited.Microseconds(), held.Microseconds())
+	}
 }
 
 // warnTightened warns that taking lock narrowed the root's mode.

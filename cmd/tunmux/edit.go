@@ -1,11 +1,14 @@
 package main
 
 import (
+	"runtime"
+
 	"github.com/spf13/cobra"
 
 	"github.com/tunmux/tunmux/apply"
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/maps"
+	"github.com/tunmux/tunmux/netdev"
 )
 
 // edit runs a command's write through apply, as a one-entry document in
@@ -16,6 +19,19 @@ import (
 // written); warnings are printed as they come.
 func (a *app) edit(dp *dataplane.Dataplane, doc *apply.Document, mode apply.Mode, names map[string]string, before, after func(*maps.Root) error) (apply.Result, error) {
 	var res apply.Result
+	opts := apply.Options{Netns: a.netns, Mode: mode, Names: names, Version: version, Built: buildTime()}
+	if a.batch == nil {
+		// The lock is held only to check against the pins and write: the
+		// values are checked and the interfaces looked up before it is
+		// taken (a bad value exits 2 without waiting for it), and the
+		// checks under it answer those lookups from the memo.
+		runtime.LockOSThread() // for the memo: see netdev.Memo
+		defer runtime.UnlockOSThread()
+		defer netdev.Memo()()
+		if err := apply.Check(a.root(), "", doc, opts); apply.IsBadFile(err) {
+			return res, err
+		}
+	}
 	err := a.mutate(false, dp, func(lock *maps.Lock) error {
 		defer dataplane.Reuse(lock.Root())() // from before to after, each map opened once
 		if before != nil {
@@ -24,7 +40,7 @@ func (a *app) edit(dp *dataplane.Dataplane, doc *apply.Document, mode apply.Mode
 			_ = before(lock.Root())
 		}
 		var err error
-		res, err = apply.Apply(lock.Root(), lock, "", doc, apply.Options{Netns: a.netns, Mode: mode, Names: names, Version: version, Built: buildTime()})
+		res, err = apply.Apply(lock.Root(), lock, "", doc, opts)
 		a.warn(res.Warnings...)
 		if err != nil || after == nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -726,5 +727,34 @@ func TestLoadResizesInPlace(t *testing.T) {
 	c.okSays("from 1024 to 16 entries", "load", "l2tp", "--max-entries", "16")
 	if out := c.ok("l2tp", "session", "list").Stdout; !strings.Contains(out, "172.16.0.2") {
 		t.Errorf("sessions after shrinking:\n%s", out)
+	}
+}
+
+// 13 (rest): the lock is held only to check against the pins and write: a
+// command with a bad value says so (exit 2) without waiting for a lock
+// another holds, a good one waits and says how long with TUNMUX_LOCK_TRACE.
+func TestBadInputDoesNotWaitForTheLock(t *testing.T) {
+	c := newCLI(t)
+	c.ok("load", "encap")
+	f, err := os.Open(c.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	// Were it waiting for the lock, it would fail with exit 1 "waited".
+	c.expect(exitInvalid, append([]string{"--lock-timeout", "30s", "tunnel", "add"}, withFlag(tunnelArgs, "--underlay", "nosuch0")...), "nosuch0")
+	c.expect(exitInvalid, append([]string{"--lock-timeout", "30s", "tunnel", "add"}, withFlag(tunnelArgs, "--vni", "99999999")...), "--vni")
+	c.expect(exitFailed, append([]string{"--lock-timeout", "100ms", "tunnel", "add"}, tunnelArgs...), "waited 100ms for the lock")
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, c.args(append([]string{"tunnel", "add"}, tunnelArgs...))...)
+	cmd.Env = append(os.Environ(), "TUNMUX_LOCK_TRACE=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !regexp.MustCompile(`tunmux: lock on `+regexp.QuoteMeta(c.root)+`: waited \d+us, held \d+us`).Match(out) {
+		t.Errorf("tunnel add with TUNMUX_LOCK_TRACE=1: %v\n%s", err, out)
 	}
 }
