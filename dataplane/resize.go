@@ -226,33 +226,36 @@ func copyEntries(from, to *ebpf.Map) (int, map[string][][]byte, error) {
 			return n, nil, err
 		}
 		key = next
+		var found bool
 		if snap != nil {
 			var vals [][]byte
-			if err := from.Lookup(key, &vals); err != nil {
-				if errors.Is(err, ebpf.ErrKeyNotExist) {
-					continue
-				}
-				return n, nil, err
+			if found, err = copyOne(from, to, key, &vals); found {
+				snap[string(key)] = vals
 			}
-			if err := to.Put(key, vals); err != nil {
-				return n, nil, err
-			}
-			snap[string(key)] = vals
 		} else {
-			var val []byte
-			if err := from.Lookup(key, &val); err != nil {
-				if errors.Is(err, ebpf.ErrKeyNotExist) {
-					continue
-				}
-				return n, nil, err
-			}
-			if err := to.Put(key, val); err != nil {
-				return n, nil, err
-			}
+			found, err = copyOne(from, to, key, new([]byte))
 		}
-		n++
+		if err != nil {
+			return n, nil, err
+		}
+		if found {
+			n++
+		}
 	}
 	return n, snap, nil
+}
+
+// copyOne copies the entry of key from one map to the other through val
+// (a *[]byte, or a *[][]byte for a per-CPU map); found is false when the
+// key went away meanwhile.
+func copyOne[V []byte | [][]byte](from, to *ebpf.Map, key []byte, val *V) (found bool, err error) {
+	if err := from.Lookup(key, val); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, to.Put(key, *val)
 }
 
 // addSince adds to each per-CPU value of to what from gained since snap:
