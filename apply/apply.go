@@ -60,6 +60,9 @@ type Result struct {
 	Changes  []dataplane.Change `json:"changes"`
 	Summary  map[string]int     `json:"summary"` // add, change, remove, load
 	Warnings []string           `json:"warnings"`
+	// Fleet is the node whose view of a fleet file was applied (absent:
+	// the file has no nodes: or defaults:).
+	Fleet *FleetView `json:"fleet,omitempty"`
 	// Done holds what the writes that report on themselves returned, for a
 	// command to print: attachments and detachments, devices created and
 	// deleted.
@@ -146,10 +149,11 @@ func checkReadable(path string) error {
 	return sizeProblem(path, st.Size())
 }
 
-// ReadFile reads and parses a desired-state file; "-" reads standard input.
-func ReadFile(path string) (*Document, error) {
+// ReadFile reads and parses a desired-state file, the view of it that sel
+// picks; "-" reads standard input.
+func ReadFile(path string, sel Selector) (*Document, error) {
 	if path == "-" {
-		return ReadFrom("standard input", os.Stdin)
+		return ReadFrom("standard input", os.Stdin, sel)
 	}
 	if err := checkReadable(path); err != nil {
 		return nil, err
@@ -161,12 +165,12 @@ func ReadFile(path string) (*Document, error) {
 		}
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	return Parse(path, data)
+	return ParseFor(path, data, sel)
 }
 
 // ReadFrom parses a desired-state document read from r to its end (name
-// names it in messages).
-func ReadFrom(name string, r io.Reader) (*Document, error) {
+// names it in messages), the view of it that sel picks.
+func ReadFrom(name string, r io.Reader, sel Selector) (*Document, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
@@ -174,7 +178,7 @@ func ReadFrom(name string, r io.Reader) (*Document, error) {
 	if err := sizeProblem(name, int64(len(data))); err != nil {
 		return nil, err
 	}
-	return Parse(name, data)
+	return ParseFor(name, data, sel)
 }
 
 // Apply makes the pinned state equal the document, under the lock: every
@@ -188,7 +192,7 @@ func Apply(root *maps.Root, lock *maps.Lock, file string, doc *Document, opts Op
 	if lock == nil && !opts.DryRun {
 		return Result{}, errors.New("apply: writing needs the lock")
 	}
-	res := Result{File: file, DryRun: opts.DryRun, Changes: []dataplane.Change{}, Summary: map[string]int{}, Warnings: []string{}}
+	res := Result{File: file, DryRun: opts.DryRun, Changes: []dataplane.Change{}, Summary: map[string]int{}, Warnings: []string{}, Fleet: doc.Fleet}
 	defer dataplane.Reuse(root)() // each pinned map opened and checked once
 	var d desired
 	err := netdev.Do(opts.Netns, func() error {

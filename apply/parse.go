@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -122,6 +123,9 @@ type Document struct {
 	Xconnect *XconnectSection
 	Mux      *MuxSection
 	Route    *RouteSection
+	// Fleet says which node's view of a fleet file this is (nil: the file
+	// has no nodes: or defaults:).
+	Fleet *FleetView
 	// problems of form found while parsing; Apply reports them with the
 	// problems of meaning, all at once.
 	problems []Problem
@@ -279,6 +283,13 @@ func excerpt(s string) string {
 // data's bytes (a JSON file is not copied string by string): data must not
 // change afterwards.
 func Parse(name string, data []byte) (*Document, error) {
+	return ParseFor(name, data, Selector{})
+}
+
+// ParseFor is Parse for one node (sel.Node) of a fleet file (defaults:
+// and nodes:, see Selector), with ${VAR} expanded from sel.Lookup. A
+// file without nodes: or defaults: is the same for every node.
+func ParseFor(name string, data []byte, sel Selector) (*Document, error) {
 	p := &parser{}
 	doc := &Document{}
 	top, empty, err := parseTree(data)
@@ -300,6 +311,15 @@ func Parse(name string, data []byte) (*Document, error) {
 	if top.Kind != yaml.MappingNode {
 		p.bad(top.Line, "", "the document must be a mapping of sections (load, attach, encap, l2tp, xconnect, mux, route)")
 		return nil, &InvalidFileError{File: name, Problems: p.problems}
+	}
+	top, doc.Fleet, err = selectNode(p, top, sel)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Contains(data, []byte("${")) {
+		// After the node's view is made: another node's variables need
+		// not be set here.
+		expandVars(p, top, sel)
 	}
 	p.mapping(top, "", map[string]func(*node, string){
 		"load": func(n *node, path string) {

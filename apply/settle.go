@@ -36,7 +36,7 @@ type fileState struct {
 // came under a new inode (renamed into place: complete) and parses. A
 // writer rewriting the file in place changes its size, modification time or
 // bytes between polls, so what it has half written never settles.
-func (f *fileState) next(path string, now time.Time, settle time.Duration, current *content, report func(Event)) (*content, bool) {
+func (f *fileState) next(path string, now time.Time, settle time.Duration, sel Selector, current *content, report func(Event)) (*content, bool) {
 	data, key, err := readStable(path)
 	if err != nil {
 		f.seen = fileKey{}
@@ -65,7 +65,7 @@ func (f *fileState) next(path string, now time.Time, settle time.Duration, curre
 		return nil, false
 	}
 	if f.cand == nil || f.cand.sum != key.sum {
-		f.cand = parseContent(path, data, key.sum)
+		f.cand = parseContent(path, data, key.sum, sel)
 	}
 	if !settled && !f.cand.parses() {
 		return nil, false
@@ -110,8 +110,8 @@ func readStable(path string) ([]byte, fileKey, error) {
 }
 
 // parseContent parses one version of the file.
-func parseContent(path string, data []byte, sum [sha256.Size]byte) *content {
-	doc, err := Parse(path, data)
+func parseContent(path string, data []byte, sum [sha256.Size]byte, sel Selector) *content {
+	doc, err := ParseFor(path, data, sel)
 	c := &content{sum: sum, doc: doc, err: err}
 	if err == nil {
 		c.names = interfaceNames(doc)

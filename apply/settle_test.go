@@ -23,7 +23,7 @@ func TestFileSettles(t *testing.T) {
 	// content came out.
 	next := func(at time.Duration) bool {
 		t.Helper()
-		c, ok := f.next(path, time.Unix(0, 0).Add(at), 500*time.Millisecond, current, noReport)
+		c, ok := f.next(path, time.Unix(0, 0).Add(at), 500*time.Millisecond, Selector{}, current, noReport)
 		if ok {
 			current = c
 		}
@@ -87,7 +87,7 @@ func TestFileSettles(t *testing.T) {
 	}
 	reports := 0
 	for i := 0; i < 3; i++ {
-		if _, ok := f.next(path, time.Unix(4, 0), 500*time.Millisecond, current, func(Event) { reports++ }); ok {
+		if _, ok := f.next(path, time.Unix(4, 0), 500*time.Millisecond, Selector{}, current, func(Event) { reports++ }); ok {
 			t.Fatal("a missing file came out")
 		}
 	}

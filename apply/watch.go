@@ -37,6 +37,8 @@ type WatchOptions struct {
 	Resync time.Duration
 	// MaxPrune is ApplyGuarded's limit, in percent (NoPruneLimit: none).
 	MaxPrune int
+	// Select picks the node's view of a fleet file, and expands ${VAR}.
+	Select Selector
 }
 
 // Event is one outcome that Watch reports.
@@ -126,7 +128,7 @@ type watcher struct {
 
 // poll reads the file and applies new content once it has settled.
 func (w *watcher) poll(now time.Time) {
-	c, ok := w.file.next(w.path, now, w.wopts.Settle, w.settled, w.report)
+	c, ok := w.file.next(w.path, now, w.wopts.Settle, w.wopts.Select, w.settled, w.report)
 	if !ok {
 		return
 	}

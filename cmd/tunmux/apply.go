@@ -26,6 +26,7 @@ func (a *app) applyCommand() *cobra.Command {
 		settle               = durationFlag{d: apply.DefaultSettle, accepted: "a duration such as 500ms or 2s; 0 applies every change at once"}
 		maxPrune             = percentFlag(apply.DefaultMaxPrune)
 		maxSize              = sizeFlag(apply.DefaultMaxFileSize)
+		node                 string
 	)
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
@@ -36,6 +37,12 @@ slots), l2tp (sessions), xconnect (pairs), mux (carrier and members), route
 attach (programs on interfaces); docs/apply.md has the format and a full
 example of each section. xdp-xconnect's own configuration file (links: {eth0:
 tap0, ...}) is taken as is, as the xconnect section (docs/xconnect.md).
+
+A fleet file holds defaults: (every node's sections) and nodes: {NAME:
+sections}, merged over the defaults entry by entry; --node NAME (default
+$NODE_NAME, else the host name) picks the node. A node not listed gets the
+defaults; without defaults it is an error (exit 2). ${VAR} and ${VAR:-DEFAULT}
+in values are read from the environment (${NODE_NAME} is the node).
 
 The whole file is parsed and every value and interface checked before anything
 is written: a bad file changes nothing and exits 2 with every problem listed by
@@ -66,7 +73,8 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
   tunmux apply -f desired.yaml --prune -o json
   tunmux apply -f desired.yaml --prune --max-prune 20%
   tunmux --netns lab apply -f xconnect.yaml --watch --resync 30s
-  tunmux apply -f /etc/xdp-xconnect/config.yaml --watch --prune`,
+  tunmux apply -f /etc/xdp-xconnect/config.yaml --watch --prune
+  NODE_IP=192.168.61.1 tunmux apply -f fleet.yaml --node node1 --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
@@ -85,6 +93,12 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 				limit = apply.NoPruneLimit
 			}
 			apply.MaxFileSize = int64(maxSize)
+			if !cmd.Flags().Changed("node") {
+				node = apply.NodeName()
+			} else if node == "" {
+				return maps.Invalid("--node", node, "is empty", "the name of a node of the file's nodes: (default: $NODE_NAME, else the host name)")
+			}
+			sel := apply.Selector{Node: node}
 			opts := apply.Options{Netns: a.netns, DryRun: dryRun, Prune: prune, Chunk: batch, Version: version, Built: buildTime()}
 			if watch && file == "-" {
 				return maps.Invalid("-f", file, "cannot be watched", "the path of a file with --watch (standard input is read once)")
@@ -94,7 +108,7 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 			var doc *apply.Document
 			if !watch {
 				var err error
-				if doc, err = apply.ReadFile(file); err != nil {
+				if doc, err = apply.ReadFile(file, sel); err != nil {
 					return err
 				}
 			}
@@ -115,7 +129,7 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 			if watch {
 				ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 				defer stop()
-				wopts := apply.WatchOptions{LockTimeout: a.lockTimeout, Settle: settle.d, Resync: resync.d, MaxPrune: limit}
+				wopts := apply.WatchOptions{LockTimeout: a.lockTimeout, Settle: settle.d, Resync: resync.d, MaxPrune: limit, Select: sel}
 				return apply.Watch(ctx, root, file, opts, wopts, a.reportApply)
 			}
 			var lock *maps.Lock
@@ -137,6 +151,7 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 	cmd.Flags().Var(&maxSize, "max-file-size", "the largest file read (K, M, G suffixes); a larger one is refused before it is read")
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the desired-state file (YAML or JSON), or - for standard input")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the changes, write nothing")
+	cmd.Flags().StringVar(&node, "node", "", "in a fleet file (defaults: and nodes:), the node whose view to apply (default: $NODE_NAME, else the host name)")
 	cmd.Flags().BoolVar(&prune, "prune", false, "remove the entries of the file's sections that the file does not have")
 	cmd.Flags().Var(&maxPrune, "max-prune", "refuse a --prune that removes more than this share of a kind's pinned entries (10 or more of them)")
 	cmd.Flags().BoolVar(&allowMassPrune, "allow-mass-prune", false, "let --prune remove any share of the pinned entries")
@@ -255,11 +270,15 @@ func (v applyView) Text() string {
 // text is the report of an apply that verb says what it did.
 func (v applyView) text(verb string) string {
 	var b strings.Builder
+	file := v.File
+	if v.Fleet != nil {
+		file += ", " + v.Fleet.String()
+	}
 	if len(v.Changes) == 0 {
-		fmt.Fprintf(&b, "%s: no changes\n", v.File)
+		fmt.Fprintf(&b, "%s: no changes\n", file)
 		return b.String()
 	}
-	fmt.Fprintf(&b, "%s %s: %d to add, %d to change, %d to remove", verb, v.File, v.Summary["add"], v.Summary["change"], v.Summary["remove"])
+	fmt.Fprintf(&b, "%s %s: %d to add, %d to change, %d to remove", verb, file, v.Summary["add"], v.Summary["change"], v.Summary["remove"])
 	if n := v.Summary["load"]; n > 0 {
 		fmt.Fprintf(&b, ", %d dataplane(s) to load", n)
 	}

@@ -55,7 +55,10 @@ func (r Result) String() string {
 // Tunmux runs the binary at bin with args, as a separate process. Tests
 // always name their own bpffs root: without --bpffs it panics, so that no
 // test touches the machine's default root.
-func Tunmux(bin string, args ...string) Result {
+func Tunmux(bin string, args ...string) Result { return TunmuxEnv(bin, nil, args...) }
+
+// TunmuxEnv is Tunmux with variables (NAME=VALUE) added to its environment.
+func TunmuxEnv(bin string, env []string, args ...string) Result {
 	hasRoot := false
 	for _, a := range args {
 		hasRoot = hasRoot || a == "--bpffs" || strings.HasPrefix(a, "--bpffs=")
@@ -64,6 +67,9 @@ func Tunmux(bin string, args ...string) Result {
 		panic("testnet.Tunmux without --bpffs: tests must use a root of their own")
 	}
 	cmd := exec.Command(bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
