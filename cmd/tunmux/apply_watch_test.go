@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -379,5 +380,62 @@ func TestApplyMassPruneGuard(t *testing.T) {
 	c.ok("apply", "-f", writeFile(t, "one.yaml", tunnelsYAML(1, 0)), "--prune", "--max-prune", "0")
 	if got := count(); got != 1 {
 		t.Errorf("a prune of 4 of 5 left %d tunnels, want 1", got)
+	}
+}
+
+// kubelet updates a mounted ConfigMap by swapping the ..data symlink to a
+// new folder: --watch applies each version, reports a bad one and keeps
+// the last good state, and applies the next good one.
+func TestApplyWatchFollowsConfigMapSwaps(t *testing.T) {
+	c := newApplyCLI(t)
+	cm := testnet.NewConfigMap(t, map[string]string{"state.yaml": "xconnect:\n  pairs:\n    - [p0, q0]\n", "other": "x"})
+	w := c.startWatch(cm.Path("state.yaml"), "--prune", "--resync", "0")
+	w.waitLine("the first apply", applied)
+	ends := func() string {
+		var out []string
+		for _, p := range c.pairsOf() {
+			out = append(out, p.A.Name+"-"+p.B.Name)
+		}
+		sort.Strings(out)
+		return strings.Join(out, " ")
+	}
+
+	cm.Update(map[string]string{"state.yaml": "xconnect:\n  pairs:\n    - [p1, q1]\n", "other": "x"})
+	l := w.waitLine("the second version applied", applied)
+	if l.Result.Summary["add"] != 1 || l.Result.Summary["remove"] != 1 {
+		t.Errorf("the swap's apply: %+v", l.Result)
+	}
+	if got := ends(); got != "p1-q1" && got != "q1-p1" {
+		t.Errorf("pairs after the swap: %s", got)
+	}
+
+	// A version that names no such interface, then one that is not YAML:
+	// each reported, the pair kept.
+	for _, bad := range []string{"xconnect:\n  pairs:\n    - [p1, nosuch0]\n", "xconnect: [p1\n"} {
+		cm.Update(map[string]string{"state.yaml": bad, "other": "x"})
+		l = w.waitLine("the bad version reported", func(l watchLine) bool { return l.Error != "" })
+		if !l.KeptLastGood || !strings.Contains(l.Error, "state.yaml") {
+			t.Errorf("the bad version's report: %+v", l)
+		}
+		if got := ends(); got != "p1-q1" && got != "q1-p1" {
+			t.Errorf("pairs after a bad version: %s", got)
+		}
+	}
+	// Another key of the ConfigMap changing swaps the folder again with
+	// this file's bytes unchanged: nothing to report.
+	cm.Update(map[string]string{"state.yaml": "xconnect:\n  pairs:\n    - [p0, q0]\n    - [p1, q1]\n", "other": "y"})
+	l = w.waitLine("the good version after the bad ones", applied)
+	if l.Result.Summary["add"] != 1 || l.Result.Summary["remove"] != 0 {
+		t.Errorf("the good version's apply: %+v", l.Result)
+	}
+	n := len(w.all())
+	cm.Update(map[string]string{"state.yaml": "xconnect:\n  pairs:\n    - [p0, q0]\n    - [p1, q1]\n", "other": "z"})
+	cm.Update(map[string]string{"state.yaml": "xconnect:\n  pairs:\n    - [p0, q0]\n", "other": "z"})
+	l = w.waitLine("the last version applied", applied)
+	if l.Result.Summary["remove"] != 1 {
+		t.Errorf("the last version's apply: %+v", l.Result)
+	}
+	if all := w.all(); len(all) != n+1 {
+		t.Errorf("a swap that left the file's bytes alone was reported: %+v", all[n:])
 	}
 }
