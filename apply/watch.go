@@ -39,6 +39,9 @@ type WatchOptions struct {
 	MaxPrune int
 	// Select picks the node's view of a fleet file, and expands ${VAR}.
 	Select Selector
+	// Status, when set, is kept up to date with the loop's turns and the
+	// outcomes reported (for /healthz, /readyz and metrics).
+	Status *WatchStatus
 }
 
 // Event is one outcome that Watch reports.
@@ -61,6 +64,14 @@ type Event struct {
 // not reported, and its errors are reported once until they change. A dry
 // run reports file changes only. The lock is taken for each apply only.
 func Watch(ctx context.Context, root *maps.Root, path string, opts Options, wopts WatchOptions, report func(Event)) error {
+	if st := wopts.Status; st != nil {
+		st.start(time.Now(), wopts.LockTimeout)
+		inner := report
+		report = func(ev Event) {
+			st.record(ev, time.Now())
+			inner(ev)
+		}
+	}
 	w := &watcher{root: root, path: path, opts: opts, wopts: wopts, report: report}
 	poll := time.NewTicker(PollInterval)
 	defer poll.Stop()
@@ -82,6 +93,9 @@ func Watch(ctx context.Context, root *maps.Root, path string, opts Options, wopt
 		case <-ctx.Done():
 			return nil
 		case now := <-poll.C:
+			if wopts.Status != nil {
+				wopts.Status.turn(now)
+			}
 			w.poll(now)
 		case <-resync:
 			w.reconcile()

@@ -17,6 +17,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tunmux/tunmux/dataplane"
 	"github.com/tunmux/tunmux/doctor"
@@ -31,6 +32,21 @@ type Options struct {
 	Entries bool
 	// Doctor adds doctor's checks (without the kernel drop sample).
 	Doctor bool
+	// Agent, when set, reports the apply --watch serving the metrics: its
+	// series (tunmux_agent_*) are written with the pins'.
+	Agent func() AgentStatus
+}
+
+// AgentStatus is what a running apply --watch has done.
+type AgentStatus struct {
+	Ready bool // it has applied a file (or found it in place) since it started
+	// FileApplied: the file's latest version is what runs; false while a
+	// bad version keeps the last good state running.
+	FileApplied bool
+	LastSuccess time.Time // the last apply or reconcile that succeeded
+	// Runs counts the outcomes: applied (a version of the file, changes or
+	// not), repaired (a reconcile that wrote), failed.
+	Applied, Repaired, Failed uint64
 }
 
 // family is one metric: its name, help, type and samples.
@@ -67,6 +83,10 @@ var families = []family{
 	{name: "route_nexthops", help: "Nexthops of each overlay route.", typ: "gauge", labels: []string{"prefix"}},
 	{name: "route_peer_up", help: "1 for an underlay peer marked up, 0 for down.", typ: "gauge", labels: []string{"peer"}},
 	{name: "doctor_check_ok", help: "1 for a doctor check that passed, 0 for one that failed.", typ: "gauge", labels: []string{"check", "subject"}},
+	{name: "agent_ready", help: "1 once apply --watch has applied its file since it started (its readiness, /readyz).", typ: "gauge"},
+	{name: "agent_file_applied", help: "1 when the file's latest version runs, 0 while a bad version keeps the last good state running.", typ: "gauge"},
+	{name: "agent_last_success_timestamp_seconds", help: "When an apply or reconcile of apply --watch last succeeded (Unix time; 0: never).", typ: "gauge"},
+	{name: "agent_runs_total", help: "Outcomes of apply --watch: applied (a version of the file), repaired (drift written back), failed.", typ: "counter", labels: []string{"result"}},
 	{name: "scrape_errors", help: "Errors met reading the pins for these metrics.", typ: "gauge"},
 }
 
@@ -176,6 +196,19 @@ func Write(w io.Writer, o Options) error {
 		for _, r := range doctor.Run(doctor.Options{Root: o.Root}).Results {
 			s.bool("doctor_check_ok", r.Status == doctor.OK, r.Check, r.Subject)
 		}
+	}
+	if o.Agent != nil {
+		a := o.Agent()
+		s.bool("agent_ready", a.Ready)
+		s.bool("agent_file_applied", a.FileApplied)
+		ts := "0"
+		if !a.LastSuccess.IsZero() {
+			ts = strconv.FormatFloat(float64(a.LastSuccess.UnixMilli())/1000, 'f', 3, 64)
+		}
+		s.add("agent_last_success_timestamp_seconds", ts)
+		s.uint("agent_runs_total", a.Applied, "applied")
+		s.uint("agent_runs_total", a.Repaired, "repaired")
+		s.uint("agent_runs_total", a.Failed, "failed")
 	}
 	s.uint("scrape_errors", uint64(errs))
 	return s.write(w)

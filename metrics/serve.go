@@ -14,13 +14,17 @@ import (
 // ContentType is the media type of the text exposition format.
 const ContentType = "text/plain; version=0.0.4; charset=utf-8"
 
-// Server answers GET and HEAD for /metrics and /healthz over HTTP/1.1, one
-// request per connection: what a Prometheus scrape and a Kubernetes probe
-// need, without net/http (see the package comment).
+// Server answers GET and HEAD for /metrics, /healthz and /readyz over
+// HTTP/1.1, one request per connection: what a Prometheus scrape and a
+// Kubernetes probe need, without net/http (see the package comment).
 type Server struct {
 	Options Options
-	mu      sync.Mutex // one scrape at a time: each reads every pin
-	wg      sync.WaitGroup
+	// Live and Ready, when set, answer /healthz and /readyz beside the
+	// root's check: nil is 200, an error 503 with its text. Unset, both
+	// paths answer whether the bpffs root can be read.
+	Live, Ready func() error
+	mu          sync.Mutex // one scrape at a time: each reads every pin
+	wg          sync.WaitGroup
 }
 
 // Serve accepts connections on ln until it is closed; it then waits for
@@ -87,15 +91,30 @@ func (s *Server) handle(c net.Conn) {
 			return
 		}
 		reply(c, "200 OK", ContentType, b.Bytes(), body)
-	case "/healthz":
-		if _, err := s.Options.Root.Dataplanes(); err != nil {
+	case "/healthz", "/readyz":
+		check := s.Live
+		if path == "/readyz" {
+			check = s.Ready
+		}
+		if err := s.health(check); err != nil {
 			reply(c, "503 Service Unavailable", "text/plain", []byte(err.Error()+"\n"), body)
 			return
 		}
 		reply(c, "200 OK", "text/plain", []byte("ok\n"), body)
 	default:
-		reply(c, "404 Not Found", "text/plain", []byte("/metrics or /healthz\n"), body)
+		reply(c, "404 Not Found", "text/plain", []byte("/metrics, /healthz or /readyz\n"), body)
 	}
+}
+
+// health is the root's check, then check's if there is one.
+func (s *Server) health(check func() error) error {
+	if _, err := s.Options.Root.Dataplanes(); err != nil {
+		return err
+	}
+	if check != nil {
+		return check()
+	}
+	return nil
 }
 
 func reply(c net.Conn, status, contentType string, payload []byte, body bool) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tunmux/tunmux/apply"
 	"github.com/tunmux/tunmux/maps"
+	"github.com/tunmux/tunmux/metrics"
 )
 
 func (a *app) applyCommand() *cobra.Command {
@@ -27,6 +28,8 @@ func (a *app) applyCommand() *cobra.Command {
 		maxPrune             = percentFlag(apply.DefaultMaxPrune)
 		maxSize              = sizeFlag(apply.DefaultMaxFileSize)
 		node                 string
+		metricsAddr          string
+		metricsOpts          metrics.Options
 	)
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
@@ -68,11 +71,19 @@ or a refused prune, is reported and the last good state keeps running. It also
 reconciles again every --resync and soon after a link event in the namespace of
 one of the file's interfaces: what it finds to write (an entry deleted by hand,
 a slot the kernel dropped, a recreated interface) it writes and reports as
-"repaired" (JSON: "repaired": true); a reconcile that finds nothing says nothing.`,
+"repaired" (JSON: "repaired": true); a reconcile that finds nothing says nothing.
+A kubelet's ConfigMap update (a swap of the mount's ..data symlink) is a new
+version of the file like any other.
+
+--metrics-addr serves, while it watches, /metrics (the series of 'tunmux
+metrics', and tunmux_agent_* for the agent), /healthz (200 while the watch loop
+turns: a liveness probe) and /readyz (200 once the file has applied since the
+agent started: a readiness probe).`,
 		Example: `  tunmux apply -f desired.yaml --dry-run
   tunmux apply -f desired.yaml --prune -o json
   tunmux apply -f desired.yaml --prune --max-prune 20%
   tunmux --netns lab apply -f xconnect.yaml --watch --resync 30s
+  tunmux apply -f /etc/tunmux/fleet.yaml --watch --metrics-addr :9478
   tunmux apply -f /etc/xdp-xconnect/config.yaml --watch --prune
   NODE_IP=192.168.61.1 tunmux apply -f fleet.yaml --node node1 --dry-run`,
 		Args: cobra.NoArgs,
@@ -83,7 +94,7 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 			if batch < 0 {
 				return maps.Invalid("--batch", fmt.Sprint(batch), "is negative", "entries per batch map operation, 1 or more (0: 4096)")
 			}
-			for _, name := range []string{"resync", "settle"} {
+			for _, name := range []string{"resync", "settle", "metrics-addr", "metrics-entries", "metrics-doctor"} {
 				if cmd.Flags().Changed(name) && !watch {
 					return maps.Invalid("--"+name, cmd.Flags().Lookup(name).Value.String(), "needs --watch", "--"+name+" with --watch")
 				}
@@ -102,6 +113,11 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 			opts := apply.Options{Netns: a.netns, DryRun: dryRun, Prune: prune, Chunk: batch, Version: version, Built: buildTime()}
 			if watch && file == "-" {
 				return maps.Invalid("-f", file, "cannot be watched", "the path of a file with --watch (standard input is read once)")
+			}
+			if metricsAddr != "" {
+				if err := checkMetricsAddr(metricsAddr); err != nil {
+					return err
+				}
 			}
 			// The file is read before the root is made: a file that does
 			// not parse creates nothing.
@@ -129,7 +145,18 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 			if watch {
 				ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 				defer stop()
-				wopts := apply.WatchOptions{LockTimeout: a.lockTimeout, Settle: settle.d, Resync: resync.d, MaxPrune: limit, Select: sel}
+				wopts := apply.WatchOptions{LockTimeout: a.lockTimeout, Settle: settle.d, Resync: resync.d, MaxPrune: limit, Select: sel,
+					Status: &apply.WatchStatus{}}
+				if metricsAddr != "" {
+					metricsOpts.Root, metricsOpts.Agent = root, wopts.Status.Snapshot
+					srv, err := a.startMetrics(metricsAddr, &metrics.Server{Options: metricsOpts,
+						Live:  func() error { return wopts.Status.Live(time.Now()) },
+						Ready: wopts.Status.Ready})
+					if err != nil {
+						return err
+					}
+					defer srv.close()
+				}
 				return apply.Watch(ctx, root, file, opts, wopts, a.reportApply)
 			}
 			var lock *maps.Lock
@@ -159,6 +186,9 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 	cmd.Flags().Var(&settle, "settle", "with --watch: apply new content once it has stayed the same this long (0: at once)")
 	cmd.Flags().Var(&resync, "resync", "with --watch: reconcile again this often, repairing drift (0: only on file changes and link events)")
 	cmd.Flags().IntVar(&batch, "batch", 0, "entries per batch map operation (default 4096)")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "with --watch: serve /metrics, /healthz (the loop turns) and /readyz (the file applied) on HOST:PORT or :PORT")
+	cmd.Flags().BoolVar(&metricsOpts.Entries, "metrics-entries", true, "with --metrics-addr: include the per-entry series")
+	cmd.Flags().BoolVar(&metricsOpts.Doctor, "metrics-doctor", true, "with --metrics-addr: include doctor's checks")
 	return cmd
 }
 

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"sort"
@@ -437,5 +439,94 @@ func TestApplyWatchFollowsConfigMapSwaps(t *testing.T) {
 	}
 	if all := w.all(); len(all) != n+1 {
 		t.Errorf("a swap that left the file's bytes alone was reported: %+v", all[n:])
+	}
+}
+
+// addr waits for the address apply --watch --metrics-addr serves on.
+func (w *watchProc) addr() string {
+	w.t.Helper()
+	var addr string
+	testnet.WaitFor(w.t, 30*time.Second, "the serving line", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, line := range strings.Split(w.stderr.String(), "\n") {
+			if strings.Contains(line, "tunmux: serving /metrics") {
+				f := strings.Fields(line)
+				addr = f[len(f)-1]
+				return true
+			}
+		}
+		return false
+	})
+	return addr
+}
+
+// httpGet returns the status and body of a GET.
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// The agent's probes: /healthz while its loop turns, /readyz once its file
+// has applied (and still while a later bad version keeps the last good
+// state); its tunmux_agent_* series say the same.
+func TestApplyWatchServesHealth(t *testing.T) {
+	c := newApplyCLI(t)
+	bad := "xconnect:\n  pairs:\n    - [p0, nosuch0]\n"
+	file := writeFile(t, "xc.yaml", bad)
+	c.expect(2, []string{"apply", "-f", file, "--metrics-addr", ":9478"}, "--metrics-addr", "needs --watch")
+	c.expect(2, []string{"apply", "-f", file, "--watch", "--metrics-addr", "9478"}, "--metrics-addr", "HOST:PORT")
+	w := c.startWatch(file, "--metrics-addr", "127.0.0.1:0")
+	base := "http://" + w.addr()
+	w.waitLine("the bad file reported", func(l watchLine) bool { return l.Error != "" })
+	metric := func(series string) string {
+		t.Helper()
+		_, body := httpGet(t, base+"/metrics")
+		for _, line := range strings.Split(body, "\n") {
+			if v, ok := strings.CutPrefix(line, series+" "); ok {
+				return v
+			}
+		}
+		t.Fatalf("no series %s in:\n%s", series, body)
+		return ""
+	}
+	if code, _ := httpGet(t, base+"/healthz"); code != 200 {
+		t.Errorf("/healthz with a bad file: %d", code)
+	}
+	if code, body := httpGet(t, base+"/readyz"); code != 503 || !strings.Contains(body, "nosuch0") {
+		t.Errorf("/readyz before any apply: %d %q", code, body)
+	}
+	if metric("tunmux_agent_ready") != "0" || metric(`tunmux_agent_runs_total{result="failed"}`) == "0" {
+		t.Errorf("agent series before any apply")
+	}
+
+	if err := os.WriteFile(file, []byte("xconnect:\n  pairs:\n    - [p0, q0]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.waitLine("the good file applied", applied)
+	if code, body := httpGet(t, base+"/readyz"); code != 200 || body != "ok\n" {
+		t.Errorf("/readyz after the apply: %d %q", code, body)
+	}
+	if metric("tunmux_agent_ready") != "1" || metric("tunmux_agent_file_applied") != "1" || metric(`tunmux_agent_runs_total{result="applied"}`) != "1" ||
+		metric("tunmux_agent_last_success_timestamp_seconds") == "0" {
+		t.Errorf("agent series after the apply")
+	}
+	metric(`tunmux_link_attached{dataplane="xconnect",program="xconnect",netns="` + c.ns.Name + `",interface="p0",hook="xdp",state="attached"}`)
+
+	if err := os.WriteFile(file, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.waitLine("the bad version reported", func(l watchLine) bool { return l.Error != "" })
+	if code, _ := httpGet(t, base+"/readyz"); code != 200 {
+		t.Errorf("/readyz while the last good state runs: %d", code)
+	}
+	if metric("tunmux_agent_file_applied") != "0" {
+		t.Errorf("tunmux_agent_file_applied with a bad version: %s", metric("tunmux_agent_file_applied"))
 	}
 }

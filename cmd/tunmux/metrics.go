@@ -46,43 +46,74 @@ func (a *app) serveCommand() *cobra.Command {
 	var o metrics.Options
 	cmd := &cobra.Command{
 		Use:   "serve --metrics-addr ADDR",
-		Short: "Serve /metrics (Prometheus) and /healthz over HTTP until stopped",
+		Short: "Serve /metrics (Prometheus), /healthz and /readyz over HTTP until stopped",
 		Long: `Serve tunmux's metrics over HTTP: /metrics in the Prometheus text format (the
-series 'tunmux metrics' prints, read from the pins at each scrape) and /healthz,
-which answers 200 "ok" while the bpffs root can be read and 503 with the reason
-when it cannot. serve keeps no state: the dataplanes run from their pins
-whether it runs or not. SIGINT or SIGTERM stops it.`,
+series 'tunmux metrics' prints, read from the pins at each scrape), and /healthz
+and /readyz, which answer 200 "ok" while the bpffs root can be read and 503 with
+the reason when it cannot. serve keeps no state: the dataplanes run from their
+pins whether it runs or not. SIGINT or SIGTERM stops it.
+
+'tunmux apply --watch --metrics-addr ADDR' serves the same paths from the agent
+itself, its /healthz and /readyz saying whether the agent's loop turns and
+whether it has applied its file (docs/kubernetes.md).`,
 		Example: "  tunmux serve --metrics-addr :9478\n  tunmux serve --metrics-addr 127.0.0.1:9478 --entries=false",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if addr == "" {
-				return maps.Invalid("--metrics-addr", "", "is required", "HOST:PORT or :PORT to listen on, like :9478")
-			}
-			if _, _, err := net.SplitHostPort(addr); err != nil {
-				return maps.Invalid("--metrics-addr", addr, "is not HOST:PORT", "HOST:PORT or :PORT, like :9478")
-			}
 			o.Root = a.root()
-			ln, err := net.Listen("tcp", addr)
+			srv, err := a.startMetrics(addr, &metrics.Server{Options: o})
 			if err != nil {
-				return fmt.Errorf("--metrics-addr %s: %w", addr, err)
+				return err
 			}
 			stop := stopSignals()
 			defer signal.Stop(stop)
-			fmt.Fprintf(a.errw, "tunmux: serving /metrics and /healthz on %s\n", ln.Addr())
-			srv := &metrics.Server{Options: o}
-			done := make(chan error, 1)
-			go func() { done <- srv.Serve(ln) }()
 			select {
-			case err := <-done:
+			case err := <-srv.done:
 				return err
 			case <-stop:
-				ln.Close()
-				return <-done
+				return srv.close()
 			}
 		},
 	}
-	cmd.Flags().StringVar(&addr, "metrics-addr", "", "address to listen on for /metrics and /healthz, HOST:PORT or :PORT")
+	cmd.Flags().StringVar(&addr, "metrics-addr", "", "address to listen on for /metrics, /healthz and /readyz, HOST:PORT or :PORT")
 	cmd.Flags().BoolVar(&o.Entries, "entries", true, "include the per-entry series")
 	cmd.Flags().BoolVar(&o.Doctor, "doctor", true, "include doctor's checks")
 	return cmd
+}
+
+// checkMetricsAddr refuses an address serve cannot listen on by its form.
+func checkMetricsAddr(addr string) error {
+	if addr == "" {
+		return maps.Invalid("--metrics-addr", "", "is required", "HOST:PORT or :PORT to listen on, like :9478")
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return maps.Invalid("--metrics-addr", addr, "is not HOST:PORT", "HOST:PORT or :PORT, like :9478")
+	}
+	return nil
+}
+
+// metricsServer is a metrics.Server running on its listener.
+type metricsServer struct {
+	ln   net.Listener
+	done chan error
+}
+
+// close stops listening and waits for the requests being answered.
+func (m *metricsServer) close() error {
+	m.ln.Close()
+	return <-m.done
+}
+
+// startMetrics listens on addr and serves srv until close.
+func (a *app) startMetrics(addr string, srv *metrics.Server) (*metricsServer, error) {
+	if err := checkMetricsAddr(addr); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
+	}
+	fmt.Fprintf(a.errw, "tunmux: serving /metrics, /healthz and /readyz on %s\n", ln.Addr())
+	m := &metricsServer{ln: ln, done: make(chan error, 1)}
+	go func() { m.done <- srv.Serve(ln) }()
+	return m, nil
 }
