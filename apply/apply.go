@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -23,6 +24,12 @@ type Options struct {
 	Chunk   int       // entries per batch map operation (0: 4096)
 	Version string    // recorded when apply loads a dataplane
 	Built   time.Time // this build's commit time: a load refuses to downgrade programs
+	// Upgrade loads the file's dataplanes that are loaded already too, so
+	// that programs of another build are replaced by this build's in place
+	// (their links updated, maps and entries kept), as a new agent does
+	// when it starts. Programs of a newer build are left, with a warning,
+	// unless AllowDowngrade. A dry run does not upgrade.
+	Upgrade, AllowDowngrade bool
 	// Mode says how the document's entries meet the pinned ones: Sync for
 	// a file; a command's write is a one-entry document in another mode.
 	Mode Mode
@@ -294,6 +301,11 @@ func loadNeeded(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts
 				res.Warnings = append(res.Warnings, fmt.Sprintf("%s is loaded with capacity %d and the file asks for %d: the capacity changes only when it is loaded anew ('tunmux unload %s' deletes its entries)",
 					n.dp.Name, capacity, asked, n.dp.Name))
 			}
+			if opts.Upgrade && !opts.DryRun {
+				if err := upgrade(lock, n.dp, opts, res); err != nil {
+					return loaded, err
+				}
+			}
 			loaded[n.dp.Name] = true
 		case errors.Is(err, maps.ErrNotLoaded) && opts.Mode == Sync:
 			capacity := max(uint32(n.entries), n.dp.DefaultMaxEntries)
@@ -316,6 +328,34 @@ func loadNeeded(root *maps.Root, lock *maps.Lock, doc *Document, d desired, opts
 		}
 	}
 	return loaded, nil
+}
+
+// upgrade loads a loaded dataplane again: programs of another build are
+// replaced by this build's, their links moved over, its maps kept. What it
+// replaced is a change ("upgrade"); a refused downgrade is a warning.
+func upgrade(lock *maps.Lock, dp *dataplane.Dataplane, opts Options, res *Result) error {
+	lr, err := dataplane.Load(lock, dp, dataplane.LoadOptions{Version: opts.Version, Built: opts.Built, AllowDowngrade: opts.AllowDowngrade})
+	if errors.Is(err, maps.ErrDowngrade) {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%v; its programs are left as they are", err))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("upgrade %s: %w", dp.Name, err)
+	}
+	if len(lr.Upgraded) > 0 || len(lr.Repaired) > 0 || lr.MigratedFrom != 0 {
+		detail := fmt.Sprintf("programs %s replaced in place", strings.Join(lr.Upgraded, ", "))
+		if p := lr.Provenance; p != nil && p.Replaced != "" {
+			detail += fmt.Sprintf(" (tunmux %s's)", p.Replaced)
+		}
+		if len(lr.Upgraded) == 0 {
+			detail = fmt.Sprintf("%d pin(s) mended", len(lr.Repaired))
+		}
+		if lr.MigratedFrom != 0 {
+			detail += fmt.Sprintf(", migrated from schema %d", lr.MigratedFrom)
+		}
+		res.Changes = append(res.Changes, dataplane.Change{Action: "upgrade", Kind: "dataplane", Key: dp.Name, Detail: detail})
+	}
+	return nil
 }
 
 // step is one section's part of an apply: plan computes its changes (and

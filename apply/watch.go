@@ -138,6 +138,9 @@ type watcher struct {
 	// reconciles repair when settled is bad. Either may be nil.
 	settled, good *content
 	linkNames     linkFilter
+	// upgraded: an apply of this process has upgraded the file's
+	// dataplanes to this build's programs (Options.Upgrade).
+	upgraded bool
 }
 
 // poll reads the file and applies new content once it has settled.
@@ -217,7 +220,15 @@ func (w *watcher) apply(c *content) (Result, error) {
 		}
 		defer lock.Release()
 	}
-	return ApplyGuarded(w.root, lock, w.path, c.doc, w.opts, w.wopts.MaxPrune)
+	opts := w.opts
+	// The first apply that gets this far upgrades the file's dataplanes to
+	// this build's programs: an agent that starts adopts the pinned state.
+	opts.Upgrade = !w.upgraded
+	res, err := ApplyGuarded(w.root, lock, w.path, c.doc, opts, w.wopts.MaxPrune)
+	if err == nil {
+		w.upgraded = true
+	}
+	return res, err
 }
 
 // IsBadFile reports whether err says the file itself is wrong.

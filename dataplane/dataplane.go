@@ -3,10 +3,12 @@ package dataplane
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 
 	"github.com/tunmux/tunmux/maps"
 	"github.com/tunmux/tunmux/progs/encap"
@@ -107,10 +109,38 @@ func (d *Dataplane) sizeMaps(specs map[string]*ebpf.MapSpec, n uint32) {
 	}
 }
 
+// codeVariant, when a build sets it (-ldflags "-X
+// github.com/tunmux/tunmux/dataplane.codeVariant=N"), makes every program
+// other code that does the same: it starts with r0 = N, which the program
+// overwrites before it reads r0. Tests build such a binary to stand for a
+// newer build whose programs changed (an upgrade in place).
+var codeVariant string
+
+// withVariant prepends r0 = N to every program of spec, moving the first
+// instruction's metadata (its symbol, BTF function and line) to it.
+func withVariant(spec *ebpf.CollectionSpec, variant string) error {
+	n, err := strconv.ParseInt(variant, 10, 32)
+	if err != nil {
+		return fmt.Errorf("code variant %q: %w", variant, err)
+	}
+	for _, p := range spec.Programs {
+		if len(p.Instructions) == 0 {
+			continue
+		}
+		first := p.Instructions[0]
+		mark := asm.Mov.Imm(asm.R0, int32(n)).WithMetadata(first.Metadata)
+		p.Instructions = append(asm.Instructions{mark, first.WithMetadata(asm.Metadata{})}, p.Instructions[1:]...)
+	}
+	return nil
+}
+
 // Spec returns a fresh copy of the dataplane's collection spec.
 func (d *Dataplane) Spec() (*ebpf.CollectionSpec, error) {
 	d.parse.Do(func() {
 		d.parsed, d.parseErr = d.loadSpec()
+		if d.parseErr == nil && codeVariant != "" {
+			d.parseErr = withVariant(d.parsed, codeVariant)
+		}
 	})
 	if d.parseErr != nil {
 		return nil, fmt.Errorf("%s: read embedded BPF object: %w", d.Name, d.parseErr)

@@ -28,6 +28,7 @@ func (a *app) applyCommand() *cobra.Command {
 		maxPrune             = percentFlag(apply.DefaultMaxPrune)
 		maxSize              = sizeFlag(apply.DefaultMaxFileSize)
 		node                 string
+		allowDowngrade       bool
 		metricsAddr          string
 		metricsOpts          metrics.Options
 	)
@@ -75,6 +76,12 @@ a slot the kernel dropped, a recreated interface) it writes and reports as
 A kubelet's ConfigMap update (a swap of the mount's ..data symlink) is a new
 version of the file like any other.
 
+When --watch starts, its first apply also loads the file's dataplanes that
+are loaded already: programs of another build are replaced by this build's in
+place (links updated, maps and entries kept), reported as "upgrade". Programs
+of a newer tunmux are left as they are, with a warning, unless
+--allow-downgrade. Unchanged entries are not written again.
+
 --metrics-addr serves, while it watches, /metrics (the series of 'tunmux
 metrics', and tunmux_agent_* for the agent), /healthz (200 while the watch loop
 turns: a liveness probe) and /readyz (200 once the file has applied since the
@@ -94,7 +101,7 @@ agent started: a readiness probe).`,
 			if batch < 0 {
 				return maps.Invalid("--batch", fmt.Sprint(batch), "is negative", "entries per batch map operation, 1 or more (0: 4096)")
 			}
-			for _, name := range []string{"resync", "settle", "metrics-addr", "metrics-entries", "metrics-doctor"} {
+			for _, name := range []string{"resync", "settle", "metrics-addr", "metrics-entries", "metrics-doctor", "allow-downgrade"} {
 				if cmd.Flags().Changed(name) && !watch {
 					return maps.Invalid("--"+name, cmd.Flags().Lookup(name).Value.String(), "needs --watch", "--"+name+" with --watch")
 				}
@@ -110,7 +117,7 @@ agent started: a readiness probe).`,
 				return maps.Invalid("--node", node, "is empty", "the name of a node of the file's nodes: (default: $NODE_NAME, else the host name)")
 			}
 			sel := apply.Selector{Node: node}
-			opts := apply.Options{Netns: a.netns, DryRun: dryRun, Prune: prune, Chunk: batch, Version: version, Built: buildTime()}
+			opts := apply.Options{Netns: a.netns, DryRun: dryRun, Prune: prune, Chunk: batch, Version: version, Built: buildTime(), AllowDowngrade: allowDowngrade}
 			if watch && file == "-" {
 				return maps.Invalid("-f", file, "cannot be watched", "the path of a file with --watch (standard input is read once)")
 			}
@@ -178,6 +185,7 @@ agent started: a readiness probe).`,
 	cmd.Flags().Var(&maxSize, "max-file-size", "the largest file read (K, M, G suffixes); a larger one is refused before it is read")
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the desired-state file (YAML or JSON), or - for standard input")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the changes, write nothing")
+	cmd.Flags().BoolVar(&allowDowngrade, "allow-downgrade", false, "with --watch: let the agent replace programs of a newer tunmux with its own when it starts")
 	cmd.Flags().StringVar(&node, "node", "", "in a fleet file (defaults: and nodes:), the node whose view to apply (default: $NODE_NAME, else the host name)")
 	cmd.Flags().BoolVar(&prune, "prune", false, "remove the entries of the file's sections that the file does not have")
 	cmd.Flags().Var(&maxPrune, "max-prune", "refuse a --prune that removes more than this share of a kind's pinned entries (10 or more of them)")
@@ -311,6 +319,9 @@ func (v applyView) text(verb string) string {
 	fmt.Fprintf(&b, "%s %s: %d to add, %d to change, %d to remove", verb, file, v.Summary["add"], v.Summary["change"], v.Summary["remove"])
 	if n := v.Summary["load"]; n > 0 {
 		fmt.Fprintf(&b, ", %d dataplane(s) to load", n)
+	}
+	if n := v.Summary["upgrade"]; n > 0 {
+		fmt.Fprintf(&b, ", %d dataplane(s) upgraded", n)
 	}
 	b.WriteString("\n")
 	rows := make([][]string, 0, len(v.Changes))

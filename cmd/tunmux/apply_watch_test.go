@@ -9,12 +9,15 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/tunmux/tunmux/apply"
 	"github.com/tunmux/tunmux/dataplane"
@@ -62,8 +65,14 @@ func (w *watchProc) Write(p []byte) (int, error) {
 
 func (c *cli) startWatch(file string, flags ...string) *watchProc {
 	c.t.Helper()
+	return c.startWatchOf(bin, file, flags...)
+}
+
+// startWatchOf is startWatch with another tunmux binary.
+func (c *cli) startWatchOf(binary, file string, flags ...string) *watchProc {
+	c.t.Helper()
 	w := &watchProc{t: c.t, exited: make(chan struct{})}
-	cmd := exec.Command(bin, c.args(append([]string{"-o", "json", "apply", "-f", file, "--watch"}, flags...))...)
+	cmd := exec.Command(binary, c.args(append([]string{"-o", "json", "apply", "-f", file, "--watch"}, flags...))...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		c.t.Fatal(err)
@@ -528,5 +537,104 @@ func TestApplyWatchServesHealth(t *testing.T) {
 	}
 	if metric("tunmux_agent_file_applied") != "0" {
 		t.Errorf("tunmux_agent_file_applied with a bad version: %s", metric("tunmux_agent_file_applied"))
+	}
+}
+
+// A new agent adopts what an older one left: its first apply replaces the
+// programs of the other build in place (the maps, entries and links kept,
+// nothing else written); an older agent leaves a newer build's programs.
+func TestApplyWatchUpgradesProgramsOnStart(t *testing.T) {
+	c := newApplyCLI(t)
+	older := buildTunmux(t, "v-old", time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+	newer := buildTunmux(t, "v-new", time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), testnet.CodeVariant(1))
+	file := writeFile(t, "xc.yaml", "xconnect:\n  pairs:\n    - [p0, q0]\n")
+	if r := testnet.Tunmux(older, c.args([]string{"apply", "-f", file})...); r.Code != 0 {
+		t.Fatal(r)
+	}
+	dir := filepath.Join(c.root, "xconnect")
+	progTag := func() string {
+		p, err := ebpf.LoadPinnedProgram(filepath.Join(dir, "prog_xconnect"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		info, _ := p.Info()
+		return info.Tag
+	}
+	mapIDs := func() map[string]ebpf.MapID {
+		out := map[string]ebpf.MapID{}
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), maps.MapPrefix) {
+				continue
+			}
+			m, err := ebpf.LoadPinnedMap(filepath.Join(dir, e.Name()), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, _ := m.Info()
+			id, _ := info.ID()
+			out[e.Name()] = id
+			m.Close()
+		}
+		return out
+	}
+	// p0's link: its id and state (the program it runs changes).
+	linkOf := func() string {
+		var st struct {
+			Dataplanes []struct {
+				Links []dataplane.LinkStatus `json:"links"`
+			} `json:"dataplanes"`
+		}
+		c.jsonOut(&st, "status")
+		for _, d := range st.Dataplanes {
+			for _, l := range d.Links {
+				if l.Interface == "p0" {
+					return fmt.Sprintf("link %d %s", l.LinkID, l.State)
+				}
+			}
+		}
+		return "none"
+	}
+	tagBefore, mapsBefore, linkBefore := progTag(), mapIDs(), linkOf()
+
+	w := c.startWatchOf(newer, file)
+	l := w.waitLine("the new agent's first apply", applied)
+	if len(l.Result.Changes) != 1 || l.Result.Changes[0].Action != "upgrade" || l.Result.Changes[0].Key != "xconnect" {
+		t.Errorf("the new agent's first apply: %+v", l.Result.Changes)
+	}
+	if progTag() == tagBefore {
+		t.Errorf("the new agent left the old build's program")
+	}
+	if after := mapIDs(); fmt.Sprint(after) != fmt.Sprint(mapsBefore) {
+		t.Errorf("the upgrade replaced maps: %v -> %v", mapsBefore, after)
+	}
+	if after := linkOf(); after != linkBefore {
+		t.Errorf("p0's link: %q -> %q", linkBefore, after)
+	}
+	if pairs := c.pairsOf(); len(pairs) != 1 {
+		t.Errorf("pairs after the upgrade: %+v", pairs)
+	}
+	w.stop()
+
+	// The same build again: nothing to write.
+	w = c.startWatchOf(newer, file)
+	if l := w.waitLine("the same build's first apply", func(l watchLine) bool { return l.Error == "" }); len(l.Result.Changes) != 0 {
+		t.Errorf("the same build again: %+v", l.Result.Changes)
+	}
+	w.stop()
+	// An older agent leaves the newer programs, and says so.
+	tagNewer := progTag()
+	w = c.startWatchOf(older, file)
+	if l := w.waitLine("the older agent's first apply", func(l watchLine) bool { return l.Error == "" }); len(l.Result.Changes) != 0 {
+		t.Errorf("the older agent's first apply: %+v", l.Result.Changes)
+	}
+	testnet.WaitFor(t, 10*time.Second, "the downgrade warning", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return strings.Contains(w.stderr.String(), "newer than this tunmux v-old") && strings.Contains(w.stderr.String(), "left as they are")
+	})
+	if progTag() != tagNewer {
+		t.Errorf("the older agent replaced the newer build's program")
 	}
 }

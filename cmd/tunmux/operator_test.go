@@ -559,14 +559,12 @@ func TestUnloadLeavesWhatItDidNotCreate(t *testing.T) {
 
 // buildTunmux builds tunmux with the version and commit time given, as a
 // release of that time would be.
-func buildTunmux(t *testing.T, version string, built time.Time) string {
+func buildTunmux(t *testing.T, version string, built time.Time, ldflags ...string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "tunmux-"+version)
-	cmd := exec.Command("go", "build", "-o", out, "-ldflags",
-		fmt.Sprintf("-X main.version=%s -X main.commitTime=%d", version, built.Unix()), ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
+	flags := append([]string{fmt.Sprintf("-X main.version=%s -X main.commitTime=%d", version, built.Unix())}, ldflags...)
+	if err := testnet.BuildTunmuxAt(out, strings.Join(flags, " ")); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -20,18 +20,30 @@ func BuildTunmux() (string, func(), error) {
 		return "", nil, err
 	}
 	cleanup := func() { _ = os.RemoveAll(dir) }
-	_, file, _, _ := runtime.Caller(0)
-	top := filepath.Join(filepath.Dir(file), "..", "..")
 	bin := filepath.Join(dir, "tunmux")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tunmux")
-	cmd.Dir = top
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as the Makefile builds it: static
-
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if err := BuildTunmuxAt(bin, ""); err != nil {
 		cleanup()
-		return "", nil, fmt.Errorf("go build ./cmd/tunmux: %v\n%s", err, out)
+		return "", nil, err
 	}
 	return bin, cleanup, nil
+}
+
+// BuildTunmuxAt builds the tunmux binary at bin, statically as the Makefile
+// does, with ldflags (-X settings: a version, a commit time, a code variant).
+func BuildTunmuxAt(bin, ldflags string) error {
+	cmd := exec.Command("go", "build", "-o", bin, "-ldflags", ldflags, "./cmd/tunmux")
+	cmd.Dir = TopDir()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/tunmux: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// CodeVariant is the ldflags setting that builds a binary whose programs are
+// other code doing the same (see dataplane.codeVariant): a newer build.
+func CodeVariant(n int) string {
+	return fmt.Sprintf("-X github.com/tunmux/tunmux/dataplane.codeVariant=%d", n)
 }
 
 // TopDir returns the repository's top folder.
