@@ -20,7 +20,7 @@ DESTDIR  ?=
 export SOURCE_DATE_EPOCH ?= $(COMMIT_TIME)
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all deps generate build man install test check-generated bench demo clean
+.PHONY: all deps generate build man install image test check-generated bench demo clean
 
 all: build
 
@@ -57,6 +57,12 @@ install: build man
 	install -D -m 0644 $(BUILDDIR)/tunmux.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/tunmux.fish
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0644 $(MANDIR)/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+# The container image (Dockerfile): built by docker or podman, whichever
+# answers; without either, it says so and fails. IMAGE names it.
+IMAGE ?= tunmux:$(VERSION)
+image:
+	@bash scripts/image.sh "$(IMAGE)" "$(VERSION)" "$(COMMIT)" "$(COMMIT_TIME)"
 
 # Everything: generated objects up to date, vet, unit, packet, state and
 # end-to-end tests (root: namespaces, bpffs, real packets).
