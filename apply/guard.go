@@ -97,8 +97,9 @@ func ApplyGuarded(root *maps.Root, lock *maps.Lock, file string, doc *Document, 
 	if opts.DryRun {
 		return res, nil
 	}
-	if len(res.Changes) == 0 {
-		// Nothing to write; the lock kept the state as the dry run saw it.
+	if len(res.Changes) == 0 && !opts.Upgrade {
+		// Nothing to write; the lock kept the state as the dry run saw it
+		// (an upgrade is not foreseen by a dry run: it writes programs).
 		res.DryRun = false
 		return res, nil
 	}

@@ -66,12 +66,13 @@ func routeNodes(t *testing.T, count int, routesDev bool) []routeNode {
 // serveName answers every TCP connection to addr:7000 in r's namespace
 // with the node's name, until the test ends.
 func serveName(t *testing.T, r routeNode, addr string) {
-	var ln net.Listener
-	r.ns.Do(t, func() error {
-		var err error
-		ln, err = net.Listen("tcp", net.JoinHostPort(addr, "7000"))
-		return err
-	})
+	answerEach(t, r.ns, net.JoinHostPort(addr, "7000"), fmt.Sprintf("rt%d", r.n))
+}
+
+// answerEach answers every TCP connection to addr in ns with text, until
+// the test ends.
+func answerEach(t *testing.T, ns *testnet.Netns, addr, text string) {
+	ln := inNetns(t, ns, func() (net.Listener, error) { return net.Listen("tcp", addr) })
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -79,7 +80,7 @@ func serveName(t *testing.T, r routeNode, addr string) {
 			if err != nil {
 				return
 			}
-			_, _ = fmt.Fprintf(c, "rt%d", r.n)
+			_, _ = io.WriteString(c, text)
 			c.Close()
 		}
 	}()
