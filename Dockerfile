@@ -13,11 +13,15 @@ RUN go mod download
 COPY . .
 ARG VERSION=dev
 ARG COMMIT=
+# The commit's time orders builds: an agent refuses to replace a newer
+# build's programs with older ones. The context has no .git to take it
+# from, so it must be given (make image does).
 ARG COMMIT_TIME=
+RUN test -n "${COMMIT_TIME}" || { echo "COMMIT_TIME is empty: build with make image, or pass --build-arg COMMIT_TIME=\$(git log -1 --format=%ct); without it the image could not tell an upgrade from a downgrade" >&2; exit 1; }
 RUN CGO_ENABLED=0 go build -trimpath \
       -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT} -X main.commitTime=${COMMIT_TIME}" \
       -o /out/tunmux ./cmd/tunmux \
- && mkdir -p /out/tmp /out/run/netns /out/sys/fs/bpf \
+ && mkdir -p /out/tmp /out/run/netns \
  && chmod 1777 /out/tmp
 
 FROM scratch

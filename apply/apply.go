@@ -70,6 +70,9 @@ type Result struct {
 	// Fleet is the node whose view of a fleet file was applied (absent:
 	// the file has no nodes: or defaults:).
 	Fleet *FleetView `json:"fleet,omitempty"`
+	// UpgradeError says why an upgrade (Options.Upgrade) of the file's
+	// dataplanes failed; the entries were applied all the same.
+	UpgradeError string `json:"upgrade_error,omitempty"`
 	// Done holds what the writes that report on themselves returned, for a
 	// command to print: attachments and detachments, devices created and
 	// deleted.
@@ -200,6 +203,9 @@ func Apply(root *maps.Root, lock *maps.Lock, file string, doc *Document, opts Op
 		return Result{}, errors.New("apply: writing needs the lock")
 	}
 	res := Result{File: file, DryRun: opts.DryRun, Changes: []dataplane.Change{}, Summary: map[string]int{}, Warnings: []string{}, Fleet: doc.Fleet}
+	if f := doc.Fleet; f != nil && !f.Listed && opts.Mode == Sync {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("node %s is not among the file's nodes (%s): it gets the defaults alone", f.Node, strings.Join(f.Nodes, ", ")))
+	}
 	defer dataplane.Reuse(root)() // each pinned map opened and checked once
 	var d desired
 	err := netdev.Do(opts.Netns, func() error {
@@ -340,7 +346,13 @@ func upgrade(lock *maps.Lock, dp *dataplane.Dataplane, opts Options, res *Result
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("upgrade %s: %w", dp.Name, err)
+		// The programs running go on; so do the entries of the file. The
+		// failure is the result's, for a watch to retry it and to say it
+		// is not ready.
+		msg := fmt.Sprintf("upgrade %s to this build's programs: %v; its running programs are left as they are", dp.Name, err)
+		res.Warnings = append(res.Warnings, msg)
+		res.UpgradeError = msg
+		return nil
 	}
 	if len(lr.Upgraded) > 0 || len(lr.Repaired) > 0 || lr.MigratedFrom != 0 {
 		detail := fmt.Sprintf("programs %s replaced in place", strings.Join(lr.Upgraded, ", "))

@@ -61,12 +61,27 @@ type FleetView struct {
 // fleetKeys are the top-level keys of a fleet file.
 var fleetKeys = map[string]bool{"defaults": true, "nodes": true}
 
+// nodeView is what selectNode makes of a document: the sections to apply,
+// which view of a fleet file they are, and the other nodes' own sections
+// (to be checked for form).
+type nodeView struct {
+	top    *node
+	fleet  *FleetView
+	others []otherNode
+}
+
+// otherNode is another node's own sections in a fleet file.
+type otherNode struct {
+	name     string
+	sections *node
+}
+
 // selectNode returns the sections of sel.Node's view when top is a fleet
 // file (a mapping with defaults: or nodes:), and top itself otherwise.
+// expand (nil: none) expands the variables of the view.
 // Problems of form go to p; an unknown node in a file without defaults is
-// an error naming --node.
-func selectNode(p *parser, top *node, sel Selector) (*node, *FleetView, error) {
-	var defaults, nodes *node
+// an error naming --node, unless the file has problems of form already.
+func selectNode(p *parser, top *node, sel Selector, expand func(*node)) (nodeView, error) {
 	fleet := false
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		if fleetKeys[top.Content[i].Value] {
@@ -74,8 +89,12 @@ func selectNode(p *parser, top *node, sel Selector) (*node, *FleetView, error) {
 		}
 	}
 	if !fleet {
-		return top, nil, nil
+		if expand != nil {
+			expand(top)
+		}
+		return nodeView{top: top}, nil
 	}
+	var defaults, nodes *node
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k, v := top.Content[i], top.Content[i+1]
 		switch k.Value {
@@ -95,7 +114,7 @@ func selectNode(p *parser, top *node, sel Selector) (*node, *FleetView, error) {
 			p.bad(k.Line, "", "unknown key %q: with defaults: and nodes:, the sections go under defaults: (every node's) or nodes.NAME: (one node's)", k.Value)
 		}
 	}
-	view := &FleetView{Node: sel.Node, Nodes: []string{}}
+	view := nodeView{fleet: &FleetView{Node: sel.Node, Nodes: []string{}}}
 	var mine *node
 	mineLine := 0
 	if nodes != nil && !isNull(nodes) {
@@ -110,38 +129,52 @@ func selectNode(p *parser, top *node, sel Selector) (*node, *FleetView, error) {
 					continue
 				}
 				seen[k.Value] = k.Line
-				view.Nodes = append(view.Nodes, k.Value)
+				view.fleet.Nodes = append(view.fleet.Nodes, k.Value)
 				if !isNull(v) && v.Kind != yaml.MappingNode {
 					p.bad(v.Line, "nodes."+k.Value, "must be a mapping of sections (load, attach, encap, l2tp, xconnect, mux, route)")
 					continue
 				}
 				if k.Value == sel.Node {
-					mine, mineLine, view.Listed = v, k.Line, true
+					mine, mineLine, view.fleet.Listed = v, k.Line, true
+				} else if !isNull(v) {
+					view.others = append(view.others, otherNode{name: k.Value, sections: v})
 				}
 			}
 		}
 	}
-	sort.Strings(view.Nodes)
+	sort.Strings(view.fleet.Nodes)
+	hasDefaults := defaults != nil
 	if defaults != nil && !isNull(defaults) && defaults.Kind != yaml.MappingNode {
 		p.bad(defaults.Line, "defaults", "must be a mapping of sections (load, attach, encap, l2tp, xconnect, mux, route)")
 		defaults = nil
 	}
-	if !view.Listed && defaults == nil {
-		accepted := "one of " + strings.Join(view.Nodes, ", ")
-		if len(view.Nodes) == 0 {
+	if !view.fleet.Listed && !hasDefaults && len(p.problems) == 0 {
+		accepted := "one of " + strings.Join(view.fleet.Nodes, ", ")
+		if len(view.fleet.Nodes) == 0 {
 			accepted = "a file with defaults: or nodes.NAME:"
 		}
 		what := "is not among the file's nodes"
 		if sel.Node == "" {
 			what = "is needed: the file has nodes: and no defaults:"
 		}
-		return nil, view, maps.Invalid("--node", sel.Node, what+" (and the file has no defaults: for other nodes)", accepted)
+		return view, maps.Invalid("--node", sel.Node, what+" (and the file has no defaults: for other nodes)", accepted)
 	}
 	line := top.Line
 	if mineLine != 0 {
 		line = mineLine
 	}
-	return mergeSections(defaults, mine, line), view, nil
+	// Keys compare with their variables expanded, as they will be applied;
+	// the view is expanded once merged (an entry a node replaces needs
+	// none of its variables).
+	keyOf := func(k string) string { return k }
+	if expand != nil {
+		keyOf = func(k string) string { return expandString(&parser{}, 0, k, sel) }
+	}
+	view.top = mergeSections(materialize(defaults), materialize(mine), line, keyOf)
+	if expand != nil {
+		expand(view.top)
+	}
+	return view, nil
 }
 
 func isNull(n *node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
@@ -171,29 +204,29 @@ func materialize(n *node) *node {
 // mergeSections merges a node's sections over the defaults: sections
 // present in one only are taken as they are; in both, their lists are
 // merged entry by entry (entryKey) and their other keys replaced.
-func mergeSections(defaults, mine *node, line int) *node {
+func mergeSections(defaults, mine *node, line int, keyOf func(string) string) *node {
 	out := &node{Kind: yaml.MappingNode, Tag: "!!map", Line: line}
 	base, over := mappingOf(defaults), mappingOf(mine)
 	merged := mergeMapping(base, over, func(section string, b, o *node) *node {
 		switch {
 		case b.Kind == yaml.MappingNode && o.Kind == yaml.MappingNode:
 			return &node{Kind: yaml.MappingNode, Tag: "!!map", Line: o.Line, Content: mergeMapping(b.Content, o.Content, func(key string, b, o *node) *node {
-				return mergeValue(section+"."+key, b, o)
+				return mergeValue(section+"."+key, b, o, keyOf)
 			})}
 		default:
-			return mergeValue(section, b, o)
+			return mergeValue(section, b, o, keyOf)
 		}
 	})
 	out.Content = merged
 	return out
 }
 
-// mappingOf returns a mapping's key-value list (materialized), or none.
+// mappingOf returns a mapping's key-value list, or none.
 func mappingOf(n *node) []*node {
 	if n == nil || n.Kind != yaml.MappingNode {
 		return nil
 	}
-	return materialize(n).Content
+	return n.Content
 }
 
 // mergeMapping merges two key-value lists: base's keys in order, over's
@@ -227,10 +260,10 @@ func mergeMapping(base, over []*node, merge func(key string, b, o *node) *node) 
 // mergeValue merges a node's value over the default one of a section key
 // (encap.tunnels) or of a section that is a list (attach): two lists entry
 // by entry; otherwise the node's value replaces the default whole.
-func mergeValue(path string, b, o *node) *node {
+func mergeValue(path string, b, o *node, keyOf func(string) string) *node {
 	switch {
 	case b.Kind == yaml.SequenceNode && o.Kind == yaml.SequenceNode:
-		return &node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: o.Line, Content: mergeList(path, b.Content, o.Content)}
+		return &node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: o.Line, Content: mergeList(path, b.Content, o.Content, keyOf)}
 	case isNull(o) && (b.Kind == yaml.SequenceNode || b.Kind == yaml.MappingNode):
 		return b // an empty list or section of a node adds nothing
 	}
@@ -253,13 +286,13 @@ var entryKeys = map[string][]string{
 
 // entryKey is the key of a list item, "" when it has none (it is kept as
 // another entry, and the checks say what is wrong with it).
-func entryKey(path string, item *node) string {
+func entryKey(path string, item *node, keyOf func(string) string) string {
 	fields := entryKeys[path]
 	if len(fields) == 0 {
 		return ""
 	}
 	if path == "xconnect.pairs" && item.Kind == yaml.SequenceNode && len(item.Content) > 0 {
-		return item.Content[0].Value
+		return keyOf(item.Content[0].Value)
 	}
 	if item.Kind != yaml.MappingNode {
 		return ""
@@ -269,7 +302,7 @@ func entryKey(path string, item *node) string {
 	for i := 0; i+1 < len(item.Content); i += 2 {
 		for f, name := range fields {
 			if item.Content[i].Value == name && item.Content[i+1].Kind == yaml.ScalarNode {
-				vals[f], found = item.Content[i+1].Value, true
+				vals[f], found = keyOf(item.Content[i+1].Value), true
 			}
 		}
 	}
@@ -281,10 +314,10 @@ func entryKey(path string, item *node) string {
 
 // mergeList merges a node's list over the default one: an item whose key
 // a default item has replaces it, in its place; the others are added after.
-func mergeList(path string, base, over []*node) []*node {
+func mergeList(path string, base, over []*node, keyOf func(string) string) []*node {
 	at := map[string]int{}
 	for i, item := range over {
-		if k := entryKey(path, item); k != "" {
+		if k := entryKey(path, item, keyOf); k != "" {
 			if _, dup := at[k]; !dup {
 				at[k] = i
 			}
@@ -293,7 +326,7 @@ func mergeList(path string, base, over []*node) []*node {
 	used := map[int]bool{}
 	out := make([]*node, 0, len(base)+len(over))
 	for _, item := range base {
-		if j, ok := at[entryKey(path, item)]; ok && !used[j] {
+		if j, ok := at[entryKey(path, item, keyOf)]; ok && !used[j] {
 			used[j] = true
 			out = append(out, over[j])
 			continue
@@ -361,17 +394,20 @@ func expandString(p *parser, line int, s string, sel Selector) string {
 		}
 		ref := s[i+2 : i+end]
 		name, def, hasDef := strings.Cut(ref, ":-")
+		v, set := sel.lookup(name)
 		switch {
 		case !validVarName(name):
 			p.bad(line, "", "${%s} is not a variable (accepted: ${NAME} or ${NAME:-DEFAULT}, NAME of letters, digits and _)", ref)
+		case strings.Contains(def, "${") || strings.Contains(def, "$"):
+			p.bad(line, "", "${%s}: a default holds no variable (accepted: ${NAME:-DEFAULT}, DEFAULT written out)", ref)
+		case v != "":
+			b.WriteString(v)
+		case hasDef:
+			b.WriteString(def)
+		case set:
+			p.bad(line, "", "${%s} is empty in tunmux's environment (give %s a value, or write ${%s:-DEFAULT})", name, name, name)
 		default:
-			if v, ok := sel.lookup(name); ok && v != "" {
-				b.WriteString(v)
-			} else if hasDef {
-				b.WriteString(def)
-			} else {
-				p.bad(line, "", "${%s} is not set in tunmux's environment (set %s, or write ${%s:-DEFAULT})", name, name, name)
-			}
+			p.bad(line, "", "${%s} is not set in tunmux's environment (set %s, or write ${%s:-DEFAULT})", name, name, name)
 		}
 		s = s[i+end+1:]
 	}

@@ -2,6 +2,7 @@ package apply
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -191,5 +192,34 @@ func TestFleetForm(t *testing.T) {
 	all = strings.Join(msgs, "\n")
 	if !strings.Contains(all, "2: nodes.n1: must be a mapping of sections") || !strings.Contains(all, "3: nodes: node \"n1\" repeats the one on line 2") {
 		t.Errorf("problems:\n%s", all)
+	}
+}
+
+// Review findings: a defaults: of the wrong kind is reported as itself;
+// another node's section is checked for form; keys compare with their
+// variables expanded; empty and nested variables are named as such; YAML
+// aliases share a node's sections.
+func TestFleetEdges(t *testing.T) {
+	doc := parseFor(t, "defaults: [x]\nnodes:\n  a: {}\n", "zz", nil)
+	if len(doc.problems) != 1 || doc.problems[0].Line != 1 || !strings.Contains(doc.problems[0].Msg, "must be a mapping of sections") {
+		t.Errorf("a defaults: list for an unlisted node: %v", doc.problems)
+	}
+	doc = parseFor(t, "defaults:\n  xconnect: {pairs: [[p0, p1]]}\nnodes:\n  a:\n  b:\n    xconnect: {pairz: []}\n", "a", nil)
+	if len(doc.problems) != 1 || doc.problems[0].Line != 6 || doc.problems[0].Path != "nodes.b.xconnect" || !strings.Contains(doc.problems[0].Msg, `unknown key "pairz"`) {
+		t.Errorf("another node's bad key: %+v", doc.problems)
+	}
+	doc = parseFor(t, "defaults:\n  route: {routes: [{prefix: \"${NET}/24\", nexthops: [192.0.2.1]}]}\nnodes:\n  a: {route: {routes: [{prefix: 10.1.0.0/24, nexthops: [192.0.2.2]}]}}\n",
+		"a", map[string]string{"NET": "10.1.0.0"})
+	if r := doc.Route.Routes; len(r) != 1 || r[0].Args.Nexthops[0] != "192.0.2.2" {
+		t.Errorf("a key written with a variable: %+v %v", r, doc.problems)
+	}
+	doc = parseFor(t, "route: {routes: [{prefix: \"${EMPTY}\", nexthops: [\"${X:-${Y}}\"]}]}\n", "", map[string]string{"EMPTY": ""})
+	all := fmt.Sprint(doc.problems)
+	if !strings.Contains(all, "${EMPTY} is empty") || !strings.Contains(all, "a default holds no variable") {
+		t.Errorf("empty and nested variables: %s", all)
+	}
+	doc = parseFor(t, "defaults: {}\nnodes:\n  a: &same\n    xconnect: {pairs: [[p0, p1]]}\n  b: *same\n", "b", nil)
+	if len(doc.problems) != 0 || doc.Xconnect == nil || len(doc.Xconnect.Pairs) != 1 || doc.Xconnect.Pairs[0].Line != 4 {
+		t.Errorf("a node's sections by alias: %v %+v", doc.problems, doc.Xconnect)
 	}
 }

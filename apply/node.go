@@ -120,6 +120,10 @@ func (a *nodes) reset() {
 
 // fromYAML copies yaml.v3's tree (a document node's content).
 func fromYAML(a *nodes, y *yaml.Node) *node {
+	if y.Kind == yaml.AliasNode && y.Alias != nil {
+		// *name stands for what &name marks (at the anchor's lines).
+		return fromYAML(a, y.Alias)
+	}
 	n := a.new(node{Kind: y.Kind, Tag: y.Tag, Value: y.Value, Line: y.Line})
 	if len(y.Content) > 0 {
 		n.Content = make([]*node, len(y.Content))

@@ -312,15 +312,34 @@ func ParseFor(name string, data []byte, sel Selector) (*Document, error) {
 		p.bad(top.Line, "", "the document must be a mapping of sections (load, attach, encap, l2tp, xconnect, mux, route)")
 		return nil, &InvalidFileError{File: name, Problems: p.problems}
 	}
-	top, doc.Fleet, err = selectNode(p, top, sel)
+	var expand func(*node)
+	if bytes.Contains(data, []byte("${")) {
+		// Only the node's own view is expanded: another node's variables
+		// need not be set here.
+		expand = func(n *node) { expandVars(p, n, sel) }
+	}
+	view, err := selectNode(p, top, sel, expand)
 	if err != nil {
 		return nil, err
 	}
-	if bytes.Contains(data, []byte("${")) {
-		// After the node's view is made: another node's variables need
-		// not be set here.
-		expandVars(p, top, sel)
+	doc.Fleet = view.fleet
+	parseSections(p, view.top, doc)
+	// The other nodes' own sections are checked for form too, so that a
+	// file every agent reads is well formed for all of them or for none.
+	for _, o := range view.others {
+		q := &parser{}
+		parseSections(q, o.sections, &Document{})
+		for _, pr := range q.problems {
+			pr.Path = strings.TrimSuffix("nodes."+o.name+"."+pr.Path, ".")
+			p.problems = append(p.problems, pr)
+		}
 	}
+	doc.problems = p.problems
+	return doc, nil
+}
+
+// parseSections reads a mapping of sections into doc.
+func parseSections(p *parser, top *node, doc *Document) {
 	p.mapping(top, "", map[string]func(*node, string){
 		"load": func(n *node, path string) {
 			doc.Load = &LoadSection{Line: n.Line, Dataplanes: loadEntries(p, n, path)}
@@ -396,8 +415,6 @@ func ParseFor(name string, data []byte, sel Selector) (*Document, error) {
 			doc.Xconnect = &XconnectSection{Line: n.Line, Pairs: links(p, n, path)}
 		},
 	})
-	doc.problems = p.problems
-	return doc, nil
 }
 
 // loadEntries reads the load section: a mapping of dataplane names to their

@@ -17,12 +17,15 @@ const StallAfter = 60 * time.Second
 // WatchStatus is what a running Watch has done, for probes and metrics: it
 // is safe to read while Watch runs. The zero value is ready for use.
 type WatchStatus struct {
-	mu       sync.Mutex
-	started  time.Time
-	turned   time.Time // the loop's last turn
-	stall    time.Duration
-	lastErr  string
-	snapshot metrics.AgentStatus
+	mu      sync.Mutex
+	started time.Time
+	turned  time.Time // the loop's last turn
+	stall   time.Duration
+	lastErr string
+	// upgradeErr: the last apply could not put this build's programs in
+	// place (the agent is not ready until it can).
+	upgradeErr string
+	snapshot   metrics.AgentStatus
 }
 
 // start marks the loop as running.
@@ -39,7 +42,8 @@ func (s *WatchStatus) turn(now time.Time) {
 	s.mu.Unlock()
 }
 
-// record counts one reported outcome.
+// record counts one reported outcome; a bad version of the file (kept
+// out, the last good state running) clears FileApplied.
 func (s *WatchStatus) record(ev Event, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -52,11 +56,26 @@ func (s *WatchStatus) record(ev Event, now time.Time) {
 		}
 	case ev.Repaired:
 		s.snapshot.Repaired++
-		s.snapshot.LastSuccess = now
 	default:
 		s.snapshot.Applied++
-		s.snapshot.LastSuccess = now
-		s.snapshot.Ready, s.snapshot.FileApplied = true, true
+	}
+}
+
+// applied records an apply that succeeded, reported or not: current is
+// true when it applied the latest version of the file (not the last good
+// one). The agent is ready once the latest version has applied with this
+// build's programs in place (upgradeErr: why they are not).
+func (s *WatchStatus) applied(current bool, upgradeErr string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snapshot.LastSuccess = now
+	s.upgradeErr = upgradeErr
+	if !current {
+		return
+	}
+	s.snapshot.FileApplied = true
+	if upgradeErr == "" {
+		s.snapshot.Ready = true
 		s.lastErr = ""
 	}
 }
@@ -90,6 +109,9 @@ func (s *WatchStatus) Ready() error {
 	defer s.mu.Unlock()
 	if s.snapshot.Ready {
 		return nil
+	}
+	if s.upgradeErr != "" {
+		return fmt.Errorf("not ready: %s", s.upgradeErr)
 	}
 	if s.lastErr != "" {
 		return fmt.Errorf("not ready: the file has not applied since apply --watch started: %s", s.lastErr)

@@ -2,9 +2,13 @@ package apply
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tunmux/tunmux/maps"
 )
 
 func TestWatchStatus(t *testing.T) {
@@ -35,7 +39,9 @@ func TestWatchStatus(t *testing.T) {
 		t.Errorf("ready after a bad file: %v", err)
 	}
 	s.record(Event{}, t0.Add(time.Second))
+	s.applied(true, "", t0.Add(time.Second))
 	s.record(Event{Repaired: true}, t0.Add(2*time.Second))
+	s.applied(false, "", t0.Add(2*time.Second))
 	s.record(Event{Err: errors.New("lock timeout"), Repaired: true}, t0.Add(3*time.Second))
 	snap := s.Snapshot()
 	if s.Ready() != nil || !snap.Ready || !snap.FileApplied || snap.Applied != 1 || snap.Repaired != 1 || snap.Failed != 2 ||
@@ -45,5 +51,47 @@ func TestWatchStatus(t *testing.T) {
 	s.record(Event{Err: &InvalidFileError{File: "f"}}, t0.Add(4*time.Second))
 	if snap := s.Snapshot(); !snap.Ready || snap.FileApplied {
 		t.Errorf("a bad version after a good one: %+v", snap)
+	}
+}
+
+// An agent whose first apply failed for a reason other than the file (the
+// lock was held) is ready once a reconcile applies the file, though that
+// reconcile, with nothing to write, reports nothing; an upgrade that
+// failed keeps it not ready, with the reason.
+func TestWatchReadyAfterAFailedFirstApply(t *testing.T) {
+	root, err := maps.OpenRoot(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "state.yaml")
+	if err := os.WriteFile(file, []byte("load:\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	held, err := root.Lock(time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &WatchStatus{}
+	st.start(time.Now(), 20*time.Millisecond)
+	var reported []Event
+	w := &watcher{root: root, path: file, wopts: WatchOptions{LockTimeout: 20 * time.Millisecond, Status: st},
+		report: func(ev Event) { st.record(ev, time.Now()); reported = append(reported, ev) }}
+	w.poll(time.Now())
+	if len(reported) != 1 || !errors.Is(reported[0].Err, maps.ErrLocked) || st.Ready() == nil {
+		t.Fatalf("the first apply with the lock held: %+v, ready: %v", reported, st.Ready())
+	}
+	held.Release()
+	w.reconcile()
+	if len(reported) != 1 {
+		t.Errorf("a reconcile with nothing to write reported %+v", reported[1:])
+	}
+	if err := st.Ready(); err != nil || !st.Snapshot().FileApplied {
+		t.Errorf("after the reconcile applied the file: %v %+v", err, st.Snapshot())
+	}
+
+	st = &WatchStatus{}
+	st.applied(true, "upgrade route to this build's programs: verifier says no", time.Now())
+	if err := st.Ready(); err == nil || !strings.Contains(err.Error(), "verifier says no") || !st.Snapshot().FileApplied {
+		t.Errorf("after a failed upgrade: %v %+v", err, st.Snapshot())
 	}
 }

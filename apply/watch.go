@@ -94,7 +94,7 @@ func Watch(ctx context.Context, root *maps.Root, path string, opts Options, wopt
 			return nil
 		case now := <-poll.C:
 			if wopts.Status != nil {
-				wopts.Status.turn(now)
+				wopts.Status.turn(time.Now())
 			}
 			w.poll(now)
 		case <-resync:
@@ -225,8 +225,13 @@ func (w *watcher) apply(c *content) (Result, error) {
 	// this build's programs: an agent that starts adopts the pinned state.
 	opts.Upgrade = !w.upgraded
 	res, err := ApplyGuarded(w.root, lock, w.path, c.doc, opts, w.wopts.MaxPrune)
-	if err == nil {
+	if err == nil && res.UpgradeError == "" {
 		w.upgraded = true
+	}
+	if st := w.wopts.Status; st != nil && err == nil {
+		// Whether it is reported or not (a reconcile with nothing to
+		// write is not), the file applied.
+		st.applied(c == w.settled, res.UpgradeError, time.Now())
 	}
 	return res, err
 }

@@ -61,7 +61,8 @@ func TestApplyPicksTheNode(t *testing.T) {
 		t.Errorf("b's view: %+v", res)
 	}
 	// Another node gets the defaults alone, and says so.
-	if r := env("END=q1")("apply", "-f", file, "--node", "c", "--dry-run"); r.Code != 0 || !strings.Contains(r.Stdout, "not among the file's nodes: defaults only") {
+	if r := env("END=q1")("apply", "-f", file, "--node", "c", "--dry-run"); r.Code != 0 || !strings.Contains(r.Stdout, "not among the file's nodes: defaults only") ||
+		!strings.Contains(r.Stderr, "node c is not among the file's nodes (a, b): it gets the defaults alone") {
 		t.Errorf("an unlisted node:\n%s", r)
 	}
 	// Without END, the defaults' pair is a problem at line 4; node a

@@ -29,9 +29,24 @@ import (
 // into its k8s.io/api type.
 type manifests struct {
 	namespace *corev1.Namespace
+	quota     *corev1.ResourceQuota
 	account   *corev1.ServiceAccount
 	configMap *corev1.ConfigMap
 	daemonSet *appsv1.DaemonSet
+	files     []string // the manifests' file names
+	kustomize kustomization
+}
+
+// kustomization is what deploy/kubernetes/kustomization.yaml may hold.
+type kustomization struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Resources  []string `json:"resources"`
+	Images     []struct {
+		Name    string `json:"name"`
+		NewName string `json:"newName"`
+		NewTag  string `json:"newTag"`
+	} `json:"images"`
 }
 
 // readManifests decodes every file of deploy/kubernetes: a field the
@@ -48,6 +63,13 @@ func readManifests(t *testing.T) manifests {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if filepath.Base(f) == "kustomization.yaml" {
+			if err := yaml.UnmarshalStrict(data, &m.kustomize); err != nil {
+				t.Errorf("kustomization.yaml: %v", err)
+			}
+			continue
+		}
+		m.files = append(m.files, filepath.Base(f))
 		for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(data), -1) {
 			if strings.TrimSpace(doc) == "" {
 				continue
@@ -61,6 +83,9 @@ func readManifests(t *testing.T) manifests {
 			case "v1 Namespace":
 				m.namespace = &corev1.Namespace{}
 				obj = m.namespace
+			case "v1 ResourceQuota":
+				m.quota = &corev1.ResourceQuota{}
+				obj = m.quota
 			case "v1 ServiceAccount":
 				m.account = &corev1.ServiceAccount{}
 				obj = m.account
@@ -135,8 +160,30 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("the %s is in namespace %q, the Namespace is %q", what, got, ns)
 		}
 	}
+	// kubectl apply -k: every manifest, and the image it names.
+	k := m.kustomize
+	if k.APIVersion != "kustomize.config.k8s.io/v1beta1" || k.Kind != "Kustomization" || strings.Join(k.Resources, " ") != strings.Join(m.files, " ") {
+		t.Errorf("kustomization.yaml: %+v, want a Kustomization of %v", k, m.files)
+	}
 	ds := m.daemonSet
 	spec := ds.Spec.Template.Spec
+	if len(k.Images) != 1 || k.Images[0].Name != spec.Containers[0].Image || k.Images[0].NewName == "" {
+		t.Errorf("kustomization.yaml images %+v: want one, naming the container's image %q", k.Images, spec.Containers[0].Image)
+	}
+	// A critical priority class needs a quota for it in the namespace
+	// (clusters that limit those classes admit them only so).
+	if pc := spec.PriorityClassName; strings.HasPrefix(pc, "system-") {
+		ok := m.quota != nil && m.quota.Namespace == ns && m.quota.Spec.ScopeSelector != nil
+		if ok {
+			ok = false
+			for _, e := range m.quota.Spec.ScopeSelector.MatchExpressions {
+				ok = ok || e.ScopeName == corev1.ResourceQuotaScopePriorityClass && e.Operator == corev1.ScopeSelectorOpIn && slices.Contains(e.Values, pc)
+			}
+		}
+		if !ok {
+			t.Errorf("priorityClassName %s without a ResourceQuota scoped to it in namespace %s", pc, ns)
+		}
+	}
 	if spec.ServiceAccountName != m.account.Name {
 		t.Errorf("serviceAccountName %q, the ServiceAccount is %q", spec.ServiceAccountName, m.account.Name)
 	}
@@ -331,6 +378,7 @@ func TestDockerfile(t *testing.T) {
 	text := strings.ReplaceAll(string(data), "\\\n", " ")
 	var froms []string
 	var build, entrypoint, command string
+	guarded := false
 	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		switch {
@@ -338,11 +386,16 @@ func TestDockerfile(t *testing.T) {
 			froms = append(froms, line)
 		case strings.HasPrefix(line, "RUN ") && strings.Contains(line, "go build"):
 			build = strings.TrimPrefix(line, "RUN ")
+		case strings.HasPrefix(line, `RUN test -n "${COMMIT_TIME}"`):
+			guarded = build == "" // before the build
 		case strings.HasPrefix(line, "ENTRYPOINT "):
 			entrypoint = strings.TrimPrefix(line, "ENTRYPOINT ")
 		case strings.HasPrefix(line, "CMD "):
 			command = strings.TrimPrefix(line, "CMD ")
 		}
+	}
+	if !guarded {
+		t.Errorf("the build stage does not refuse an empty COMMIT_TIME before it builds (downgrades would go unseen)")
 	}
 	if len(froms) != 2 || froms[1] != "FROM scratch" {
 		t.Errorf("stages %q: want a build stage, then scratch", froms)
