@@ -34,7 +34,7 @@ trap 'rm -f "$raw"' EXIT
 
 echo "bench: XDP live frames ($frames frames x $count runs), then iperf3 (${count} x 5 s per case); this takes a few minutes" >&2
 go test ./bench -run '^$' -bench 'Live|Xconnect' -benchtime "${frames}x" -count "$count" -timeout 30m | tee -a "$raw" >&2
-go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux|Route|ControlPlane' -benchtime 1x -count "$count" -timeout 60m | tee -a "$raw" >&2
+go test ./bench -run '^$' -bench 'Iperf|L2TP|Apply|Mux|Route|ControlPlane|Fleet' -benchtime 1x -count "$count" -timeout 60m | tee -a "$raw" >&2
 # Concurrent writers: 8,000 + 2,400 processes take about 5 minutes, so once.
 go test ./bench -run '^$' -bench 'Writers' -benchtime 1x -count 1 -timeout 30m | tee -a "$raw" >&2
 
@@ -118,6 +118,10 @@ go test ./bench -run '^$' -bench 'Writers' -benchtime 1x -count 1 -timeout 30m |
       row("100,000 tunnels: peak memory of apply JSON vs bpftool batch file (MB)", "Apply/apply-100000-json", "peak-MB", "Apply/bpftool-batch-100000", "peak-MB", 1)
       row("100,000 tunnels: peak memory of apply YAML vs bpftool batch file (MB)", "Apply/apply-100000", "peak-MB", "Apply/bpftool-batch-100000", "peak-MB", 1)
       row("10,000 tunnel add lines: tunmux batch vs one tunnel add process each (entries/s)", "Apply/batch-10000", "entries/s", "Apply/tunnel-add-x1000", "entries/s", 1)
+      row("5,000 tunnels: parse one node of a fleet file (defaults, nodes, variables) vs the plain file (ns)", "Fleet/parse-fleet-node", "ns/op", "Fleet/parse-plain", "ns/op", 1)
+      row("5,000 tunnels: parse one node of a fleet file vs the plain file (bytes allocated)", "Fleet/parse-fleet-node", "B/op", "Fleet/parse-plain", "B/op", 1)
+      row("5,000 tunnels in place: an agent starting (apply --watch, to its first report) vs apply with nothing to change (ms)", "Fleet/agent-adopts", "ms", "Fleet/reapply", "ms", 1)
+      row("5,000 tunnels in place: an agent of changed programs starting (upgrade in place) vs apply with nothing to change (ms)", "Fleet/agent-upgrades", "ms", "Fleet/reapply", "ms", 1)
       row("tunnel get vs bpftool map lookup pinned, one process each (ms, median of 30)", "ControlPlane/get", "tunmux-ms", "ControlPlane/get", "bpftool-ms", 1)
       row("tunnel update vs bpftool map update pinned (ms, median of 30)", "ControlPlane/update", "tunmux-ms", "ControlPlane/update", "bpftool-ms", 1)
       row("tunnel add + del vs bpftool map update + delete (ms, median of 30)", "ControlPlane/add-del", "tunmux-ms", "ControlPlane/add-del", "bpftool-ms", 1)
