@@ -1,18 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,15 +24,10 @@ import (
 )
 
 // watchLine is one JSON line of `tunmux apply --watch -o json`.
-type watchLine struct {
-	Result       applyResult `json:"result"`
-	Error        string      `json:"error"`
-	KeptLastGood bool        `json:"kept_last_good"`
-	Repaired     bool        `json:"repaired"`
-}
+type watchLine = testnet.AgentLine
 
 // removes reports whether the line's apply removed (or would remove) entries.
-func (l watchLine) removes() bool {
+func removes(l watchLine) bool {
 	for _, ch := range l.Result.Changes {
 		if ch.Action == "remove" {
 			return true
@@ -44,24 +36,9 @@ func (l watchLine) removes() bool {
 	return false
 }
 
-// watchProc is a running `tunmux apply --watch -o json`, its lines gathered
-// as it prints them; it is stopped when the test ends.
-type watchProc struct {
-	t      *testing.T
-	mu     sync.Mutex
-	lines  []watchLine
-	stderr strings.Builder
-	next   int // the first line waitLine looks at
-	exited chan struct{}
-	stop   func() // SIGINT, then wait for the end
-}
-
-// Write gathers the process's standard error.
-func (w *watchProc) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.stderr.Write(p)
-}
+// watchProc is a running `tunmux apply --watch -o json` in the test's root
+// and namespace.
+type watchProc struct{ *testnet.Agent }
 
 func (c *cli) startWatch(file string, flags ...string) *watchProc {
 	c.t.Helper()
@@ -71,74 +48,20 @@ func (c *cli) startWatch(file string, flags ...string) *watchProc {
 // startWatchOf is startWatch with another tunmux binary.
 func (c *cli) startWatchOf(binary, file string, flags ...string) *watchProc {
 	c.t.Helper()
-	w := &watchProc{t: c.t, exited: make(chan struct{})}
-	cmd := exec.Command(binary, c.args(append([]string{"-o", "json", "apply", "-f", file, "--watch"}, flags...))...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	cmd.Stderr = w
-	if err := cmd.Start(); err != nil {
-		c.t.Fatal(err)
-	}
-	go func() {
-		defer close(w.exited)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			var l watchLine
-			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-				l.Error = fmt.Sprintf("not JSON (%v): %s", err, sc.Text())
-			}
-			w.mu.Lock()
-			w.lines = append(w.lines, l)
-			w.mu.Unlock()
-		}
-		_ = cmd.Wait()
-	}()
-	w.stop = func() {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-w.exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-w.exited
-		}
-	}
-	c.t.Cleanup(w.stop)
-	return w
+	return &watchProc{testnet.StartAgent(c.t, binary, nil, c.args(append([]string{"-o", "json", "apply", "-f", file, "--watch"}, flags...))...)}
 }
 
 // all returns the lines printed so far.
-func (w *watchProc) all() []watchLine {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]watchLine(nil), w.lines...)
-}
+func (w *watchProc) all() []watchLine { return w.Lines() }
 
 // waitLine waits for a line, after those an earlier waitLine returned, that
 // cond accepts, and returns it.
 func (w *watchProc) waitLine(what string, cond func(watchLine) bool) watchLine {
-	w.t.Helper()
-	var found watchLine
-	testnet.WaitFor(w.t, 60*time.Second, what+" (apply --watch output)", func() bool {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		select {
-		case <-w.exited:
-			w.t.Fatalf("apply --watch ended while waiting for %s:\n%s", what, w.stderr.String())
-		default:
-		}
-		for i := w.next; i < len(w.lines); i++ {
-			if cond(w.lines[i]) {
-				found, w.next = w.lines[i], i+1
-				return true
-			}
-		}
-		return false
-	})
-	return found
+	return w.WaitLine(what+" (apply --watch output)", cond)
 }
+
+// stop ends it as SIGINT does, and waits.
+func (w *watchProc) stop() { _ = w.Stop(syscall.SIGINT, 10*time.Second) }
 
 func applied(l watchLine) bool { return l.Error == "" && l.Result.Applied && !l.Repaired }
 
@@ -321,7 +244,7 @@ func TestApplyWatchNeverAppliesAHalfWrittenFile(t *testing.T) {
 		t.Errorf("the tunnel count fell to %d of %d while the file was rewritten", lowest, n)
 	}
 	for i, l := range w.all() {
-		if l.removes() || l.Error != "" {
+		if removes(l) || l.Error != "" {
 			t.Errorf("line %d: a half-written file was acted on: error %q, %d changes, summary %v", i+1, l.Error, len(l.Result.Changes), l.Result.Summary)
 		}
 	}
@@ -451,25 +374,6 @@ func TestApplyWatchFollowsConfigMapSwaps(t *testing.T) {
 	}
 }
 
-// addr waits for the address apply --watch --metrics-addr serves on.
-func (w *watchProc) addr() string {
-	w.t.Helper()
-	var addr string
-	testnet.WaitFor(w.t, 30*time.Second, "the serving line", func() bool {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		for _, line := range strings.Split(w.stderr.String(), "\n") {
-			if strings.Contains(line, "tunmux: serving /metrics") {
-				f := strings.Fields(line)
-				addr = f[len(f)-1]
-				return true
-			}
-		}
-		return false
-	})
-	return addr
-}
-
 // httpGet returns the status and body of a GET.
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
@@ -492,7 +396,7 @@ func TestApplyWatchServesHealth(t *testing.T) {
 	c.expect(2, []string{"apply", "-f", file, "--metrics-addr", ":9478"}, "--metrics-addr", "needs --watch")
 	c.expect(2, []string{"apply", "-f", file, "--watch", "--metrics-addr", "9478"}, "--metrics-addr", "HOST:PORT")
 	w := c.startWatch(file, "--metrics-addr", "127.0.0.1:0")
-	base := "http://" + w.addr()
+	base := "http://" + w.MetricsAddr()
 	w.waitLine("the bad file reported", func(l watchLine) bool { return l.Error != "" })
 	metric := func(series string) string {
 		t.Helper()
@@ -632,9 +536,7 @@ func TestApplyWatchUpgradesProgramsOnStart(t *testing.T) {
 		t.Errorf("the older agent's first apply: %+v", l.Result.Changes)
 	}
 	testnet.WaitFor(t, 10*time.Second, "the downgrade warning", func() bool {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return strings.Contains(w.stderr.String(), "newer than this tunmux v-old") && strings.Contains(w.stderr.String(), "left as they are")
+		return strings.Contains(w.Stderr(), "newer than this tunmux v-old") && strings.Contains(w.Stderr(), "left as they are")
 	})
 	if progTag() != tagNewer {
 		t.Errorf("the older agent replaced the newer build's program")

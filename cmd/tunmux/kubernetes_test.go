@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"debug/elf"
 	"encoding/json"
 	"fmt"
@@ -307,37 +306,10 @@ func TestKubernetesAgentRuns(t *testing.T) {
 			args[i] = "127.0.0.1:0"
 		}
 	}
-	cmd := exec.Command(bin, c.args(append([]string{"-o", "json"}, args...))...)
-	cmd.Env = append(os.Environ(), "NODE_NAME=node-a", "NODE_IP=192.168.61.11")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	line, err := bufio.NewReader(stderr).ReadString('\n')
-	if err != nil || !strings.Contains(line, "serving") {
-		t.Fatalf("the agent: %q %v", line, err)
-	}
-	f := strings.Fields(line)
-	base := "http://" + f[len(f)-1]
-	var first struct {
-		Result struct {
-			Fleet   struct{ Node string }
-			Summary map[string]int
-		}
-		Error string
-	}
-	if err := json.NewDecoder(stdout).Decode(&first); err != nil || first.Error != "" || first.Result.Fleet.Node != "node-a" {
-		t.Fatalf("the agent's first apply: %v %+v", err, first)
+	agent := testnet.StartAgent(t, bin, []string{"NODE_NAME=node-a", "NODE_IP=192.168.61.11"}, c.args(append([]string{"-o", "json"}, args...))...)
+	base := "http://" + agent.MetricsAddr()
+	if first := agent.WaitLine("the agent's first apply", func(testnet.AgentLine) bool { return true }); !first.OK() || first.Result.Fleet == nil || first.Result.Fleet.Node != "node-a" {
+		t.Fatalf("the agent's first apply: %+v\n%s", first, agent.Stderr())
 	}
 	for _, probe := range []*corev1.Probe{a.c.LivenessProbe, a.c.ReadinessProbe} {
 		if code, body := httpGet(t, base+probe.HTTPGet.Path); code != 200 {
@@ -351,16 +323,9 @@ func TestKubernetesAgentRuns(t *testing.T) {
 		t.Errorf("routes through tmx-rt: %s", out)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("the agent after SIGTERM: %v", err)
-		}
-	case <-time.After(time.Duration(*m.daemonSet.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second):
-		t.Errorf("the agent outlived the pod's grace period after SIGTERM")
+	grace := time.Duration(*m.daemonSet.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second
+	if err := agent.Stop(syscall.SIGTERM, grace); err != nil {
+		t.Errorf("the agent after SIGTERM: %v", err)
 	}
 	if state := c.linkState("route", "tmx-rt"); state != "attached" {
 		t.Errorf("the route program after the agent stopped: %s", state)

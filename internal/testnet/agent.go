@@ -17,8 +17,10 @@ import (
 type AgentLine struct {
 	Result struct {
 		Applied bool `json:"applied"`
+		DryRun  bool `json:"dry_run"`
 		Changes []struct {
 			Action, Kind, Key, Detail string
+			Line                      int
 		} `json:"changes"`
 		Summary map[string]int `json:"summary"`
 		Fleet   *struct {
@@ -123,6 +125,31 @@ func (a *Agent) WaitLine(what string, cond func(AgentLine) bool) AgentLine {
 	return found
 }
 
+// MetricsAddr waits for the address the agent serves /metrics on (apply
+// --metrics-addr), as it says on standard error.
+func (a *Agent) MetricsAddr() string {
+	a.t.Helper()
+	var addr string
+	WaitFor(a.t, 30*time.Second, "the agent's serving line", func() bool {
+		for _, line := range strings.Split(a.Stderr(), "\n") {
+			if strings.Contains(line, "tunmux: serving /metrics") {
+				f := strings.Fields(line)
+				addr = f[len(f)-1]
+				return true
+			}
+		}
+		return false
+	})
+	return addr
+}
+
+// Lines returns the lines printed so far.
+func (a *Agent) Lines() []AgentLine {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]AgentLine(nil), a.lines...)
+}
+
 // Stderr is what the agent printed on standard error so far.
 func (a *Agent) Stderr() string {
 	a.mu.Lock()
@@ -131,9 +158,17 @@ func (a *Agent) Stderr() string {
 }
 
 // Stop sends sig and waits for the agent to end; it returns Wait's error
-// (nil for exit 0), or fails the test if it outlives timeout.
+// (nil for exit 0), or fails the test if it outlives timeout. Stopping an
+// agent that has ended already returns how it ended.
 func (a *Agent) Stop(sig syscall.Signal, timeout time.Duration) error {
 	a.t.Helper()
+	select {
+	case <-a.exited:
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.err
+	default:
+	}
 	_ = a.cmd.Process.Signal(sig)
 	select {
 	case <-a.exited:
