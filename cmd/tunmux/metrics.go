@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os/signal"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -80,15 +83,35 @@ whether it has applied its file (docs/kubernetes.md).`,
 	return cmd
 }
 
+// metricsAddr returns the address to listen on: HOST:PORT or :PORT, where
+// HOST may also be an IPv6 address without brackets (fd00::1:9478, as
+// Kubernetes expands $(NODE_IP):9478 on an IPv6 node: the last group is
+// the port). It refuses what is neither, naming the flag.
+func metricsAddr(addr string) (string, error) {
+	if addr == "" {
+		return "", maps.Invalid("--metrics-addr", "", "is required", "HOST:PORT or :PORT to listen on, like :9478")
+	}
+	if _, port, err := net.SplitHostPort(addr); err == nil {
+		if _, err := strconv.ParseUint(port, 10, 16); err == nil {
+			return addr, nil
+		}
+		return "", maps.Invalid("--metrics-addr", addr, "has no port number", "HOST:PORT or :PORT, PORT 0..65535, like :9478")
+	}
+	if i := strings.LastIndexByte(addr, ':'); i > 0 {
+		host, port := addr[:i], addr[i+1:]
+		if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() {
+			if _, err := strconv.ParseUint(port, 10, 16); err == nil {
+				return net.JoinHostPort(host, port), nil
+			}
+		}
+	}
+	return "", maps.Invalid("--metrics-addr", addr, "is not HOST:PORT", "HOST:PORT or :PORT, like :9478 or [fd00::1]:9478")
+}
+
 // checkMetricsAddr refuses an address serve cannot listen on by its form.
 func checkMetricsAddr(addr string) error {
-	if addr == "" {
-		return maps.Invalid("--metrics-addr", "", "is required", "HOST:PORT or :PORT to listen on, like :9478")
-	}
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return maps.Invalid("--metrics-addr", addr, "is not HOST:PORT", "HOST:PORT or :PORT, like :9478")
-	}
-	return nil
+	_, err := metricsAddr(addr)
+	return err
 }
 
 // metricsServer is a metrics.Server running on its listener.
@@ -105,7 +128,8 @@ func (m *metricsServer) close() error {
 
 // startMetrics listens on addr and serves srv until close.
 func (a *app) startMetrics(addr string, srv *metrics.Server) (*metricsServer, error) {
-	if err := checkMetricsAddr(addr); err != nil {
+	addr, err := metricsAddr(addr)
+	if err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
