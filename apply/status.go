@@ -44,7 +44,7 @@ func (s *WatchStatus) turn(now time.Time) {
 
 // record counts one reported outcome; a bad version of the file (kept
 // out, the last good state running) clears FileApplied.
-func (s *WatchStatus) record(ev Event, now time.Time) {
+func (s *WatchStatus) record(ev Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {

@@ -34,21 +34,21 @@ func TestWatchStatus(t *testing.T) {
 		t.Errorf("within three lock timeouts: %v", err)
 	}
 
-	s.record(Event{Err: &InvalidFileError{File: "f", Problems: []Problem{{Line: 1, Msg: "bad"}}}}, t0)
+	s.record(Event{Err: &InvalidFileError{File: "f", Problems: []Problem{{Line: 1, Msg: "bad"}}}})
 	if err := s.Ready(); err == nil || !strings.Contains(err.Error(), "bad") {
 		t.Errorf("ready after a bad file: %v", err)
 	}
-	s.record(Event{}, t0.Add(time.Second))
+	s.record(Event{})
 	s.applied(true, "", t0.Add(time.Second))
-	s.record(Event{Repaired: true}, t0.Add(2*time.Second))
+	s.record(Event{Repaired: true})
 	s.applied(false, "", t0.Add(2*time.Second))
-	s.record(Event{Err: errors.New("lock timeout"), Repaired: true}, t0.Add(3*time.Second))
+	s.record(Event{Err: errors.New("lock timeout"), Repaired: true})
 	snap := s.Snapshot()
 	if s.Ready() != nil || !snap.Ready || !snap.FileApplied || snap.Applied != 1 || snap.Repaired != 1 || snap.Failed != 2 ||
 		!snap.LastSuccess.Equal(t0.Add(2*time.Second)) {
 		t.Errorf("after an apply, a repair and a failed reconcile: %+v", snap)
 	}
-	s.record(Event{Err: &InvalidFileError{File: "f"}}, t0.Add(4*time.Second))
+	s.record(Event{Err: &InvalidFileError{File: "f"}})
 	if snap := s.Snapshot(); !snap.Ready || snap.FileApplied {
 		t.Errorf("a bad version after a good one: %+v", snap)
 	}
@@ -75,7 +75,7 @@ func TestWatchReadyAfterAFailedFirstApply(t *testing.T) {
 	st.start(time.Now(), 20*time.Millisecond)
 	var reported []Event
 	w := &watcher{root: root, path: file, wopts: WatchOptions{LockTimeout: 20 * time.Millisecond, Status: st},
-		report: func(ev Event) { st.record(ev, time.Now()); reported = append(reported, ev) }}
+		report: func(ev Event) { st.record(ev); reported = append(reported, ev) }}
 	w.poll(time.Now())
 	if len(reported) != 1 || !errors.Is(reported[0].Err, maps.ErrLocked) || st.Ready() == nil {
 		t.Fatalf("the first apply with the lock held: %+v, ready: %v", reported, st.Ready())

@@ -68,7 +68,7 @@ func Watch(ctx context.Context, root *maps.Root, path string, opts Options, wopt
 		st.start(time.Now(), wopts.LockTimeout)
 		inner := report
 		report = func(ev Event) {
-			st.record(ev, time.Now())
+			st.record(ev)
 			inner(ev)
 		}
 	}
