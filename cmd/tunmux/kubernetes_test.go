@@ -399,3 +399,24 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("tunmux version: %v\n%s", err, b)
 	}
 }
+
+// The image's entrypoint is tunmux itself, with no script to mount the
+// bpffs: run as a container runs it (its own mount and PID namespaces,
+// /sys/fs/bpf not a bpffs there), the agent's first write mounts one.
+func TestEntrypointMountsBPFFS(t *testing.T) {
+	testnet.RequireRoot(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Fatalf("unshare (util-linux) is needed: %v", err)
+	}
+	root := "/sys/fs/bpf/" + testnet.Unique("tmxt-entry")
+	// && throughout: nothing is written unless /sys/fs/bpf was unmounted
+	// in the new namespace (the host's stays as it is).
+	script := fmt.Sprintf(`umount /sys/fs/bpf && [ "$(stat -f -c %%T /sys/fs/bpf)" != bpf_fs ] && %s --bpffs %s load xconnect && stat -f -c %%T /sys/fs/bpf && ls %s/xconnect`, bin, root, root)
+	out, err := exec.Command("unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", script).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "bpf_fs") || !strings.Contains(string(out), "prog_xconnect") {
+		t.Errorf("tunmux in a namespace without a bpffs: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("the namespace's pins reached the host's bpffs at %s: %v", root, err)
+	}
+}
