@@ -186,15 +186,7 @@ func TestCaptureL2TPAndXconnect(t *testing.T) {
 		var ends [3]string
 		var nss [3]*testnet.Netns
 		for i := 1; i <= 2; i++ {
-			nss[i] = testnet.NewNetns(t, fmt.Sprintf("xcc%d", i))
-			ends[i] = testnet.Unique(fmt.Sprintf("tc%d", i))
-			testnet.Run(t, "ip", "link", "add", ends[i], "type", "veth", "peer", "eth0", "netns", nss[i].Name)
-			end := ends[i]
-			t.Cleanup(func() { _ = exec.Command("ip", "link", "del", end).Run() })
-			testnet.Run(t, "ip", "link", "set", ends[i], "up")
-			nss[i].Run(t, "ip", "addr", "add", fmt.Sprintf("10.9.0.%d/24", i), "dev", "eth0")
-			nss[i].Run(t, "ip", "link", "set", "eth0", "up")
-			nss[i].WaitUp(t, "eth0")
+			nss[i], ends[i] = behindRootEnd(t, fmt.Sprintf("xcc%d", i), fmt.Sprintf("tc%d", i), fmt.Sprintf("10.9.0.%d/24", i))
 		}
 		root := testnet.BPFRoot(t, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "xconnect") })
 		testnet.MustTunmux(t, bin, "--bpffs", root, "load", "xconnect")

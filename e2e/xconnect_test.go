@@ -30,19 +30,11 @@ func TestXconnectWatchSwap(t *testing.T) {
 	ends := map[int]string{}
 	nss := map[int]*testnet.Netns{}
 	for i := 1; i <= 3; i++ {
-		nss[i] = testnet.NewNetns(t, fmt.Sprintf("xc%d", i))
-		ends[i] = testnet.Unique(fmt.Sprintf("tx%d", i)) // 9 characters, in the root namespace
-		testnet.Run(t, "ip", "link", "add", ends[i], "type", "veth", "peer", "eth0", "netns", nss[i].Name)
-		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", ends[i]).Run() })
-		testnet.Run(t, "ip", "link", "set", ends[i], "up")
 		mac, ip := "02:00:00:00:09:01", "10.9.0.1/24"
 		if i > 1 {
 			mac, ip = "02:00:00:00:09:02", "10.9.0.2/24" // ns3 replaces ns2
 		}
-		nss[i].Run(t, "ip", "link", "set", "eth0", "address", mac)
-		nss[i].Run(t, "ip", "addr", "add", ip, "dev", "eth0")
-		nss[i].Run(t, "ip", "link", "set", "eth0", "up")
-		nss[i].WaitUp(t, "eth0")
+		nss[i], ends[i] = behindRootEnd(t, fmt.Sprintf("xc%d", i), fmt.Sprintf("tx%d", i), ip, "address", mac)
 	}
 	bpffs := testnet.BPFRoot(t, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "xconnect") })
 	file := filepath.Join(t.TempDir(), "xconnect.yaml")
@@ -198,14 +190,7 @@ func TestXconnectResizeUnderTraffic(t *testing.T) {
 	var ends [3]string
 	var nss [3]*testnet.Netns
 	for i := 1; i <= 2; i++ {
-		nss[i] = testnet.NewNetns(t, fmt.Sprintf("rz%d", i))
-		ends[i] = testnet.Unique(fmt.Sprintf("rz%d", i))
-		testnet.Run(t, "ip", "link", "add", ends[i], "type", "veth", "peer", "eth0", "netns", nss[i].Name)
-		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", ends[i]).Run() })
-		testnet.Run(t, "ip", "link", "set", ends[i], "up")
-		nss[i].Run(t, "ip", "addr", "add", fmt.Sprintf("10.9.1.%d/24", i), "dev", "eth0")
-		nss[i].Run(t, "ip", "link", "set", "eth0", "up")
-		nss[i].WaitUp(t, "eth0")
+		nss[i], ends[i] = behindRootEnd(t, fmt.Sprintf("rz%d", i), fmt.Sprintf("rz%d", i), fmt.Sprintf("10.9.1.%d/24", i))
 	}
 	bpffs := testnet.BPFRoot(t, func(r string) { testnet.Tunmux(bin, "--bpffs", r, "unload", "xconnect") })
 	tm := func(args ...string) testnet.Result {
@@ -269,4 +254,24 @@ func TestXconnectResizeUnderTraffic(t *testing.T) {
 	if out := tm("status", "xconnect").Stdout; !strings.Contains(out, "2/64") {
 		t.Errorf("status after the resizes:\n%s", out)
 	}
+}
+
+// behindRootEnd makes a namespace whose eth0, addressed addr (a CIDR) and
+// set as ethSettings say ("address", MAC), is a veth to an end in the root
+// namespace (a unique name from endPrefix), as a NIC would be; it returns
+// both, and removes the end when the test ends.
+func behindRootEnd(t *testing.T, nsPrefix, endPrefix, addr string, ethSettings ...string) (*testnet.Netns, string) {
+	t.Helper()
+	ns := testnet.NewNetns(t, nsPrefix)
+	end := testnet.Unique(endPrefix) // 9 characters or so, in the root namespace
+	testnet.Run(t, "ip", "link", "add", end, "type", "veth", "peer", "eth0", "netns", ns.Name)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", end).Run() })
+	testnet.Run(t, "ip", "link", "set", end, "up")
+	if len(ethSettings) > 0 {
+		ns.Run(t, "ip", append([]string{"link", "set", "eth0"}, ethSettings...)...)
+	}
+	ns.Run(t, "ip", "addr", "add", addr, "dev", "eth0")
+	ns.Run(t, "ip", "link", "set", "eth0", "up")
+	ns.WaitUp(t, "eth0")
+	return ns, end
 }

@@ -17,7 +17,7 @@ import (
 // commands included), each non-empty, and nothing else.
 func TestInstallPutsEveryFileInPlace(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("make is not installed")
+		t.Fatalf("make is needed (scripts/deps.sh installs it): %v", err)
 	}
 	dest := t.TempDir()
 	build := filepath.Join(t.TempDir(), "build") // not the repository's bin/

@@ -57,6 +57,14 @@ func readManifests(t *testing.T) manifests {
 		t.Fatalf("no manifests: %v", err)
 	}
 	var m manifests
+	// Each kind expected, and the field its object goes to.
+	kinds := map[string]func() any{
+		"v1 Namespace":      func() any { m.namespace = &corev1.Namespace{}; return m.namespace },
+		"v1 ResourceQuota":  func() any { m.quota = &corev1.ResourceQuota{}; return m.quota },
+		"v1 ServiceAccount": func() any { m.account = &corev1.ServiceAccount{}; return m.account },
+		"v1 ConfigMap":      func() any { m.configMap = &corev1.ConfigMap{}; return m.configMap },
+		"apps/v1 DaemonSet": func() any { m.daemonSet = &appsv1.DaemonSet{}; return m.daemonSet },
+	}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -77,26 +85,11 @@ func readManifests(t *testing.T) manifests {
 			if err := yaml.Unmarshal([]byte(doc), &tm); err != nil {
 				t.Fatalf("%s document %d: %v", f, i, err)
 			}
-			var obj any
-			switch tm.APIVersion + " " + tm.Kind {
-			case "v1 Namespace":
-				m.namespace = &corev1.Namespace{}
-				obj = m.namespace
-			case "v1 ResourceQuota":
-				m.quota = &corev1.ResourceQuota{}
-				obj = m.quota
-			case "v1 ServiceAccount":
-				m.account = &corev1.ServiceAccount{}
-				obj = m.account
-			case "v1 ConfigMap":
-				m.configMap = &corev1.ConfigMap{}
-				obj = m.configMap
-			case "apps/v1 DaemonSet":
-				m.daemonSet = &appsv1.DaemonSet{}
-				obj = m.daemonSet
-			default:
+			into, ok := kinds[tm.APIVersion+" "+tm.Kind]
+			if !ok {
 				t.Fatalf("%s document %d: unexpected %s %s", f, i, tm.APIVersion, tm.Kind)
 			}
+			obj := into()
 			if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
 				t.Errorf("%s document %d: %v", filepath.Base(f), i, err)
 			}
